@@ -1,0 +1,66 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from avemo.inference.result import EmotionTimeline, prob_columns
+from avemo.labels import EMOTIONS
+
+
+@pytest.fixture()
+def timeline() -> EmotionTimeline:
+    rng = np.random.default_rng(0)
+    n = 6
+    cols = {"start": np.arange(n, dtype=float), "end": np.arange(n) + 3.0,
+            "face": [True, True, True, False, False, True], "speech": [True, True, False, True, False, True],
+            "source": ["av", "av", "face", "voice", "none", "av"]}
+    for modality in ("face", "voice", "fused"):
+        probs = rng.dirichlet(np.ones(len(EMOTIONS)), n)
+        for j, col in enumerate(prob_columns(modality)):
+            cols[col] = probs[:, j]
+    tl = EmotionTimeline(pd.DataFrame(cols))
+    tl.loc[~tl["face"], prob_columns("face")] = np.nan
+    tl.loc[~tl["speech"], prob_columns("voice")] = np.nan
+    fused = tl.probabilities("fused")
+    tl["label"] = [EMOTIONS[i] for i in fused.argmax(1)]
+    tl["confidence"] = fused.max(1)
+    tl.attrs.update(source="clip.mp4", labels=list(EMOTIONS), models={"face": "face.x"})
+    return tl
+
+
+def test_slicing_keeps_type_and_metadata(timeline):
+    part = timeline[timeline["face"]]
+    assert isinstance(part, EmotionTimeline)
+    assert part.attrs["source"] == "clip.mp4"
+
+
+def test_summary_ignores_windows_without_any_modality(timeline):
+    s = timeline.summary()
+    assert s["windows"] == 6
+    assert s["face_coverage"] == pytest.approx(4 / 6)
+    assert sum(s["fused_distribution"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert s["dominant"] in EMOTIONS
+    assert sum(s["label_share"].values()) == pytest.approx(1.0, abs=1e-3)
+    # the face distribution only averages windows with a face
+    mask = timeline["face"] & (timeline["source"] != "none")
+    expected = timeline.loc[mask, prob_columns("face")].to_numpy().mean(0)
+    assert list(s["face_distribution"].values()) == pytest.approx(expected.round(4).tolist(), abs=1e-4)
+
+
+def test_saving_round_trips(timeline, tmp_path):
+    timeline.to_json(tmp_path / "t.json")
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert doc["metadata"]["source"] == "clip.mp4" and len(doc["windows"]) == 6
+    back = EmotionTimeline.read_json(tmp_path / "t.json")
+    assert back.attrs["models"] == {"face": "face.x"}
+    assert np.allclose(back.probabilities("fused"), timeline.probabilities("fused"))
+    timeline.to_csv(tmp_path / "t.csv", index=False)
+    assert pd.read_csv(tmp_path / "t.csv").shape == timeline.shape
+    timeline.to_parquet(tmp_path / "t.parquet")
+    assert pd.read_parquet(tmp_path / "t.parquet").attrs["source"] == "clip.mp4"
+
+
+def test_plot_writes_a_png(timeline, tmp_path):
+    timeline.plot(tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
