@@ -229,12 +229,13 @@ def test_enterface_layout_with_subject_6_irregularities(tmp_path: Path) -> None:
     touch(tmp_path, "subject 1/anger/sentence 1/s1_an_1.avi", "subject 1/happiness/sentence 5/s1_ha_5.avi",
           "Subject 6/Fear/s6_fe_3.avi", "Subject 6/SURPRISE/S6_SU_2.AVI",
           "subject_12/sadness/Sentence 2/s_12_sa_2.avi",
-          "subject 2/anger/sentence 1/s2_di_1.avi", "subject 2/disgust/notes.avi", "subject 2/Thumbs.db")
+          "subject 2/anger/sentence 1/s2_di_1.avi", "subject 2/disgust/notes.avi", "subject 2/Thumbs.db",
+          "extras/s3_an_1.avi")
     corpus = read_enterface(tmp_path)
     got = sorted((s.speaker, s.label, s.meta["sentence"]) for s in corpus)
     assert got == [("enterface:1", "angry", 1), ("enterface:1", "happy", 5), ("enterface:12", "sad", 2),
                    ("enterface:6", "fearful", 3), ("enterface:6", "surprised", 2)]
-    assert corpus.excluded_counts() == {"bad_label": 1, "bad_name": 1}
+    assert corpus.excluded_counts() == {"bad_label": 1, "bad_name": 2}
     assert {s.modality for s in corpus} == {"av"}
 
 
@@ -337,6 +338,11 @@ def test_meld_csv_and_clips(tmp_path: Path) -> None:
     assert corpus[2].take == "meld:train:dia0_utt0" and corpus[2].meta["sentiment"] == "negative"
     text = read_meld(raw, splits=("train",), clips=False)
     assert len(text) == 3 and {s.modality for s in text} == {"text"} and not text.excluded
+    (raw / "test" / "output_repeated_splits_test" / "dia0_utt0.mp4").rename(raw / "test" / "moved.mp4")
+    (raw / "test" / "output_repeated_splits_test").rmdir()
+    with pytest.raises(DatasetError, match="output_repeated_splits_test"):
+        read_meld(raw)
+    assert len(read_meld(raw, clips=False)) == 5
     (raw / "dev_sent_emo.csv").unlink()
     with pytest.raises(DatasetError, match="dev_sent_emo.csv"):
         read_meld(raw)

@@ -187,16 +187,16 @@ def walk_files(root: Path, exts: Iterable[str] | None = None) -> list[Path]:
     """Every file under ``root`` at any depth (following links), with a lower-cased suffix in ``exts``,
     sorted. Hidden files (``.``-prefixed, such as macOS ``._x`` resource forks) are ignored."""
     wanted = None if exts is None else {e.lower() for e in exts}
-    out: list[Path] = []
+    out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             if name.startswith("."):
                 continue
             if wanted is None or os.path.splitext(name)[1].lower() in wanted:
-                out.append(Path(dirpath, name))
-    out.sort()
-    return out
+                out.append(os.path.join(dirpath, name))
+    out.sort()  # a deterministic order; sorting strings is much faster than sorting Paths
+    return [Path(p) for p in out]
 
 
 def modality_from_suffix(path: Path) -> str:

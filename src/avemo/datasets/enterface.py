@@ -79,4 +79,7 @@ def read_enterface(root: str | Path) -> Corpus:
                            modality="av",
                            take=f"{CORPUS}:{subject}:{code}:{sentence}",
                            meta={"subject": subject, "sentence": sentence, "emotion_raw": CODES[code]}))
+    for path in walk_files(root, {".avi", ".mp4"}):
+        if path not in seen:
+            out.exclude(path, "bad_name", "not under a 'subject N' folder")
     return out.finish()

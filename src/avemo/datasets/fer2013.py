@@ -68,11 +68,10 @@ def _read_images(root: Path) -> Corpus:
     out = Collector(CORPUS, root)
     for part in parts:
         for path in walk_files(part, IMAGE_EXTS):
-            rel = path.relative_to(part)
-            if len(rel.parts) != 2:
+            if path.parent.parent != part:
                 out.exclude(path, "bad_name", f"expected {part.name}/<emotion>/<file>")
                 continue
-            folder = rel.parts[0]
+            folder = path.parent.name
             prefix = path.stem.split("_", 1)[0]
             if prefix not in SPLITS or "_" not in path.stem:
                 out.exclude(path, "bad_name",

@@ -9,7 +9,8 @@ and ``output_repeated_splits_test/``. CSVs and clip folders are found anywhere u
 (``"meld:Chandler"``; the same character in every split); ``text`` the utterance; ``take`` is
 ``"meld:<split>:dia<D>_utt<U>"`` (dialogue numbers restart in each split).
 With ``clips=True`` (default) each sample is the ``.mp4`` clip (modality ``av``); a row whose clip is
-missing is recorded as ``missing_file``, so the known gaps of the release are reported, not hidden.
+missing is recorded as ``missing_file``, so the known gaps of the release are reported, not hidden; a
+missing clip folder is a :class:`DatasetError`.
 With ``clips=False`` the samples are the text rows (modality ``text``, ``path`` = the CSV,
 ``meta["row"]`` = the row index) and no clip is needed.
 """
@@ -63,6 +64,9 @@ def read_meld(root: str | Path, *, splits: Iterable[str] = ("train", "dev", "tes
             raise DatasetError(root, f"no {CSV_NAMES[split]} found for the {split} split")
         table = _read_table(csv_path)
         clip_dir = _find(root, CLIP_DIRS[split], is_dir=True) if clips else None
+        if clips and clip_dir is None:
+            raise DatasetError(root, f"no {CLIP_DIRS[split]}/ folder for the {split} clips "
+                                     "(read the text rows alone with clips=False)")
         present = {p.name for p in clip_dir.iterdir()} if clip_dir is not None else set()
         for row, rec in enumerate(table.to_dict("records")):
             dia, utt = rec["Dialogue_ID"].strip(), rec["Utterance_ID"].strip()
@@ -85,9 +89,7 @@ def read_meld(root: str | Path, *, splits: Iterable[str] = ("train", "dev", "tes
                 continue
             if clips:
                 if clip_name not in present:
-                    where_clip = clip_dir / clip_name if clip_dir is not None \
-                        else f"{root}/{CLIP_DIRS[split]}/{clip_name}"
-                    out.exclude(where_clip, "missing_file", f"{split} row {row}: clip not found")
+                    out.exclude(clip_dir / clip_name, "missing_file", f"{split} row {row}: clip not found")
                     continue
                 path, modality = clip_dir / clip_name, "av"
             else:
