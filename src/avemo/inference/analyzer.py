@@ -1,0 +1,250 @@
+"""The analyzer: a video, audio file or image in, an :class:`EmotionTimeline` out.
+
+Data flow (the face and voice paths run side by side in two threads)::
+
+    file ─ probe ─┬─ frames @fps ─ FaceScanner (MediaPipe, track, align) ─ face model ─┐
+                  └─ audio 16 kHz ─ Silero VAD ─ windows with speech ─ voice model ─────┴─ windows ─ fusion
+
+A window has a face when a face was found in any of its sampled frames (its face probabilities are
+the mean over those frames), and speech when VAD marks at least ``min_speech`` of it as speech.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from avemo import __version__
+from avemo.errors import MediaError
+from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor, VoicePredictor, load_fusion
+from avemo.inference.result import EmotionTimeline, prob_columns
+from avemo.labels import EMOTIONS
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """Every setting of an analysis (stored in the result's metadata)."""
+
+    window: float = 3.0  #: window length, seconds
+    hop: float = 1.0  #: step between window starts, seconds
+    fps: float = 5.0  #: face sampling rate, frames per second
+    detect_side: int = 320  #: longer side of the image MediaPipe sees
+    decode_side: int = 720  #: longer side frames are decoded at (crops are cut from these)
+    min_speech: float = 0.25  #: share of a window VAD must call speech for the voice to count
+    all_faces: bool = False  #: one timeline per tracked face instead of the main face only
+    max_faces: int = 1  #: most faces detected per frame (raised to 4 by ``all_faces``)
+
+
+@dataclass
+class FaceTrackFrames:
+    """Per-frame face probabilities of one track."""
+
+    times: np.ndarray
+    probs: np.ndarray
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent in each stage of one analysis (threads overlap, so they need not add up)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+class Analyzer:
+    """Loads the models once; :meth:`analyze` then runs on any number of files.
+
+    ``models`` maps ``face``, ``voice`` and ``fusion`` to bundle names (``"default"``:
+    :data:`~avemo.inference.predictors.DEFAULT_MODELS`).
+    """
+
+    def __init__(self, models: str | dict[str, str] = "default", **config: Any) -> None:
+        self.config = AnalyzerConfig(**config)
+        names = dict(DEFAULT_MODELS) if models == "default" else {**DEFAULT_MODELS, **dict(models)}
+        self.model_names = names
+        self._face: FacePredictor | None = None
+        self._voice: VoicePredictor | None = None
+        self.fusion = load_fusion(names["fusion"])
+        self.last_times = StageTimes()
+
+    @property
+    def face_model(self) -> FacePredictor:
+        if self._face is None:
+            self._face = FacePredictor(self.model_names["face"])
+        return self._face
+
+    @property
+    def voice_model(self) -> VoicePredictor:
+        if self._voice is None:
+            self._voice = VoicePredictor(self.model_names["voice"])
+        return self._voice
+
+    def analyze(self, path: str | Path) -> EmotionTimeline | list[EmotionTimeline]:
+        """Analyse one file. With ``all_faces`` a list (one timeline per face track) is returned."""
+        from avemo.media import is_image, probe
+
+        path = Path(path)
+        times = StageTimes()
+        self.last_times = times
+        if is_image(path):
+            return self._analyze_image(path, times)
+        info = probe(path)
+        if not info.has_video and not info.has_audio:
+            raise MediaError(path, "has neither a video nor an audio track")
+        duration = float(info.duration or 0.0)
+        if duration <= 0:
+            raise MediaError(path, "has no duration (empty stream?)")
+
+        from avemo.audio import make_windows
+
+        windows = make_windows(duration, self.config.window, self.config.hop)
+        starts = np.array([w.start for w in windows])
+        ends = np.array([w.end for w in windows])
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            voice_job = pool.submit(self._voice_windows, path, windows, times) if info.has_audio else None
+            tracks = self._face_frames(path, times) if info.has_video else {}
+            voice = voice_job.result() if voice_job else None
+        t0 = time.perf_counter()
+        track_ids = sorted(tracks) if self.config.all_faces else ([self._main(tracks)] if tracks else [None])
+        results = [self._timeline(path, info, starts, ends, tracks.get(tid), voice, tid) for tid in track_ids]
+        times.add("fusion", time.perf_counter() - t0)
+        return results if self.config.all_faces else results[0]
+
+    # ---- the two paths -------------------------------------------------------------------------
+    def _face_frames(self, path: Path, times: StageTimes) -> dict[int, FaceTrackFrames]:
+        from avemo.faces import iter_scan_video
+
+        cfg = self.config
+        crops: dict[int, list[np.ndarray]] = {}
+        stamps: dict[int, list[float]] = {}
+        size = self.face_model.crop_size
+        t0 = time.perf_counter()
+        for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces, size=size,
+                                  grey=True, max_side=cfg.detect_side, decode_max_side=cfg.decode_side):
+            faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
+            for face in faces:
+                tid = int(face.track_id) if face.track_id is not None else 0
+                crops.setdefault(tid, []).append(ff.crops[ff.faces.index(face)])
+                stamps.setdefault(tid, []).append(ff.time)
+        times.add("decode+faces", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        out = {}
+        for tid in crops:
+            out[tid] = FaceTrackFrames(np.asarray(stamps[tid]), self.face_model.predict(np.stack(crops[tid])))
+        times.add("face model", time.perf_counter() - t0)
+        return out
+
+    def _voice_windows(self, path: Path, windows: list, times: StageTimes) -> tuple[np.ndarray, np.ndarray]:
+        """Per window: speech fraction and voice probabilities (NaN rows where there is no speech)."""
+        from avemo.audio import VoiceActivityDetector, frame_windows, speech_fraction
+        from avemo.media import read_audio
+
+        t0 = time.perf_counter()
+        sr = 16000
+        wave = read_audio(path, sr)
+        times.add("audio decode", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        segments = VoiceActivityDetector().segments(wave, sr)
+        fraction = np.array([speech_fraction(segments, w.start, w.end) for w in windows])
+        times.add("vad", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        probs = np.full((len(windows), len(EMOTIONS)), np.nan, dtype=np.float32)
+        voiced = np.flatnonzero(fraction >= self.config.min_speech)
+        if len(voiced):
+            chunk = frame_windows(wave, sr, [windows[i] for i in voiced], window_s=self.config.window)
+            probs[voiced] = self.voice_model.predict(chunk)
+        times.add("voice model", time.perf_counter() - t0)
+        return fraction, probs
+
+    # ---- assembling ----------------------------------------------------------------------------
+    @staticmethod
+    def _main(tracks: dict[int, FaceTrackFrames]) -> int:
+        return max(tracks, key=lambda t: len(tracks[t].times))
+
+    def _timeline(self, path: Path, info: Any, starts: np.ndarray, ends: np.ndarray,
+                  face: FaceTrackFrames | None, voice: tuple[np.ndarray, np.ndarray] | None,
+                  track: int | None) -> EmotionTimeline:
+        n = len(starts)
+        face_probs = np.full((n, len(EMOTIONS)), np.nan, dtype=np.float32)
+        if face is not None:
+            for i, (s, e) in enumerate(zip(starts, ends)):
+                inside = (face.times >= s) & (face.times < e) if e > s else face.times == s
+                if inside.any():
+                    face_probs[i] = face.probs[inside].mean(axis=0)
+        if voice is None:
+            voice = (np.zeros(n), np.full_like(face_probs, np.nan))
+        speech_frac, voice_probs = voice
+        fused = self.fusion.fuse({"face": face_probs, "voice": voice_probs})
+        has_face = ~np.isnan(face_probs).any(axis=1)
+        has_voice = ~np.isnan(voice_probs).any(axis=1)
+        source = np.select([has_face & has_voice, has_face, has_voice], ["av", "face", "voice"], "none")
+        cols: dict[str, Any] = {"start": starts, "end": ends, "face": has_face, "speech": has_voice,
+                                "speech_fraction": np.round(speech_frac, 3), "source": source}
+        if self.config.all_faces:
+            cols["track"] = track
+        for modality, p in (("face", face_probs), ("voice", voice_probs), ("fused", fused)):
+            cols.update(dict(zip(prob_columns(modality), p.T)))
+        ok = ~np.isnan(fused).any(axis=1)
+        cols["label"] = np.where(ok, np.array(EMOTIONS, dtype=object)[np.nan_to_num(fused).argmax(1)], None)
+        cols["confidence"] = np.where(ok, np.nan_to_num(fused).max(1), np.nan)
+        out = EmotionTimeline(pd.DataFrame(cols))
+        out.attrs.update(self._metadata(path, info, track))
+        return out
+
+    def _metadata(self, path: Path, info: Any, track: int | None) -> dict[str, Any]:
+        return {
+            "source": str(path), "labels": list(EMOTIONS), "avemo_version": __version__,
+            "config": asdict(self.config), "track": track,
+            "models": {"face": self.model_names["face"], "voice": self.model_names["voice"],
+                       "fusion": self.fusion.name},
+            "media": {k: (v if isinstance(v, str | int | float | bool) or v is None else str(v))
+                      for k, v in asdict(info).items()} if info is not None else {},
+        }
+
+    def _analyze_image(self, path: Path, times: StageTimes) -> EmotionTimeline:
+        from avemo.faces import FaceScanner
+        from avemo.media import read_image
+
+        t0 = time.perf_counter()
+        image = read_image(path)
+        with FaceScanner(mode="image", size=self.face_model.crop_size, grey=True, track=False,
+                         max_side=self.config.detect_side) as scanner:
+            ff = scanner.process(image, time=0.0, index=0)
+        crop = ff.main_crop
+        face = None
+        if crop is not None:
+            face = FaceTrackFrames(np.zeros(1), self.face_model.predict(crop[None]))
+        times.add("faces", time.perf_counter() - t0)
+        return self._timeline(path, None, np.zeros(1), np.zeros(1), face, None, None)
+
+
+def analyze(path_or_paths: str | Path | list[str | Path], *, window: float = 3.0, fps: float = 5.0,
+            model: str | dict[str, str] = "default",
+            on_error: Callable[[Path, Exception], None] | None = None,
+            **config: Any) -> EmotionTimeline | list[EmotionTimeline | None]:
+    """Analyse a file (returns an :class:`EmotionTimeline`) or a list of files (returns a list).
+
+    In a list, a file that fails is reported to ``on_error`` (default: re-raise) and gives ``None``.
+    """
+    analyzer = Analyzer(model, window=window, fps=fps, **config)
+    if isinstance(path_or_paths, str | Path):
+        return analyzer.analyze(path_or_paths)
+    out: list[Any] = []
+    for p in path_or_paths:
+        try:
+            out.append(analyzer.analyze(p))
+        except MediaError as exc:
+            if on_error is None:
+                raise
+            on_error(Path(p), exc)
+            out.append(None)
+    return out
