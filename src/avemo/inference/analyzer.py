@@ -44,10 +44,11 @@ class AnalyzerConfig:
 
 @dataclass
 class FaceTrackFrames:
-    """Per-frame face probabilities of one track."""
+    """Per-frame face probabilities of one track, with its boxes (decoded-frame pixels)."""
 
     times: np.ndarray
     probs: np.ndarray
+    boxes: np.ndarray
 
 
 @dataclass
@@ -126,6 +127,7 @@ class Analyzer:
         cfg = self.config
         crops: dict[int, list[np.ndarray]] = {}
         stamps: dict[int, list[float]] = {}
+        boxes: dict[int, list[tuple[float, ...]]] = {}
         size = self.face_model.crop_size
         t0 = time.perf_counter()
         for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces, size=size,
@@ -135,11 +137,13 @@ class Analyzer:
                 tid = int(face.track_id) if face.track_id is not None else 0
                 crops.setdefault(tid, []).append(ff.crops[ff.faces.index(face)])
                 stamps.setdefault(tid, []).append(ff.time)
+                boxes.setdefault(tid, []).append(tuple(face.box))
         times.add("decode+faces", time.perf_counter() - t0)
         t0 = time.perf_counter()
         out = {}
         for tid in crops:
-            out[tid] = FaceTrackFrames(np.asarray(stamps[tid]), self.face_model.predict(np.stack(crops[tid])))
+            out[tid] = FaceTrackFrames(np.asarray(stamps[tid]), self.face_model.predict(np.stack(crops[tid])),
+                                       np.asarray(boxes[tid], dtype=np.float32))
         times.add("face model", time.perf_counter() - t0)
         return out
 
@@ -198,6 +202,8 @@ class Analyzer:
         cols["confidence"] = np.where(ok, np.nan_to_num(fused).max(1), np.nan)
         out = EmotionTimeline(pd.DataFrame(cols))
         out.attrs.update(self._metadata(path, info, track))
+        if face is not None:  # per sampled frame: time and box, for drawing
+            out.attrs["face_boxes"] = np.round(np.column_stack([face.times, face.boxes]), 2).tolist()
         return out
 
     def _metadata(self, path: Path, info: Any, track: int | None) -> dict[str, Any]:
@@ -222,7 +228,8 @@ class Analyzer:
         crop = ff.main_crop
         face = None
         if crop is not None:
-            face = FaceTrackFrames(np.zeros(1), self.face_model.predict(crop[None]))
+            face = FaceTrackFrames(np.zeros(1), self.face_model.predict(crop[None]),
+                                   np.asarray([ff.main.box], dtype=np.float32))
         times.add("faces", time.perf_counter() - t0)
         return self._timeline(path, None, np.zeros(1), np.zeros(1), face, None, None)
 

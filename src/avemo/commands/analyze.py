@@ -1,0 +1,54 @@
+"""``avemo analyze``: files, folders or globs in; per input a timeline (CSV, JSON), summary and plot out."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "analyse videos, audio files or images: emotions of face, voice and both over time"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", help="files, folders (searched recursively) or glob patterns")
+    p.add_argument("--out", default="avemo-out", help="output folder (default: avemo-out)")
+    p.add_argument("--window", type=float, default=3.0, help="window length in seconds (default 3)")
+    p.add_argument("--hop", type=float, default=1.0, help="step between windows in seconds (default 1)")
+    p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
+    p.add_argument("--all-faces", action="store_true", help="one timeline per tracked face")
+    p.add_argument("--annotate", action="store_true", help="also write a video with box, label and bars")
+    p.add_argument("--force", action="store_true", help="redo inputs already analysed")
+    p.add_argument("--face-model", default=None, help="face bundle name or folder")
+    p.add_argument("--voice-model", default=None, help="voice bundle name or folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from avemo.inference.analyzer import Analyzer
+    from avemo.inference.batch import analyze_to_folder, expand_inputs
+
+    console = Console(stderr=True)
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        console.print("avemo analyze: no media files found in the given inputs")
+        return 2
+    models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model)) if v}
+    analyzer = Analyzer(models or "default", window=args.window, hop=args.hop, fps=args.fps,
+                        all_faces=args.all_faces)
+    out = Path(args.out)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("analysing", total=len(inputs))
+
+        def step(path: Path, status: str, message: str) -> None:
+            progress.update(task, advance=1, description=f"{status}: {path.name}")
+            if status == "failed":
+                progress.console.print(f"[red]failed[/red] {message}")
+
+        report = analyze_to_folder(inputs, out, analyzer, annotate=args.annotate, force=args.force,
+                                   on_progress=step)
+    console.print(f"{len(report.done)} analysed, {len(report.skipped)} already done, "
+                  f"{len(report.failed)} failed -> {out}")
+    return 1 if report.failed else 0

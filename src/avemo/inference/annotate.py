@@ -1,0 +1,65 @@
+"""Draw an analysis onto its video: the face box, the current label and probability bars; audio kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from avemo.inference.result import EmotionTimeline
+from avemo.labels import EMOTIONS
+
+_COLOURS = {  # RGB, one per emotion
+    "neutral": (180, 180, 180), "calm": (120, 200, 160), "happy": (255, 200, 40), "sad": (70, 120, 230),
+    "angry": (230, 60, 50), "fearful": (160, 90, 200), "disgust": (110, 160, 50), "surprised": (255, 130, 200),
+}
+
+
+def annotate_video(source: str | Path, timeline: EmotionTimeline, out_path: str | Path, *,
+                   decode_side: int | None = None) -> Path:
+    """Write ``out_path`` (mp4): every frame of ``source`` with the face box and the fused emotion of the
+    window around it; the source's audio is kept."""
+    from avemo.media import iter_frames, probe, write_video
+
+    info = probe(source)
+    side = decode_side or int(timeline.attrs.get("config", {}).get("decode_side", 720))
+    boxes = np.asarray(timeline.attrs.get("face_boxes", []), dtype=np.float32).reshape(-1, 5)
+    centres = ((timeline["start"] + timeline["end"]) / 2).to_numpy(dtype=np.float64)
+    fused = np.nan_to_num(timeline.probabilities("fused"))
+
+    def frames() -> Iterator[np.ndarray]:
+        for fr in iter_frames(source, None, max_side=side):
+            image = fr.image.copy()
+            if len(boxes):
+                k = int(np.abs(boxes[:, 0] - fr.time).argmin())
+                if abs(boxes[k, 0] - fr.time) <= 0.5:
+                    x0, y0, x1, y1 = (int(v) for v in boxes[k, 1:])
+                    cv2.rectangle(image, (x0, y0), (x1, y1), (60, 230, 90), 2)
+            if len(centres):
+                w = int(np.abs(centres - fr.time).argmin())
+                _draw_panel(image, fused[w], timeline["label"].iloc[w], fr.time)
+            yield image
+
+    return write_video(out_path, frames(), fps=float(info.fps or 25.0), audio_from=source)
+
+
+def _draw_panel(image: np.ndarray, probs: np.ndarray, label: object, t: float) -> None:
+    """Label, time and one bar per emotion in the top-left corner (in place)."""
+    h = image.shape[0]
+    scale = max(0.4, h / 1000)
+    row = int(22 * scale / 0.5)
+    x0, y0, bar_w = 8, 8, int(120 * scale / 0.5)
+    panel_h = row * (len(EMOTIONS) + 1) + 8
+    overlay = image.copy()
+    cv2.rectangle(overlay, (x0 - 4, y0 - 4), (x0 + bar_w + int(90 * scale / 0.5), y0 + panel_h), (0, 0, 0), -1)
+    cv2.addWeighted(overlay, 0.45, image, 0.55, 0, dst=image)
+    text = f"{label if isinstance(label, str) else '-'}  {t:5.1f}s"
+    cv2.putText(image, text, (x0, y0 + row - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    for i, name in enumerate(EMOTIONS):
+        y = y0 + row * (i + 1)
+        length = int(bar_w * float(probs[i]))
+        cv2.rectangle(image, (x0, y + 4), (x0 + length, y + row - 4), _COLOURS[name], -1)
+        cv2.putText(image, name, (x0 + bar_w + 4, y + row - 6), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8,
+                    (255, 255, 255), 1, cv2.LINE_AA)

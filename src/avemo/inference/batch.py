@@ -1,0 +1,124 @@
+"""Analysing many inputs to a folder: one sub-folder of outputs per input, reruns skip what is done,
+and one bad file is reported and skipped, never the end of the run."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avemo.errors import AvemoError
+from avemo.inference.analyzer import Analyzer
+from avemo.inference.result import EmotionTimeline
+
+log = logging.getLogger(__name__)
+
+MEDIA_EXTENSIONS = frozenset(
+    ".mp4 .mkv .webm .avi .mov .flv .m4v .mpg .mpeg .wmv .3gp .ts "
+    ".wav .flac .mp3 .m4a .aac .ogg .opus .wma "
+    ".jpg .jpeg .png .bmp .webp .tif .tiff".split()
+)
+
+
+def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
+    """Files, folders (searched recursively for media files) and glob patterns -> sorted unique paths.
+
+    A name that is neither an existing path nor a matching pattern is kept, so it fails (and is
+    reported) like any other bad input.
+    """
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_EXTENSIONS)
+        elif p.exists():
+            out.append(p)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
+            out += [m for m in matches if m.is_file()] or [p]
+    seen: set[Path] = set()
+    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+def output_names(paths: Sequence[Path]) -> dict[Path, str]:
+    """A folder name per input: its stem, with a short hash of its path where stems collide."""
+    stems: dict[str, int] = {}
+    for p in paths:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    return {p: p.stem if stems[p.stem] == 1 else f"{p.stem}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
+            for p in paths}
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: written folders, inputs skipped as already done, and failures with reasons."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _stamp(path: Path, analyzer: Analyzer, annotate: bool) -> dict[str, Any]:
+    st = path.stat() if path.exists() else None
+    return {"source": str(path.resolve()), "size": st.st_size if st else None,
+            "mtime_ns": st.st_mtime_ns if st else None, "config": asdict(analyzer.config),
+            "models": analyzer.model_names, "annotate": annotate}
+
+
+def write_outputs(timelines: EmotionTimeline | list[EmotionTimeline], folder: Path) -> list[Path]:
+    """Timeline (CSV, JSON), summary (JSON) and timeline plot (PNG) of each face track into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    many = isinstance(timelines, list)
+    written = []
+    for tl in timelines if many else [timelines]:
+        suffix = f"_track{tl.attrs.get('track')}" if many else ""
+        tl.to_csv(folder / f"timeline{suffix}.csv", index=False)
+        tl.to_json(folder / f"timeline{suffix}.json")
+        (folder / f"summary{suffix}.json").write_text(json.dumps(tl.summary(), indent=2) + "\n")
+        tl.plot(folder / f"timeline{suffix}.png")
+        written.append(folder / f"timeline{suffix}.csv")
+    return written
+
+
+def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer, *, annotate: bool = False,
+                      force: bool = False, on_progress: Callable[[Path, str, str], None] | None = None) -> BatchReport:
+    """Analyse each input into ``out_dir/<name>/``; ``done.json`` there marks it complete for reruns.
+
+    ``on_progress(path, status, message)`` is called after each input (status done, skipped or failed).
+    """
+    report = BatchReport()
+    names = output_names(list(inputs))
+    for path in inputs:
+        folder = out_dir / names[path]
+        marker = folder / "done.json"
+        stamp = _stamp(path, analyzer, annotate)
+        if not force and marker.is_file() and json.loads(marker.read_text()) == stamp:
+            report.skipped.append(names[path])
+            if on_progress:
+                on_progress(path, "skipped", "")
+            continue
+        try:
+            timelines = analyzer.analyze(path)
+            write_outputs(timelines, folder)
+            if annotate and not isinstance(timelines, list) and timelines["face"].any():
+                from avemo.inference.annotate import annotate_video
+
+                annotate_video(path, timelines, folder / "annotated.mp4")
+            marker.write_text(json.dumps(stamp, indent=2) + "\n")
+            report.done.append(names[path])
+            status = "done"
+        except AvemoError as exc:
+            report.failed[str(path)] = str(exc)
+            status = "failed"
+        except Exception as exc:  # one bad file fails alone, whatever broke
+            log.exception("unexpected failure on %s", path)
+            report.failed[str(path)] = f"{path}: unexpected {type(exc).__name__}: {exc}"
+            status = "failed"
+        if on_progress:
+            on_progress(path, status, report.failed.get(str(path), ""))
+    return report
