@@ -306,3 +306,36 @@ def test_scan_video_streams_frame_faces(clips):
     assert len(scans) >= 8 and sum(bool(s.faces) for s in scans) >= 0.8 * len(scans)
     assert all(s.crops[0].shape == (48, 48) for s in scans if s.faces)
     assert [s.index for s in scans] == sorted(s.index for s in scans)
+
+
+def test_prefetched_keeps_order_raises_and_stops():
+    import threading
+
+    from avemo.faces.scan import prefetched
+
+    assert list(prefetched(iter(range(50)), 3)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise ValueError("boom")
+
+    it = prefetched(broken(), 2)
+    assert next(it) == 1
+    with pytest.raises(ValueError, match="boom"):
+        next(it)
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    it = prefetched(endless(), 2)
+    assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    it.close()
+    assert closed.wait(5.0)

@@ -48,9 +48,7 @@ def _eyes_for(face_or_landmarks: Face | np.ndarray | tuple) -> tuple[np.ndarray,
         return eye_centres_from_landmarks(arr)
     if arr.shape == (4,):  # a box
         return _eyes_for(Face(box=tuple(float(v) for v in arr)))  # type: ignore[arg-type]
-    raise ValueError(
-        f"expected a Face, (N>=468, 2|3) landmarks, 2 eye points or a box; got shape {arr.shape}"
-    )
+    raise ValueError(f"expected a Face, (N>=468, 2|3) landmarks, 2 eye points or a box; got shape {arr.shape}")
 
 
 def alignment_matrix(

@@ -38,9 +38,7 @@ def _grey_small(frame: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
     if a.dtype != np.uint8:
         a = np.clip(a, 0, 255).astype(np.uint8)
     rgb = cv2.cvtColor(a, cv2.COLOR_GRAY2RGB) if a.ndim == 2 else a[:, :, :3]
-    rgb = (
-        cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA) if rgb.shape[:2] != (side, side) else rgb
-    )
+    rgb = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA) if rgb.shape[:2] != (side, side) else rgb
     return np.ascontiguousarray(rgb), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 
 

@@ -14,6 +14,8 @@ mapped back to the frame as given; crops are cut from it).
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -195,13 +197,16 @@ def iter_scan_video(
     margin: float = 0.0,
     min_confidence: float = 0.5,
     keep_history: bool = False,
+    prefetch: int = 4,
     scanner: FaceScanner | None = None,
 ) -> Iterator[FrameFaces]:
     """Stream :class:`FrameFaces` from a video file: decode at ``fps``, detect, track, align.
 
-    Memory stays flat: one decoded frame at a time. ``decode_max_side`` bounds the decoded frame
-    (the crops are cut from it); ``max_side`` bounds MediaPipe's input. A passed ``scanner`` is
-    reset (new video) and left open; otherwise one is created and closed here.
+    ``decode_max_side`` bounds the decoded frame (the crops are cut from it); ``max_side`` bounds
+    MediaPipe's input. With ``prefetch > 0`` a background thread decodes up to that many frames
+    ahead (PyAV and MediaPipe both release the GIL, so decoding overlaps detection on a second
+    core); memory stays flat, bounded by ``prefetch`` frames. A passed ``scanner`` is reset (new
+    video) and left open; otherwise one is created and closed here.
     """
     from avemo.media import iter_frames
 
@@ -219,12 +224,66 @@ def iter_scan_video(
     )
     if not own:
         sc.reset()
+    source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side)
+    if prefetch > 0:
+        source = prefetched(source, prefetch)
     try:
-        for fr in iter_frames(path, fps, max_side=decode_max_side):
+        for fr in source:
             yield sc.process(fr.image, time=fr.time, index=fr.index)
     finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
         if own:
             sc.close()
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+    """``items`` produced by a background thread, at most ``depth`` ahead; errors are re-raised here.
+
+    Closing the returned generator (or dropping it) stops the thread and closes ``items``.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(x: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for x in items:
+                if not put((x, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put((_DONE, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    t = threading.Thread(target=produce, name="avemo-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if x is _DONE:
+                if err is not None:
+                    raise err
+                return
+            yield x
+    finally:
+        stop.set()
+        t.join(timeout=10.0)
 
 
 def scan_video(path: str | Path, fps: float = 5.0, **kwargs: Any) -> list[FrameFaces]:
