@@ -339,3 +339,22 @@ def test_prefetched_keeps_order_raises_and_stops():
     assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
     it.close()
     assert closed.wait(5.0)
+
+
+def test_two_faces_keep_their_own_tracks(frames):
+    rav, cre = frames["ravdess_mp4"], frames["cremad_hap"]
+    n = min(len(rav), len(cre))
+    with FaceScanner(mode="video", max_faces=2, size=48, grey=True, keep_history=True) as sc:
+        scans = []
+        for i in range(n):
+            left = cv2.resize(rav[i][1], (480, 480))  # the bigger face
+            right = cv2.copyMakeBorder(cre[i][1], 60, 60, 0, 0, cv2.BORDER_CONSTANT)
+            scans.append(sc.process(np.hstack([left, right]), time=rav[i][0]))
+        tracks = sc.tracker.tracks
+    two = [s for s in scans if len(s.faces) == 2]
+    assert len(two) >= 0.8 * n
+    left_ids = {min(s.faces, key=lambda f: f.centre[0]).track_id for s in two}
+    right_ids = {max(s.faces, key=lambda f: f.centre[0]).track_id for s in two}
+    assert len(left_ids) == 1 and len(right_ids) == 1 and left_ids != right_ids
+    assert sc.tracker.main_track_id == left_ids.pop()
+    assert sum(t.n_frames for t in tracks.values()) == sum(len(s.faces) for s in scans)

@@ -10,6 +10,11 @@ the Haar fallback (whose cost grows with the pixel count). So :func:`scan_video`
 to ``decode_max_side`` (default :data:`DEFAULT_MAX_SIDE`, in the decoder's colour conversion) and
 detects on that; ``max_side`` caps MediaPipe's input for frames given at full size (landmarks are
 mapped back to the frame as given; crops are cut from it).
+
+End to end (``iter_scan_video``, 48x48 grey crops) on a 60 s 1280x720 H.264 talking-face video
+at 5 fps (300 frames, all with a face found), on a 2-core machine that other jobs kept at a load
+of about 10: decoding alone costs about 2 s of CPU (every source frame must be decoded), detection
+about 8 ms of CPU per frame; without prefetch 5.5-6.3 s wall, with ``prefetch=4`` 3.2-4.4 s.
 """
 
 from __future__ import annotations
