@@ -1,7 +1,8 @@
 """Detection with fallback, and the video scan the analyzer uses: decode -> detect -> track -> align.
 
-Speed. MediaPipe's cost hardly depends on the frame size: its face detector sees the frame at
-128x128 and its landmark model a 256x256 crop around the face, whatever the input. Measured on the
+Speed. MediaPipe's cost hardly depends on the frame size: its face detector (BlazeFace short
+range) sees a 128x128 copy of the frame and its landmark model a fixed-size crop around the face,
+whatever the input size. Measured on the
 shared clips scaled to 1280x720 (2-core machine, CPU time per frame, video mode): about 7-8 ms at
 full size, 640, 320 or 256 alike (9 ms at 192, where the face gets too small); image mode 1-2 ms
 more (the detector runs on every frame). All sizes down to 192 found the face in 53/53 frames.
