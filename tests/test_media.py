@@ -503,3 +503,12 @@ def test_ravdess_speech_flac_reads(data):
     x = read_audio(flacs[0])
     assert len(x) == pytest.approx(info.duration * 16000, abs=2)
     assert 2.5 < len(x) / 16000 < 6.0
+
+
+def test_skip_nonref_samples_the_same_instants_within_a_frame(clips):
+    from avemo.media import iter_frames
+
+    full = [f.time for f in iter_frames(clips["cremad_hap"], 5.0)]
+    fast = [f.time for f in iter_frames(clips["cremad_hap"], 5.0, skip_nonref=True)]
+    assert len(fast) == len(full)
+    assert max(abs(a - b) for a, b in zip(full, fast)) <= 2.5 / 29.97

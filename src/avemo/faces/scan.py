@@ -204,6 +204,7 @@ def iter_scan_video(
     min_confidence: float = 0.5,
     keep_history: bool = False,
     prefetch: int = 4,
+    skip_nonref: bool = False,
     scanner: FaceScanner | None = None,
 ) -> Iterator[FrameFaces]:
     """Stream :class:`FrameFaces` from a video file: decode at ``fps``, detect, track, align.
@@ -211,8 +212,9 @@ def iter_scan_video(
     ``decode_max_side`` bounds the decoded frame (the crops are cut from it); ``max_side`` bounds
     MediaPipe's input. With ``prefetch > 0`` a background thread decodes up to that many frames
     ahead (PyAV and MediaPipe both release the GIL, so decoding overlaps detection on a second
-    core); memory stays flat, bounded by ``prefetch`` frames. A passed ``scanner`` is reset (new
-    video) and left open; otherwise one is created and closed here.
+    core); memory stays flat, bounded by ``prefetch`` frames. ``skip_nonref`` is passed to
+    :func:`avemo.media.iter_frames` (faster decoding when ``fps`` is well below the source rate).
+    A passed ``scanner`` is reset (new video) and left open; otherwise one is created and closed here.
     """
     from avemo.media import iter_frames
 
@@ -230,7 +232,7 @@ def iter_scan_video(
     )
     if not own:
         sc.reset()
-    source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side)
+    source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side, skip_nonref=skip_nonref)
     if prefetch > 0:
         source = prefetched(source, prefetch)
     try:

@@ -57,6 +57,7 @@ def iter_frames(
     max_side: int | None = None,
     start: float = 0.0,
     end: float | None = None,
+    skip_nonref: bool = False,
 ) -> Iterator[VideoFrame]:
     """The frames of the video at ``path`` between ``start`` and ``end`` seconds.
 
@@ -64,7 +65,10 @@ def iter_frames(
     ``start + k / fps`` is given (ties go to the earlier frame); a frame is never repeated nor
     invented, so variable-frame-rate video and rates above the source's give fewer frames.
     ``max_side`` scales the image down (in the decoder's colour conversion) so its longest side
-    is at most that. Rotated (phone) videos come out upright.
+    is at most that. Rotated (phone) videos come out upright. ``skip_nonref`` lets the decoder drop
+    frames no other frame depends on (B-frames): about a third less decoding for H.264, at the cost
+    of sampling instants being matched to the nearest *remaining* frame (fine for fps well below
+    the source rate).
 
     Argument errors raise :class:`ValueError`; the file is opened and checked at call time, so a
     missing, empty, non-media, image or video-less file raises :class:`MediaError` right away.
@@ -78,6 +82,8 @@ def iter_frames(
     if end is not None and end <= start:
         raise ValueError(f"end ({end!r}) must be after start ({start!r})")
     container = open_media(path, want="video")
+    if skip_nonref:
+        video_stream(container).codec_context.skip_frame = "NONREF"
     return _frames(container, str(path), fps, max_side, float(start), end)
 
 

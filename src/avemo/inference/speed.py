@@ -1,0 +1,126 @@
+"""The speed benchmark of ``avemo analyze``: a 60 s 720p talking-face video with audio, built from the
+shared RAVDESS clip (its face video padded to 1280x720, its own 48 kHz speech as the sound track,
+looped), analysed in a fresh child process so peak memory is the analysis's own."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avemo.config import cache_root, data_root
+from avemo.errors import AvemoError
+
+CLIP = Path("clips/ravdess/01-01-08-02-01-01-19.mp4")
+WAV = Path("clips/ravdess/03-01-08-02-01-01-19.wav")
+
+
+def build_test_video(seconds: float = 60.0, out: Path | None = None, *, width: int = 1280,
+                     height: int = 720) -> Path:
+    """Loop the shared RAVDESS clip (centred on a ``width`` x ``height`` canvas) with its own audio to
+    ``seconds``; H.264 + AAC mp4, cached under ``$AVEMO_CACHE/bench``."""
+    import av
+
+    from avemo.media import iter_frames, probe, read_audio
+
+    src, wav = data_root() / CLIP, data_root() / WAV
+    for p in (src, wav):
+        if not p.is_file():
+            raise AvemoError(f"{p}: the speed benchmark needs the shared clips (set AVEMO_DATA)")
+    out = out or cache_root() / "bench" / f"talking_face_{int(seconds)}s_{height}p.mp4"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fps = float(probe(src).fps or 30.0)
+    clip = [f.image for f in iter_frames(src, None, max_side=height)]
+    audio = read_audio(wav, 48000)
+    n_frames = int(round(seconds * fps))
+    tmp = out.with_suffix(".part.mp4")
+    with av.open(str(tmp), "w") as c:
+        vs = c.add_stream("libx264", rate=_rate(fps))
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"preset": "veryfast", "crf": "23"}
+        aus = c.add_stream("aac", rate=48000, layout="mono")
+        canvas = np.full((height, width, 3), 40, np.uint8)
+        x0 = (width - clip[0].shape[1]) // 2
+        for i in range(n_frames):
+            img = clip[i % len(clip)]
+            canvas[: img.shape[0], x0:x0 + img.shape[1]] = img
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                c.mux(pkt)
+        total = int(seconds * 48000)
+        loop = np.resize(audio, total).astype(np.float32)
+        for s in range(0, total, 1024):
+            frame = av.AudioFrame.from_ndarray(loop[None, s:s + 1024], format="flt", layout="mono")
+            frame.sample_rate = 48000
+            for pkt in aus.encode(frame):
+                c.mux(pkt)
+        for stream in (vs, aus):
+            for pkt in stream.encode(None):
+                c.mux(pkt)
+    os.replace(tmp, out)
+    return out
+
+
+def _rate(fps: float):
+    from fractions import Fraction
+
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _child(video: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Runs in the child: analyse once to warm up on a short cut, then time the full video."""
+    import torch
+
+    from avemo.inference.analyzer import Analyzer
+
+    torch.set_num_threads(int(config.pop("threads", 2)))
+    analyzer = Analyzer(config.pop("models", "default"), **config)
+    t0 = time.perf_counter()
+    analyzer.face_model, analyzer.voice_model  # noqa: B018 - load the models before timing
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    timeline = analyzer.analyze(video)
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "model_load_s": load_s, "stages_s": analyzer.last_times.seconds,
+            "windows": len(timeline), "face_windows": int(timeline["face"].sum()),
+            "speech_windows": int(timeline["speech"].sum()),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
+    """Build (or reuse) the test video and time ``avemo analyze`` on it in a child process."""
+    from avemo.media import probe
+
+    video = build_test_video(seconds)
+    info = probe(video)
+    proc = subprocess.run([sys.executable, "-m", "avemo.inference.speed", str(video), json.dumps(config)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise AvemoError(f"speed benchmark child failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result.update({
+        "video": {"seconds": info.duration, "width": info.width, "height": info.height, "fps": info.fps},
+        "realtime_factor": info.duration / result["wall_s"],
+        "config": config, "machine": machine(),
+    })
+    return result
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})))
