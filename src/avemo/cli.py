@@ -15,6 +15,9 @@ from avemo.errors import AvemoError
 #: command name -> module in avemo.commands with ``HELP``, ``add_arguments(p)``, ``run(args) -> int``
 COMMANDS: dict[str, str] = {
     "analyze": "analyze",
+    "demo": "demo",
+    "inspect": "inspect_media",
+    "export": "export",
 }
 
 
