@@ -14,6 +14,7 @@ from avemo.errors import AvemoError
 
 #: command name -> module in avemo.commands with ``HELP``, ``add_arguments(p)``, ``run(args) -> int``
 COMMANDS: dict[str, str] = {
+    "live": "live",
     "analyze": "analyze",
     "demo": "demo",
     "inspect": "inspect_media",

@@ -1,0 +1,113 @@
+"""``avemo live``: a running emotion label from a webcam and microphone, a stream, or a file played
+in real time; events optionally saved as JSON lines, latency statistics at the end."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+HELP = "live emotion label from a webcam + microphone, a stream or a file played in real time"
+
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default="webcam",
+                   help="webcam, webcam:N, /dev/videoN, a URL, or a media file (default: webcam)")
+    p.add_argument("--mic", nargs="?", const="default", default=None, metavar="DEVICE",
+                   help="with a webcam, also listen to a microphone: default, alsa:NAME or pulse:NAME")
+    p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
+    p.add_argument("--hop", type=float, default=1.0, help="seconds between voice steps (default 1.0)")
+    p.add_argument("--window", type=float, default=3.0, help="seconds of audio per voice step (default 3.0)")
+    p.add_argument("--smooth", type=float, default=1.0,
+                   help="time constant of the moving average, seconds; 0 for none (default 1.0)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="playback speed of files and streams (default 1.0: real time)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds of media")
+    p.add_argument("--out", default=None, metavar="EVENTS.jsonl", help="save every event as a JSON line")
+    p.add_argument("--plain", action="store_true", help="one plain line per event instead of a live panel")
+    p.add_argument("--face-model", default=None, help="face bundle name or folder (default face.fer2013)")
+    p.add_argument("--voice-model", default=None, help="voice bundle name or folder (default voice.ravdess8)")
+    p.add_argument("--fusion-model", default=None, help="fusion bundle name (default fusion.ravdess)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+
+
+def bars(probs: dict[str, float] | None) -> str:
+    """``neu▁ cal  hap█ ...``: one block character per emotion."""
+    if not probs:
+        return ""
+    return " ".join(f"{name[:3]}{_BARS[min(8, round(p * 8))]}" for name, p in probs.items())
+
+
+def event_line(ev: Any) -> str:
+    """One terminal line for an event."""
+    label = f"{ev.label:<9} {ev.confidence:.2f}" if ev.label else f"{'—':<9} {'':4}"
+    return f"{ev.time:7.2f}s  {label}  {ev.source:<5} {ev.latency_ms:6.0f} ms  {bars(ev.smoothed)}"
+
+
+def _panel(ev: Any):
+    from rich.table import Table
+
+    table = Table(title=f"avemo live — {ev.time:.2f} s  ({ev.source}, {ev.latency_ms:.0f} ms)",
+                  show_header=True, header_style="bold")
+    table.add_column("emotion")
+    for col in ("face", "voice", "smoothed"):
+        table.add_column(col, min_width=14)
+    for name in (ev.smoothed or ev.face or ev.voice or {}):
+        row = [f"[bold]{name}[/bold]" if name == ev.label else name]
+        for probs in (ev.face, ev.voice, ev.smoothed):
+            p = probs.get(name) if probs else None
+            row.append("" if p is None else f"{'█' * round(p * 10):<10} {p:.2f}")
+        table.add_row(*row)
+    if ev.smoothed is None:
+        table.caption = "no face and no speech"
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from avemo.inference.live import LiveAnalyzer, check_source, parse_source
+
+    check_source(parse_source(args.source, args.mic))  # a bad source fails before the models load
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
+                                ("fusion", args.fusion_model)) if v}
+    analyzer = LiveAnalyzer(models or "default", fps=args.fps, hop=args.hop, smooth=args.smooth,
+                            window=args.window)
+    out = None
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        out = open(args.out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    plain = args.plain or not sys.stdout.isatty()
+    live = None
+    if not plain:
+        from rich.live import Live
+
+        live = Live(refresh_per_second=10, transient=False)
+        live.start()
+
+    def on_event(ev: Any) -> None:
+        if out is not None:
+            out.write(json.dumps(ev.to_dict()) + "\n")
+        if live is not None:
+            live.update(_panel(ev))
+        else:
+            print(event_line(ev), flush=True)
+
+    try:
+        summary = analyzer.run(args.source, on_event, args.duration, mic=args.mic, speed=args.speed)
+    finally:
+        if live is not None:
+            live.stop()
+        if out is not None:
+            out.close()
+    print(summary.format())
+    if args.out:
+        print(f"events: {args.out}")
+    return 130 if summary.interrupted else 0

@@ -1,0 +1,215 @@
+"""The live analyzer: shared real clips played as live sources (real time and faster), the CLI, and
+clear errors for absent sources and devices. Mechanics, not accuracy: the shipped bundles are used
+when present, else bundles with random weights."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avemo import cli
+from avemo.errors import AvemoError, MediaError
+from avemo.inference.live import LiveAnalyzer, LiveEvent, latency_stats, open_device, parse_source
+from avemo.labels import EMOTIONS
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    from avemo.models.registry import list_bundles
+
+    shipped = set(list_bundles())
+    if {"face.fer2013", "voice.ravdess8"} <= shipped:
+        return {"face": "face.fer2013", "voice": "voice.ravdess8"}
+    import avemo.models.encoders.visual  # noqa: F401  (registers "face")
+    from avemo.audio import MelConfig
+    from avemo.labels import BASIC7
+    from avemo.models.registry import create_model, save_bundle
+
+    tmp = tmp_path_factory.mktemp("live-bundles")
+    save_bundle(tmp / "face.rand", architecture="face", model=create_model("face"), labels=BASIC7)
+    save_bundle(tmp / "voice.rand", architecture="voice", model=create_model("voice"), labels=EMOTIONS,
+                preprocessing={"mel": MelConfig().to_dict()})
+    return {"face": str(tmp / "face.rand"), "voice": str(tmp / "voice.rand")}
+
+
+@pytest.fixture(scope="module")
+def analyzer(models: dict[str, str]) -> LiveAnalyzer:
+    return LiveAnalyzer(models, fps=5, hop=1.0, smooth=1.0)
+
+
+def _check_probs(probs: dict[str, float] | None) -> None:
+    assert probs is not None
+    assert list(probs) == list(EMOTIONS)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
+    assert all(0.0 <= p <= 1.0 for p in probs.values())
+
+
+def _check_events(events: list[LiveEvent]) -> None:
+    assert events
+    times = [e.time for e in events]
+    assert all(b > a for a, b in zip(times, times[1:])), times
+    for e in events:
+        assert e.latency_ms > 0
+        if e.label is None:
+            assert e.source == "none" and e.smoothed is None
+            continue
+        assert e.label in EMOTIONS
+        for probs in (e.fused, e.smoothed) + ((e.face,) if e.source in ("av", "face") else ()):
+            _check_probs(probs)
+        assert e.label == max(e.smoothed, key=e.smoothed.get)
+
+
+def test_audio_visual_clip_in_real_time(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> None:
+    events: list[LiveEvent] = []
+    s = analyzer.run(clips["cremad_hap"], events.append)
+    _check_events(events)
+    assert s.events == len(events) and s.speed == 1.0
+    # paced like a camera: about as long on the wall clock as the clip itself
+    assert s.wall_seconds >= 0.9 * s.media_seconds and s.media_seconds > 1.5
+    assert s.frames >= 50  # every decoded frame is delivered (29.97 fps, 1.87 s)
+    assert s.processed + s.dropped >= 9  # one sampling instant per 0.2 s
+    assert sum(e.source in ("av", "face") for e in events) >= 0.8 * len(events)  # a real face
+    voiced = [e for e in events if e.voice is not None]  # real speech, found by VAD
+    assert voiced and all(e.source == "av" for e in voiced)
+    for e in voiced:
+        _check_probs(e.voice)
+    assert s.voice_steps >= 2
+    lat = np.array([e.latency_ms for e in events])
+    assert s.latency_ms["max"] == pytest.approx(lat.max(), abs=0.01)
+    assert s.latency_ms["median"] == pytest.approx(np.median(lat), abs=0.01)
+    assert 0 < s.latency_ms["median"] <= s.latency_ms["p95"] <= s.latency_ms["max"]
+    print("\ncremad_hap real time:", s.format())
+
+
+def test_face_only_clip_has_no_voice(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> None:
+    events: list[LiveEvent] = []
+    s = analyzer.run(clips["ravdess_mp4"], events.append, speed=4.0)
+    _check_events(events)
+    assert all(e.voice is None and e.source in ("face", "none") for e in events)
+    assert s.voice_steps == 0
+    assert s.labelled >= 0.8 * s.events  # MediaPipe finds the actor's face
+    assert s.media_seconds > 3.9
+    assert s.wall_seconds >= s.media_seconds / 4.0 * 0.9  # 4x, not as fast as possible
+    assert 15 <= s.processed + s.dropped <= 22  # 4.07 s sampled at 5 fps
+    assert abs(sum(s.label_share.values()) - 1.0) < 1e-3
+
+
+def test_voice_only_file_gives_an_event_per_hop(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> None:
+    events: list[LiveEvent] = []
+    s = analyzer.run(clips["ravdess_wav"], events.append, speed=4.0)
+    _check_events(events)
+    assert s.frames == 0 and s.processed == 0
+    assert [e.time for e in events[:3]] == pytest.approx([1.0, 2.0, 3.0], abs=0.06)
+    assert all(e.face is None for e in events)
+    assert any(e.source == "voice" for e in events)
+
+
+def test_busy_consumer_drops_frames_and_latency_stays_bounded(analyzer: LiveAnalyzer,
+                                                              clips: dict[str, Path]) -> None:
+    events: list[LiveEvent] = []
+
+    def slow(event: LiveEvent) -> None:  # a consumer slower than the frame rate
+        events.append(event)
+        time.sleep(0.35)
+
+    s = analyzer.run(clips["ravdess_mp4"], slow, speed=2.0)
+    assert s.dropped >= 5
+    assert 15 <= s.processed + s.dropped <= 22
+    # frames are replaced, not queued: a label comes from the freshest frame, so latency does not
+    # pile up behind the slow callback (queued, the k-th frame would wait k x 0.35 s); at most the
+    # clip's last frame waits out one callback
+    assert s.latency_ms["median"] < 200 and s.latency_ms["max"] < 700, s.latency_ms
+    _check_events(events)
+
+
+def test_duration_stops_early_and_smoothing_off(analyzer: LiveAnalyzer, clips: dict[str, Path],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analyzer, "smooth", 0.0)
+    events: list[LiveEvent] = []
+    s = analyzer.run(clips["cremad_sad"], events.append, duration=1.0, speed=4.0)
+    assert 1.0 <= s.media_seconds < 1.3
+    labelled = [e for e in events if e.fused is not None]
+    assert labelled
+    for e in labelled:  # no smoothing: the label is the fused argmax
+        assert e.smoothed == e.fused
+
+
+def test_smoothing_averages_over_time(analyzer: LiveAnalyzer, clips: dict[str, Path],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analyzer, "smooth", 1.0)
+    events: list[LiveEvent] = []
+    analyzer.run(clips["cremad_ang"], events.append, speed=4.0)
+    seq = [e for e in events if e.fused is not None]
+    for prev, cur in zip(seq, seq[1:]):
+        alpha = 1.0 - np.exp(-(cur.time - prev.time) / 1.0)
+        want = {k: prev.smoothed[k] + alpha * (cur.fused[k] - prev.smoothed[k]) for k in EMOTIONS}
+        assert cur.smoothed == pytest.approx(want, abs=1e-4)
+
+
+def test_stream_url_source(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> None:
+    events: list[LiveEvent] = []
+    s = analyzer.run(f"file:{clips['cremad_hap']}", events.append, speed=4.0)
+    _check_events(events)
+    assert s.frames >= 50 and s.media_seconds > 1.5
+    assert any(e.source == "av" for e in events)
+
+
+def test_cli_writes_events_and_reports_latency(models: dict[str, str], clips: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "events.jsonl"
+    code = cli.main(["live", "--source", str(clips["cremad_hap"]), "--plain", "--out", str(out), "--speed", "2",
+                     "--face-model", models["face"], "--voice-model", models["voice"]])
+    assert code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) >= 8
+    assert [r["time"] for r in lines] == sorted(r["time"] for r in lines)
+    assert {"time", "label", "confidence", "face", "voice", "fused", "smoothed", "latency_ms"} <= set(lines[0])
+    assert all(r["label"] in EMOTIONS for r in lines if r["label"] is not None)
+    text = capsys.readouterr().out
+    assert "latency frame->label: median" in text and "p95" in text and "dropped" in text
+    assert text.count("ms") >= len(lines)  # one plain line per event
+
+
+def test_cli_missing_source_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere.mp4"
+    assert cli.main(["live", "--source", str(missing), "--plain"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "not found" in err and "Traceback" not in err
+
+
+def test_cli_absent_webcam_and_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["live", "--source", "webcam:63", "--plain"]) == 2
+    err = capsys.readouterr().err
+    assert "/dev/video63" in err and "webcam" in err
+    assert cli.main(["live", "--source", "clip.mp4", "--mic"]) == 2
+    assert "--mic goes with a webcam" in capsys.readouterr().err
+
+
+def test_absent_microphone_is_a_media_error() -> None:
+    with pytest.raises(MediaError, match="microphone"):
+        open_device("alsa", "avemo_no_such_pcm", "microphone")
+
+
+def test_parse_source() -> None:
+    assert parse_source("webcam").target == "/dev/video0"
+    assert parse_source("webcam:2").target == "/dev/video2"
+    assert parse_source("/dev/video1").kind == "webcam"
+    assert parse_source("rtsp://cam.local/live").kind == "url"
+    assert parse_source("clip.mp4").kind == "file"
+    assert parse_source("webcam", "default").mic == ("alsa", "default")
+    assert parse_source("webcam", "pulse:default").mic == ("pulse", "default")
+    assert parse_source("webcam", "alsa:hw:1,0").mic == ("alsa", "hw:1,0")
+    with pytest.raises(AvemoError):
+        parse_source("webcam:x")
+    with pytest.raises(AvemoError):
+        parse_source("clip.mp4", "default")
+
+
+def test_latency_stats() -> None:
+    st = latency_stats([10.0, 20.0, 30.0, 40.0, 1000.0])
+    assert st["median"] == 30.0 and st["max"] == 1000.0 and 40.0 < st["p95"] < 1000.0
+    assert latency_stats([]) == {}
