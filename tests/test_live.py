@@ -13,7 +13,7 @@ import pytest
 
 from avemo import cli
 from avemo.errors import AvemoError, MediaError
-from avemo.inference.live import LiveAnalyzer, LiveEvent, latency_stats, open_device, parse_source
+from avemo.inference.live import LiveAnalyzer, LiveEvent, LiveSource, latency_stats, open_device, parse_source
 from avemo.labels import EMOTIONS
 
 
@@ -156,6 +156,41 @@ def test_stream_url_source(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> No
     _check_events(events)
     assert s.frames >= 50 and s.media_seconds > 1.5
     assert any(e.source == "av" for e in events)
+
+
+def test_unpaced_source_like_a_camera(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> None:
+    """A blocking frame iterator (as a webcam or OpenCV capture would be): items count as captured
+    when they arrive, nothing is held back."""
+    from avemo.media import iter_frames
+
+    def camera():
+        for f in iter_frames(clips["ravdess_mp4"], None, max_side=720, end=2.0):
+            time.sleep(1 / 60)  # a 60 fps camera showing the clip at half speed
+            yield "video", f.time, f.image
+
+    events: list[LiveEvent] = []
+    s = analyzer.run(LiveSource("camera", [camera()], has_video=True, has_audio=False), events.append)
+    _check_events(events)
+    assert s.frames == 60 and s.wall_seconds >= 0.9 and s.media_seconds > 1.9
+    assert 9 <= s.processed + s.dropped <= 11
+    assert s.latency_ms["median"] < 300
+
+
+def test_terminal_rendering(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> None:
+    from rich.console import Console
+
+    from avemo.commands.live import _panel, bars, event_line
+
+    events: list[LiveEvent] = []
+    analyzer.run(clips["cremad_hap"], events.append, duration=1.2, speed=4.0)
+    ev = next(e for e in events if e.label is not None)
+    line = event_line(ev)
+    assert ev.label in line and f"{ev.latency_ms:.0f} ms" in line
+    assert len(bars(ev.smoothed).split()) == len(EMOTIONS)
+    console = Console(record=True, width=100)
+    console.print(_panel(ev))
+    text = console.export_text()
+    assert ev.label.upper() in text and all(name in text for name in EMOTIONS)
 
 
 def test_cli_writes_events_and_reports_latency(models: dict[str, str], clips: dict[str, Path], tmp_path: Path,

@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face-model", default=None, help="face bundle name or folder (default face.fer2013)")
     p.add_argument("--voice-model", default=None, help="voice bundle name or folder (default voice.ravdess8)")
     p.add_argument("--fusion-model", default=None, help="fusion bundle name (default fusion.ravdess)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for the face and voice networks (default 1: fastest for one frame at a time)")
 
 
 def bars(probs: dict[str, float] | None) -> str:
@@ -48,7 +49,8 @@ def event_line(ev: Any) -> str:
 def _panel(ev: Any):
     from rich.table import Table
 
-    table = Table(title=f"avemo live — {ev.time:.2f} s  ({ev.source}, {ev.latency_ms:.0f} ms)",
+    now = f"[bold]{ev.label.upper()}[/bold] {ev.confidence:.2f}" if ev.label else "no face, no speech"
+    table = Table(title=f"avemo live — {ev.time:.2f} s   {now}   ({ev.source}, {ev.latency_ms:.0f} ms)",
                   show_header=True, header_style="bold")
     table.add_column("emotion")
     for col in ("face", "voice", "smoothed"):
@@ -57,10 +59,8 @@ def _panel(ev: Any):
         row = [f"[bold]{name}[/bold]" if name == ev.label else name]
         for probs in (ev.face, ev.voice, ev.smoothed):
             p = probs.get(name) if probs else None
-            row.append("" if p is None else f"{'█' * round(p * 10):<10} {p:.2f}")
+            row.append("" if p is None else f"{'█' * round(p * 12):<12} {p:.2f}")
         table.add_row(*row)
-    if ev.smoothed is None:
-        table.caption = "no face and no speech"
     return table
 
 
@@ -72,14 +72,10 @@ def run(args: argparse.Namespace) -> int:
     from avemo.inference.live import LiveAnalyzer, check_source, parse_source
 
     check_source(parse_source(args.source, args.mic))  # a bad source fails before the models load
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
                                 ("fusion", args.fusion_model)) if v}
     analyzer = LiveAnalyzer(models or "default", fps=args.fps, hop=args.hop, smooth=args.smooth,
-                            window=args.window)
+                            window=args.window, threads=args.threads)
     out = None
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

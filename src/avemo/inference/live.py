@@ -215,18 +215,24 @@ def _timed_audio(chunks: Iterable[np.ndarray]) -> Iterator[Item]:
 
 
 @dataclass
-class OpenedSource:
-    """A source ready to play: one item iterator per producer thread."""
+class LiveSource:
+    """A source ready to play: one item iterator per producer thread.
+
+    Items are ``("video", time, image)`` with an RGB uint8 ``H x W x 3`` image, or ``("audio", time,
+    samples)`` with float32 16 kHz mono samples ending at ``time``; times in seconds, increasing.
+    ``paced`` holds each item until its time falls due (files, streams); otherwise items count as
+    captured when they arrive (devices, or any blocking iterator, e.g. frames from OpenCV).
+    """
 
     name: str
     readers: list[Iterator[Item]]
     has_video: bool
     has_audio: bool
-    paced: bool
+    paced: bool = False
     clock: list[float] = field(default_factory=lambda: [0.0])  # devices' time origin, set at start
 
 
-def open_source(spec: SourceSpec, *, max_side: int | None = 720) -> OpenedSource:
+def open_source(spec: SourceSpec, *, max_side: int | None = 720) -> LiveSource:
     """Open (and check) a source before any thread starts, so a bad source fails at once."""
     if spec.kind == "file":
         from avemo.media import probe
@@ -235,11 +241,11 @@ def open_source(spec: SourceSpec, *, max_side: int | None = 720) -> OpenedSource
         if not info.has_video and not info.has_audio:
             raise MediaError(spec.target, "has neither a video nor an audio track")
         items = file_items(spec.target, video=info.has_video, audio=info.has_audio, max_side=max_side)
-        return OpenedSource(spec.target, [items], info.has_video, info.has_audio, paced=True)
+        return LiveSource(spec.target, [items], info.has_video, info.has_audio, paced=True)
     if spec.kind == "url":
         container = open_stream(spec.target)
         has_v, has_a = bool(container.streams.video), bool(container.streams.audio)
-        return OpenedSource(spec.target, [container_items(container, spec.target, max_side=max_side)],
+        return LiveSource(spec.target, [container_items(container, spec.target, max_side=max_side)],
                             has_v, has_a, paced=True)
     cam = open_device("v4l2", spec.target, "webcam")
     clock = [0.0]
@@ -251,7 +257,7 @@ def open_source(spec: SourceSpec, *, max_side: int | None = 720) -> OpenedSource
             cam.close()
             raise
         readers.append(_clocked(mic, f"{spec.mic[0]}:{spec.mic[1]}", None, clock))
-    return OpenedSource(spec.target, readers, True, spec.mic is not None, paced=False, clock=clock)
+    return LiveSource(spec.target, readers, True, spec.mic is not None, paced=False, clock=clock)
 
 
 def _clocked(container, name: str, max_side: int | None, clock: list[float]) -> Iterator[Item]:
@@ -454,15 +460,18 @@ class LiveAnalyzer:
             self.voice_model.predict(np.zeros((1, int(self.window * SAMPLE_RATE)), np.float32))
         self._warm = True
 
-    def run(self, source: str | Path, on_event: Callable[[LiveEvent], None] | None = None,
+    def run(self, source: str | Path | LiveSource, on_event: Callable[[LiveEvent], None] | None = None,
             duration: float | None = None, *, mic: str | None = None, speed: float = 1.0) -> LiveSummary:
-        """Play ``source`` (see :func:`parse_source`), call ``on_event`` for every label, and return a
-        :class:`LiveSummary`. Stops at the end of the source, after ``duration`` s of media time, or on
-        Ctrl-C (``interrupted``). ``speed`` > 1 plays files and streams faster than real time."""
+        """Play ``source`` (see :func:`parse_source`, or a :class:`LiveSource`), call ``on_event`` for
+        every label, and return a :class:`LiveSummary`. Stops at the end of the source, after
+        ``duration`` s of media time, or on Ctrl-C (``interrupted``). ``speed`` > 1 plays files and
+        streams faster than real time."""
         if not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"speed must be a positive number, got {speed!r}")
-        spec = parse_source(source, mic)
-        opened = open_source(spec, max_side=self.decode_side)
+        if isinstance(source, LiveSource):
+            opened = source
+        else:
+            opened = open_source(parse_source(source, mic), max_side=self.decode_side)
         session = None
         with _torch_threads(self.threads):
             try:
@@ -492,7 +501,7 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 class _Session:
     """The consumer's state during one run."""
 
-    def __init__(self, owner: LiveAnalyzer, opened: OpenedSource, on_event: Callable[[LiveEvent], None] | None):
+    def __init__(self, owner: LiveAnalyzer, opened: LiveSource, on_event: Callable[[LiveEvent], None] | None):
         from avemo.audio import VoiceActivityDetector
         from avemo.faces import FaceScanner
 
