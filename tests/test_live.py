@@ -176,6 +176,27 @@ def test_unpaced_source_like_a_camera(analyzer: LiveAnalyzer, clips: dict[str, P
     assert s.latency_ms["median"] < 300
 
 
+def test_voice_carries_on_when_the_video_stops(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> None:
+    """Two paced readers (video for 0.5 s, audio for the whole clip): once frames stop coming, each
+    voice step gives its own event."""
+    from avemo.media import iter_audio, iter_frames
+
+    clip = clips["cremad_ang"]
+    video = (("video", f.time, f.image) for f in iter_frames(clip, None, max_side=720, end=0.5))
+    audio, n = [], 0
+    for chunk in iter_audio(clip, 16000, chunk_seconds=0.05):
+        n += chunk.size
+        audio.append(("audio", n / 16000, chunk))
+    source = LiveSource("split", [video, iter(audio)], has_video=True, has_audio=True, paced=True)
+    events: list[LiveEvent] = []
+    analyzer.run(source, events.append, speed=2.0)
+    _check_events(events)
+    assert {e.source for e in events if e.time < 0.5} <= {"face", "none"}
+    late = [e for e in events if e.time > 1.5]
+    assert late and all(e.face is None and e.source in ("voice", "none") for e in late)
+    assert any(e.source == "voice" for e in late)
+
+
 def test_terminal_rendering(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> None:
     from rich.console import Console
 

@@ -141,7 +141,9 @@ def open_stream(url: str, timeout: float = 10.0):
         container = av.open(url, timeout=timeout)
     except (av.error.FFmpegError, OSError) as exc:
         raise MediaError(url, f"cannot open the stream: {_reason(exc)}") from None
-    if not container.streams.video and not container.streams.audio:
+    from avemo.media._errors import audio_stream, video_stream
+
+    if video_stream(container) is None and audio_stream(container) is None:
         container.close()
         raise MediaError(url, "has neither a video nor an audio track")
     return container
@@ -243,8 +245,10 @@ def open_source(spec: SourceSpec, *, max_side: int | None = 720) -> LiveSource:
         items = file_items(spec.target, video=info.has_video, audio=info.has_audio, max_side=max_side)
         return LiveSource(spec.target, [items], info.has_video, info.has_audio, paced=True)
     if spec.kind == "url":
+        from avemo.media._errors import audio_stream, video_stream
+
         container = open_stream(spec.target)
-        has_v, has_a = bool(container.streams.video), bool(container.streams.audio)
+        has_v, has_a = video_stream(container) is not None, audio_stream(container) is not None
         return LiveSource(spec.target, [container_items(container, spec.target, max_side=max_side)],
                             has_v, has_a, paced=True)
     cam = open_device("v4l2", spec.target, "webcam")
@@ -519,6 +523,8 @@ class _Session:
         self.voice: np.ndarray | None = None
         self.speech: float | None = None
         self.last_cell: int | None = None
+        self.face_time = -math.inf  # media time of the last frame analysed
+        self.event_time = -math.inf  # media time of the last event
         self.ema: np.ndarray | None = None
         self.ema_time = 0.0
         self.media_time = 0.0
@@ -606,16 +612,17 @@ class _Session:
             chunk = frame_windows(self.audio, SAMPLE_RATE, [Window(0.0, seconds)], window_s=a.window)
             self.voice = a.voice_model.predict(chunk)[0]
             self._timed("voice model", t0)
-        if not self.opened.has_video:  # voice alone: one event per step
+        if self.face_time < self.audio_end - self.a.hop:  # no frames (any more): the voice speaks alone
             self._emit(self.audio_end, None, self.audio_wall)
 
     def _face_step(self, frame: _Frame) -> None:
         cell = math.floor(frame.time / self.period + _EPS)
-        if self.last_cell is not None and cell <= self.last_cell:
-            return  # between two sampling instants: not needed
+        if self.last_cell is not None and cell <= self.last_cell or frame.time <= self.event_time:
+            return  # between two sampling instants (not needed), or older than an emitted voice event
         if self.last_cell is not None:
             self.dropped += cell - self.last_cell - 1
         self.last_cell = cell
+        self.face_time = frame.time
         t0 = time.perf_counter()
         ff = self.scanner.process(frame.image, time=frame.time, index=self.processed)
         self._timed("faces", t0)
@@ -653,6 +660,7 @@ class _Session:
                           smoothed=_as_dict(self.ema) if present else None, latency_ms=round(latency, 2),
                           speech_fraction=None if self.speech is None else round(self.speech, 3))
         self.latencies.append(latency)
+        self.event_time = t
         self.events += 1
         if label is not None:
             self.labelled += 1
