@@ -218,7 +218,7 @@ def _timed_audio(chunks: Iterable[np.ndarray]) -> Iterator[Item]:
 
 @dataclass
 class LiveSource:
-    """A source ready to play: one item iterator per producer thread.
+    """A source ready to play (once): one item iterator per producer thread.
 
     Items are ``("video", time, image)`` with an RGB uint8 ``H x W x 3`` image, or ``("audio", time,
     samples)`` with float32 16 kHz mono samples ending at ``time``; times in seconds, increasing.
@@ -286,13 +286,11 @@ class _Inbox:
         self._audio: list[tuple[float, np.ndarray, float]] = []
         self._running = producers
         self.frames = 0
-        self.replaced = 0
 
     def put(self, kind: str, t: float, data: np.ndarray, wall: float) -> None:
         with self._cond:
             if kind == "video":
                 self.frames += 1
-                self.replaced += self._frame is not None
                 self._frame = _Frame(t, data, wall)
             else:
                 self._audio.append((t, data, wall))
@@ -529,7 +527,7 @@ class _Session:
         self.ema_time = 0.0
         self.media_time = 0.0
         self.latencies: list[float] = []
-        self.stages: dict[str, list[float]] = {}
+        self.stages: dict[str, list[float]] = {}  # stage -> [total ms, calls]
         self.labels: dict[str, int] = {}
         self.events = self.labelled = self.processed = self.dropped = self.voice_steps = 0
 
@@ -545,7 +543,9 @@ class _Session:
             self.scanner.close()
 
     def _timed(self, stage: str, t0: float) -> None:
-        self.stages.setdefault(stage, []).append((time.perf_counter() - t0) * 1000.0)
+        total = self.stages.setdefault(stage, [0.0, 0])
+        total[0] += (time.perf_counter() - t0) * 1000.0
+        total[1] += 1
 
     # ---- the loop --------------------------------------------------------------------------------
     def play(self, duration: float | None, speed: float | None) -> LiveSummary:
@@ -675,6 +675,6 @@ class _Session:
             processed=self.processed, dropped=self.dropped, voice_steps=self.voice_steps,
             media_seconds=round(self.media_time, 3), wall_seconds=round(wall, 3), speed=speed,
             latency_ms=latency_stats(self.latencies),
-            stage_ms={k: round(float(np.mean(v)), 2) for k, v in self.stages.items()},
+            stage_ms={k: round(ms / n, 2) for k, (ms, n) in self.stages.items()},
             label_share={k: round(v / total, 4) for k, v in sorted(self.labels.items(), key=lambda kv: -kv[1])},
             interrupted=interrupted)
