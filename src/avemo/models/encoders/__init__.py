@@ -1,0 +1,1 @@
+from avemo.models.encoders import visual  # noqa: F401  (registers "face")
