@@ -30,11 +30,11 @@ demo: setup
 	$(BIN)/avemo demo "$(VIDEO)"
 
 test: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -x --durations=15
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 
 benchmarks: setup
 	$(BIN)/avemo bench accuracy
