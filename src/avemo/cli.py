@@ -14,6 +14,9 @@ from avemo.errors import AvemoError
 
 #: command name -> module in avemo.commands with ``HELP``, ``add_arguments(p)``, ``run(args) -> int``
 COMMANDS: dict[str, str] = {
+    "train": "train",
+    "evaluate": "evaluate",
+    "bench": "bench",
     "live": "live",
     "analyze": "analyze",
     "demo": "demo",

@@ -1,0 +1,1 @@
+from avemo.models.fusion import late  # noqa: F401  (registers "fusion")

@@ -1,0 +1,159 @@
+"""The fusion runner: facial action units + voice on the same RAVDESS takes and the same folds.
+
+Rows (each scored on the outer test actors of every fold):
+
+* ``au_only``        — the AU classifier chosen by grouped inner CV on the 20 training actors, refitted on them;
+* ``voice_only``     — the voice run's predictions (its model saw the 16 inner-training actors);
+* ``late_fusion``    — per-modality temperature scaling, then a weighted log-linear pool
+  (:class:`avemo.models.fusion.late.CalibratedLateFusion`); the voice temperature is fitted on the
+  voice model's inner-validation actors, the AU temperature on the AU model's out-of-fold
+  predictions over the training actors (grouped inner CV), and the two weights on the
+  inner-validation actors, where both modalities' predictions are held out;
+* ``learned_fusion`` — stacking: a logistic regression over both modalities' calibrated log-probabilities
+  and the standardised AU features, trained on the inner-validation actors (held-out predictions of
+  both modalities), its regularisation chosen by leave-one-actor-out CV among them.
+
+No choice looks at the outer test actors.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avemo.labels import EMOTIONS
+from avemo.training import loop
+from avemo.training.classic import make_estimator, select
+from avemo.training.data import Fold, au_features, labels_of
+from avemo.training.recipe import Recipe, RecipeError
+
+ROWS = {
+    "au_only": "Facial action units only (OpenFace AU35 clip means), classifier chosen on training actors",
+    "voice_only": "Voice model only (same predictions as the voice recipe)",
+    "late_fusion": "Late fusion: temperature-scaled AU and voice probabilities, log-linear pool, "
+                   "weights fitted on held-out training actors",
+    "learned_fusion": "Learned fusion (stacking): logistic regression over calibrated log-probabilities "
+                      "of both modalities and the AU features, trained on held-out training actors",
+}
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def nll(logp: np.ndarray, y: np.ndarray) -> float:
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T minimising the NLL of ``softmax(scores / T)`` (scores: logits or log-probs)."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(lambda t: nll(log_softmax(scores / np.exp(t)), y), bounds=(-3, 3), method="bounded")
+    return float(np.exp(res.x))
+
+
+def fit_weights(logps: Sequence[np.ndarray], y: np.ndarray, grid: Sequence[float]) -> tuple[float, ...]:
+    """Weights of the log-linear pool ``softmax(sum_m w_m log p_m)`` with the least NLL on ``y``."""
+    best, best_w = np.inf, None
+    for w in itertools.product(grid, repeat=len(logps)):
+        if not any(w):
+            continue
+        loss = nll(log_softmax(sum(wi * lp for wi, lp in zip(w, logps, strict=True))), y)
+        if loss < best - 1e-12:
+            best, best_w = loss, w
+    return tuple(float(v) for v in best_w)
+
+
+def _stack_features(logp_v: np.ndarray, logp_a: np.ndarray, au: np.ndarray | None) -> np.ndarray:
+    parts = [logp_v, logp_a] + ([au] if au is not None else [])
+    return np.concatenate(parts, axis=1)
+
+
+def fit_stacker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, Cs: Sequence[float], seed: int) -> dict[str, Any]:
+    """Logistic regression with C chosen by leave-one-speaker-out CV over ``groups``."""
+    choice = select([{"name": "logreg", "grid": {"C": list(Cs)}}], X, y, groups, len(EMOTIONS), seed)
+    model = make_estimator("logreg", choice["params"], seed).fit(X, y)
+    return {"model": model, "params": choice["params"], "inner_acc": choice["inner_acc"]}
+
+
+def _save(row_dir: Path, fold: Fold, probs: np.ndarray, y: np.ndarray, extra: dict[str, Any]) -> None:
+    out = row_dir / f"fold_{fold.index}"
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "predictions.npz", test_probs=probs, test_y=y[fold.test], test_idx=fold.test)
+    loop.write_json(out / "fold.json", {**fold.describe(), **extra})
+
+
+def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir: Path,
+              only: Sequence[int] | None = None, show: bool = True) -> list[Path]:
+    """Compute every row for every fold from a finished voice run (``fusion.voice_run``)."""
+    from avemo.training.classic import full_probs
+
+    cfg = recipe.section("fusion")
+    voice_run = Path(cfg.get("voice_run", "runs/voice_ravdess"))
+    grid = [float(v) for v in cfg.get("weight_grid", np.round(np.arange(0, 2.01, 0.1), 2).tolist())]
+    Cs = cfg.get("stack_C", [0.01, 0.03, 0.1, 0.3, 1.0])
+    au_models = recipe.get("models") or [{"name": "logreg", "grid": {"C": [0.1, 1.0]}}]
+    y = labels_of(samples)
+    au = au_features(samples)
+    groups = np.array([s.speaker for s in samples])
+    rows = run_dir / "rows"
+    K = len(EMOTIONS)
+    with loop.progress(show) as bar:
+        task = bar.add_task(f"{recipe.name}: folds", total=len(folds))
+        for fold in folds:
+            if only is not None and fold.index not in only:
+                continue
+            timer = loop.Timer()
+            vpath = voice_run / f"fold_{fold.index}" / "predictions.npz"
+            if not vpath.is_file():
+                raise RecipeError(f"{vpath}: missing; train the voice recipe first "
+                                  "(avemo train recipes/voice_ravdess.yaml)")
+            with np.load(vpath) as z:
+                v = {k: z[k] for k in z.files}
+            if not (np.array_equal(v["val_idx"], fold.val) and np.array_equal(v["test_idx"], fold.test)):
+                raise RecipeError(f"{vpath}: the voice run's folds differ from this recipe's (same corpus, "
+                                  "protocol and seed needed)")
+            outer = fold.outer_train
+            # AU: model chosen on the training actors; out-of-fold predictions over them for calibration
+            choice = select(au_models, au[outer], y[outer], groups[outer], K, recipe.seed)
+            au_est = make_estimator(choice["name"], choice["params"], recipe.seed).fit(au[outer], y[outer])
+            au_test = full_probs(au_est, au[fold.test], K)
+            au_oof = dict(zip(outer.tolist(), choice["oof"], strict=True))
+            logp_a_outer = np.log(np.clip(choice["oof"], 1e-4, 1))
+            t_a = fit_temperature(logp_a_outer, y[outer])
+            t_v = fit_temperature(v["val_logits"], y[fold.val])
+            lv_val = log_softmax(v["val_logits"] / t_v)
+            la_val = log_softmax(np.log(np.clip(np.stack([au_oof[i] for i in fold.val.tolist()]), 1e-4, 1)) / t_a)
+            w_v, w_a = fit_weights([lv_val, la_val], y[fold.val], grid)
+            lv_test = log_softmax(v["test_logits"] / t_v)
+            la_test = log_softmax(np.log(np.clip(au_test, 1e-4, 1)) / t_a)
+            late = np.exp(log_softmax(w_v * lv_test + w_a * la_test))
+            # stacking on the inner-validation actors
+            scaler_stats = (au[outer].mean(0), au[outer].std(0) + 1e-6)
+            au_std = (au - scaler_stats[0]) / scaler_stats[1]
+            stack = fit_stacker(_stack_features(lv_val, la_val, au_std[fold.val]), y[fold.val], groups[fold.val],
+                                Cs, recipe.seed)
+            learned = full_probs(stack["model"], _stack_features(lv_test, la_test, au_std[fold.test]), K)
+            common = {"au_model": {k: choice[k] for k in ("name", "params", "inner_acc")},
+                      "temperatures": {"voice": t_v, "face": t_a}, "weights": {"voice": w_v, "face": w_a},
+                      "train_seconds": timer.seconds}
+            _save(rows / "au_only", fold, au_test, y, {"au_model": common["au_model"]})
+            _save(rows / "voice_only", fold, v["test_probs"], y, {})
+            _save(rows / "late_fusion", fold, late, y, common)
+            _save(rows / "learned_fusion", fold, learned, y, {**common, "stacker": {"params": stack["params"],
+                                                                                     "inner_acc": stack["inner_acc"]}})
+            bar.update(task, advance=1)
+            accs = {name: float((p.argmax(1) == y[fold.test]).mean()) for name, p in
+                    (("au", au_test), ("voice", v["test_probs"]), ("late", late), ("learned", learned))}
+            bar.console.log(f"fold {fold.index}: T_v={t_v:.2f} T_a={t_a:.2f} w_v={w_v} w_a={w_a} "
+                            f"au={choice['name']}{choice['params']} "
+                            + " ".join(f"{k}={a:.3f}" for k, a in accs.items()))
+    for name, text in ROWS.items():
+        loop.write_json(rows / name / "row.json", {"description": text})
+    return [rows]

@@ -1,0 +1,105 @@
+"""BENCHMARKS.md's accuracy section, rendered from the stored results (never typed by hand).
+
+Every table names its data, protocol, the command that produced it, the commit and the machine.
+Only the part between ``<!-- accuracy:begin -->`` and ``<!-- accuracy:end -->`` is rewritten, so
+other sections of the file (speed) are left as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+BEGIN, END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"
+#: Results shown first, in this order; any other stored result follows alphabetically.
+ORDER = ("voice_ravdess", "baseline_egemaps_ravdess", "baseline_librosa_ravdess", "fusion_ravdess")
+
+
+def _pm(s: dict[str, Any], key: str) -> str:
+    return f"{100 * s[key]['mean']:.1f} ± {100 * s[key]['std']:.1f}"
+
+
+def _protocol(res: dict[str, Any]) -> str:
+    p = res["protocol"]
+    if p["name"] == "ravdess6":
+        return (f"{len(res['folds'])} actor-independent folds of 4 actors (1-4, 5-8, ...), every actor tested once; "
+                f"choices made on training actors only ({p.get('val_speakers', 4)} inner-validation actors "
+                "or grouped inner CV)")
+    return f"hold-out of speakers {p.get('test_speakers')}"
+
+
+def _machine(m: dict[str, Any]) -> str:
+    return f"{m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']} ({m.get('torch_threads', '?')} thread)"
+
+
+def _train_time(row: dict[str, Any]) -> str:
+    secs = [f.get("train_seconds") for f in row["folds"] if f.get("train_seconds") is not None]
+    return f"{sum(secs) / 60:.1f} min in all ({sum(secs) / 60 / len(secs):.1f} per fold)" if secs else "n/a"
+
+
+def render(results: list[dict[str, Any]], results_dir: Path) -> str:
+    lines = [BEGIN, "## Accuracy", "",
+             "Regenerate with `make benchmarks` (`avemo bench accuracy`) from `benchmarks/results/*.json`; "
+             "each result is produced by the command named under it. Scores in %, mean ± std over folds.", ""]
+    lines += ["| data | model | accuracy | macro-F1 | UAR | accuracy per fold |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for res in results:
+        for name, row in res["rows"].items():
+            s = row["summary"]
+            per = " / ".join(f"{100 * a:.1f}" for a in s["accuracy"]["per_fold"])
+            lines.append(f"| {res['corpus']} ({res['n_samples']} clips, {res['n_speakers']} actors) | `{name}` | "
+                         f"{_pm(s, 'accuracy')} | {_pm(s, 'macro_f1')} | {_pm(s, 'uar')} | {per} |")
+    lines.append("")
+    for res in results:
+        lines += [f"### `{res['recipe']}`", "", res.get("description") or "", "",
+                  f"- data: {res['corpus']}, {res['n_samples']} clips, {res['n_speakers']} actors",
+                  f"- protocol: {_protocol(res)}",
+                  f"- command: `{res['command']}`",
+                  f"- commit: `{res['commit']}` (trained), `{res.get('evaluated_commit', '?')}` (evaluated)",
+                  f"- machine: {_machine(res['machine'])}", ""]
+        for name, row in res["rows"].items():
+            s = row["summary"]
+            labels = s["labels"]
+            recall = {lab: [] for lab in labels}
+            for f in row["folds"]:
+                for lab, r in f["per_class_recall"].items():
+                    recall[lab].append(r)
+            about = (row.get("about") or {}).get("description", "")
+            lines += [f"**`{name}`**" + (f": {about}" if about else "") + f" — training time {_train_time(row)}", "",
+                      "| fold | test actors | n | accuracy | macro-F1 | UAR |", "| --- | --- | --- | --- | --- | --- |"]
+            for k, f in enumerate(row["folds"]):
+                actors = ", ".join(a.split(":")[-1] for a in f.get("test_speakers", []))
+                lines.append(f"| {k} | {actors} | {f['n']} | {100 * f['accuracy']:.1f} | {100 * f['macro_f1']:.1f} | "
+                             f"{100 * f['uar']:.1f} |")
+            lines += ["", "Per-class recall (mean over folds): " + ", ".join(
+                f"{lab} {100 * sum(v) / len(v):.0f}" for lab, v in recall.items() if v), ""]
+            png = results_dir / f"{name}_confusion.png"
+            if png.is_file():
+                lines += [f"![pooled confusion of {name}]({png.as_posix()})", ""]
+            lines += ["<details><summary>pooled confusion matrix (rows: true, columns: predicted)</summary>", "",
+                      "| | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+            lines += [f"| {lab} | " + " | ".join(str(v) for v in r) + " |" for lab, r in zip(labels, s["confusion"],
+                                                                                          strict=True)]
+            lines += ["", "</details>", ""]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def load_results(results_dir: Path) -> list[dict[str, Any]]:
+    found = {p.stem: json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))}
+    names = [n for n in ORDER if n in found] + sorted(n for n in found if n not in ORDER)
+    return [found[n] for n in names]
+
+
+def write_accuracy_section(results_dir: Path, out: Path) -> Path:
+    """(Re)write the accuracy section of ``out`` from ``results_dir``."""
+    section = render(load_results(results_dir), results_dir)
+    text = out.read_text() if out.is_file() else "# Benchmarks\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    out.write_text(text)
+    return out
