@@ -1,0 +1,85 @@
+"""Calibrated late fusion: the module, its fitting, the shipped bundle and the published rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import avemo
+from avemo.labels import BASIC7, EMOTIONS
+from avemo.models.fusion.late import CalibratedLateFusion, onto_emotions
+from avemo.training.fusion import fit_temperature, fit_weights, log_softmax
+
+RESULTS = Path(__file__).parents[1] / "benchmarks" / "results" / "fusion_ravdess.json"
+
+
+def _probs(n: int, k: int = 8, seed: int = 0) -> np.ndarray:
+    p = np.random.default_rng(seed).dirichlet(np.ones(k), size=n).astype(np.float32)
+    return p
+
+
+def test_fusion_sums_to_one_and_handles_missing_modalities():
+    fusion = CalibratedLateFusion()
+    fusion.set_parameters({"face": 2.0, "voice": 0.5}, {"face": 0.7, "voice": 1.3})
+    voice, face7 = _probs(5), _probs(5, 7, seed=1)
+    both = fusion.fuse({"voice": voice, "face": face7}, labels={"face": BASIC7})
+    assert both.shape == (5, len(EMOTIONS)) and np.allclose(both.sum(1), 1, atol=1e-5)
+    only_voice = fusion.fuse({"voice": voice, "face": None})
+    expected = torch.softmax(torch.log(torch.from_numpy(voice).clamp_min(1e-4)) / 0.5, 1).numpy()
+    assert np.allclose(only_voice, expected, atol=1e-5)  # one modality: its calibrated probabilities
+    only_face = fusion.fuse({"face": face7}, labels={"face": BASIC7})
+    assert np.allclose(only_face.sum(1), 1, atol=1e-5)
+    calm, neutral = EMOTIONS.index("calm"), EMOTIONS.index("neutral")
+    assert np.allclose(only_face[:, calm], only_face[:, neutral])  # no calm in FER: calm inherits neutral
+    # per-row absence (NaN), and no modality at all
+    voice_nan = voice.copy()
+    voice_nan[0] = np.nan
+    mixed = fusion.fuse({"voice": voice_nan, "face": face7}, labels={"face": BASIC7})
+    assert np.allclose(mixed[0], only_face[0], atol=1e-5) and np.allclose(mixed[1:], both[1:], atol=1e-5)
+    face_nan = np.full_like(face7, np.nan)
+    assert np.isnan(fusion.fuse({"voice": voice_nan, "face": face_nan}, labels={"face": BASIC7})[0]).all()
+
+
+def test_onto_emotions_projects_seven_classes():
+    p = np.zeros((1, 7), dtype=np.float32)
+    p[0, BASIC7.index("neutral")] = 1.0
+    q = onto_emotions(p, BASIC7)
+    assert q[0, EMOTIONS.index("neutral")] == pytest.approx(0.5) and q[0, EMOTIONS.index("calm")] == pytest.approx(0.5)
+
+
+def test_temperature_and_weights_are_fitted_sensibly():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 8, 400)
+    informative = rng.normal(size=(400, 8))
+    informative[np.arange(400), y] += 2.0
+    overconfident = informative * 5
+    assert fit_temperature(overconfident, y) > 2.0
+    noise = rng.normal(size=(400, 8))
+    w = fit_weights([log_softmax(informative), log_softmax(noise)], y, [0.0, 0.5, 1.0, 1.5])
+    assert w[0] > w[1]
+
+
+def test_shipped_fusion_bundle():
+    if "fusion.ravdess" not in avemo.list_models(pretrained=True):
+        pytest.skip("fusion.ravdess not shipped yet")
+    bundle = avemo.load("fusion.ravdess")
+    assert bundle.labels == EMOTIONS and set(bundle.preprocessing["weights"]) == {"face", "voice"}
+    fused = bundle.model.fuse({"voice": _probs(3), "face": _probs(3, 7)}, labels={"face": BASIC7})
+    assert np.allclose(fused.sum(1), 1, atol=1e-5)
+    assert np.allclose(bundle.model.fuse({"voice": _probs(3)}).sum(1), 1, atol=1e-5)
+    assert np.allclose(bundle.model.fuse({"face": _probs(3, 7)}, labels={"face": BASIC7}).sum(1), 1, atol=1e-5)
+    card = bundle.card
+    assert "What was validated" in card and "What was not validated" in card
+
+
+def test_published_fusion_rows_cover_six_folds():
+    if not RESULTS.is_file():
+        pytest.skip("fusion results not published yet")
+    res = json.loads(RESULTS.read_text())
+    assert set(res["rows"]) == {"au_only", "voice_only", "late_fusion", "learned_fusion"}
+    for row in res["rows"].values():
+        assert len(row["folds"]) == 6 and sum(f["n"] for f in row["folds"]) == 1440
