@@ -1,0 +1,129 @@
+"""What every reviewed system shares: labels, the input description, the forward convention, the loss.
+
+See :mod:`avemo.models.systems` for the convention itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avemo.errors import ModelError
+from avemo.labels import EMOTIONS
+from avemo.losses import cross_entropy
+
+__all__ = ["AUDIO_FPS", "EmotionSystem", "InputSpec", "SystemWrapper"]
+
+#: Log-mel frames per second of the audio front end (10 ms hop; :class:`avemo.audio.mel.MelConfig`).
+AUDIO_FPS = 100.0
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The inputs one example holds: ``audio`` ``(n_mels, audio_frames)`` log-mel frames at
+    :data:`AUDIO_FPS`, ``video`` ``(video_frames, channels, face_size, face_size)`` face crops at
+    ``video_fps``. ``seconds`` is the media one example covers (used for cost per second)."""
+
+    n_mels: int = 64
+    audio_frames: int = 300
+    video_frames: int = 16
+    channels: int = 1
+    face_size: int = 48
+    video_fps: float = 5.0
+
+    @property
+    def seconds(self) -> float:
+        return self.audio_frames / AUDIO_FPS
+
+
+class EmotionSystem(nn.Module):
+    """Base class: ``labels``, ``modalities``, ``spec`` (:class:`InputSpec`), ``embedding_dims``
+    (per-modality embedding sizes), :meth:`example_inputs`, and a default cross-entropy :meth:`loss`."""
+
+    modalities: tuple[str, ...] = ("audio", "video")
+
+    def __init__(self, *, labels: tuple[str, ...] | list[str] = EMOTIONS, spec: InputSpec | None = None,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.labels = tuple(labels)
+        self.num_classes = len(self.labels)
+        self.spec = spec or InputSpec()
+        self.label_smoothing = label_smoothing
+        self.embedding_dims: dict[str, int] = {}
+
+    @staticmethod
+    def make_spec(kw: dict[str, Any]) -> InputSpec:
+        """Pop the :class:`InputSpec` fields out of builder keyword arguments."""
+        fields = {k: kw.pop(k) for k in list(kw) if k in InputSpec.__dataclass_fields__}
+        return InputSpec(**fields)
+
+    def batch_size(self, **inputs: Any) -> int:
+        present = [v for k, v in inputs.items() if v is not None and k in self.modalities]
+        if not present:
+            raise ModelError(f"{type(self).__name__} needs at least one of {', '.join(self.modalities)}")
+        return len(present[0])
+
+    def example_inputs(self, batch: int = 2, *, seconds: float | None = None) -> dict[str, torch.Tensor]:
+        """Random inputs of the right shapes (for shape checks, export and timing)."""
+        s = self.spec
+        scale = 1.0 if seconds is None else seconds / s.seconds
+        out = {}
+        if "audio" in self.modalities:
+            out["audio"] = torch.randn(batch, s.n_mels, max(1, round(s.audio_frames * scale)))
+        if "video" in self.modalities:
+            out["video"] = torch.rand(batch, max(1, round(s.video_frames * scale)), s.channels, s.face_size,
+                                      s.face_size)
+        return out
+
+    @staticmethod
+    def output(logits: torch.Tensor, embedding: torch.Tensor, *, embeddings: dict[str, torch.Tensor] | None = None,
+               attention: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+        """The output dict of the forward convention."""
+        return {"logits": logits, "embedding": embedding, "embeddings": embeddings or {},
+                "attention": attention or {}, **extra}
+
+    def loss(self, out: dict[str, Any], target: torch.Tensor) -> torch.Tensor:
+        """Training loss for one batch: cross-entropy (with this system's label smoothing) by default;
+        systems with auxiliary objectives add them here."""
+        return cross_entropy(out["logits"], target, label_smoothing=self.label_smoothing)
+
+    def decision_loss(self, out: dict[str, Any], target: torch.Tensor) -> torch.Tensor:
+        """For decision-level fusion: NLL of the fused log-probabilities in ``out["logits"]`` plus a
+        cross-entropy for every branch's own logits in ``out["modality_logits"]``, so each branch
+        also learns to classify alone."""
+        total = F.nll_loss(out["logits"], target)
+        for lg in out.get("modality_logits", {}).values():
+            total = total + cross_entropy(lg, target, label_smoothing=self.label_smoothing)
+        return total
+
+    def config(self) -> dict[str, Any]:
+        """The input description as a plain dict (for bundles and recipes)."""
+        return asdict(self.spec)
+
+
+class SystemWrapper(nn.Module):
+    """Base for modules that wrap a system (``self.system``) and keep its interface: attributes the
+    wrapper lacks (``labels``, ``spec``, ``embedding_dims``, ``example_inputs`` ...) come from the system."""
+
+    def __init__(self, system: nn.Module) -> None:
+        super().__init__()
+        self.system = system
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            modules = self.__dict__.get("_modules", {})
+            if "system" not in modules:
+                raise
+            return getattr(modules["system"], name)
+
+    def forward(self, **inputs: Any) -> dict[str, Any]:
+        return self.system(**inputs)
+
+    def loss(self, out: dict[str, Any], target: torch.Tensor, **kw: Any) -> torch.Tensor:
+        return self.system.loss(out, target, **kw)
