@@ -96,7 +96,8 @@ def _inner(samples: Sequence, train_idx: np.ndarray, n_val_speakers: int, seed: 
 
 def make_folds(recipe: Recipe, samples: Sequence) -> list[Fold]:
     """The protocol's folds: ``ravdess6`` (6 folds of 4 actors, each actor tested once) or ``holdout``
-    (``protocol.test_speakers`` held out)."""
+    (``protocol.test_speakers`` held out). The inner validation speakers depend on ``protocol.split_seed``
+    (default 0) only, so recipes with different model seeds share them (and can be ensembled)."""
     proto = recipe.protocol
     n_val = int(proto.get("val_speakers", 4))
     if proto["name"] == "ravdess6":
@@ -115,7 +116,7 @@ def make_folds(recipe: Recipe, samples: Sequence) -> list[Fold]:
         test_spk = {samples[i].speaker for i in test_idx}
         if train_spk & test_spk:
             raise RecipeError(f"fold {k}: speakers {sorted(train_spk & test_spk)} on both sides")
-        tr, va, val_spk = _inner(samples, train_idx, n_val, recipe.seed, k)
+        tr, va, val_spk = _inner(samples, train_idx, n_val, int(proto.get("split_seed", 0)), k)
         folds.append(Fold(k, tr, va, np.asarray(test_idx), tuple(sorted(test_spk, key=_actor)), val_spk))
     return folds
 

@@ -49,9 +49,13 @@ def _bundle_dir(recipe: Recipe, bundle_dir: Path | None) -> Path:
 
 def train_final(recipe: Recipe, bundle_dir: Path | None = None, *, run_dir: Path | None = None,
                 show: bool = True) -> Path:
-    """Write the recipe's shipped bundle; returns its folder."""
-    folder = _bundle_dir(recipe, bundle_dir)
+    """Write the recipe's shipped bundle; returns its folder (for a voice recipe without ``ship``: the
+    final model's run folder, for use as an ensemble member by another recipe)."""
     run_dir = Path(run_dir or recipe.default_run_dir())
+    if recipe.kind == "voice" and not recipe.section("ship").get("bundle"):
+        _final_voice_model(recipe, run_dir, show)
+        return run_dir / "final"
+    folder = _bundle_dir(recipe, bundle_dir)
     if recipe.kind == "voice":
         return _final_voice(recipe, folder, run_dir, show)
     if recipe.kind == "fusion":
@@ -59,17 +63,45 @@ def train_final(recipe: Recipe, bundle_dir: Path | None = None, *, run_dir: Path
     raise RecipeError(f"{recipe.path}: kind {recipe.kind!r} ships no bundle")
 
 
-def _final_voice(recipe: Recipe, folder: Path, run_dir: Path, show: bool) -> Path:
-    from avemo.training.data import labels_of, load_samples, voice_logmels, voice_settings
-    from avemo.training.voice import model_kwargs, train_model
+def _final_voice_model(recipe: Recipe, run_dir: Path, show: bool):
+    """The recipe's model trained on every sample (resumed or reloaded when already trained)."""
+    from avemo.training.data import labels_of, load_samples, voice_logmels
+    from avemo.training.voice import train_model
 
     samples = load_samples(recipe)
     mels = voice_logmels(samples, recipe.section("features"))
-    y = labels_of(samples)
     out = run_dir / "final"
     with loop.progress(show) as bar:
-        model = train_model(recipe, mels, y, np.arange(len(samples)), out, fold=len(samples), bar=bar)
+        model = train_model(recipe, mels, labels_of(samples), np.arange(len(samples)), out, fold=len(samples),
+                            bar=bar)
     seconds = sum(r.get("seconds", 0) for r in loop.read_jsonl(out / "log.jsonl"))
+    return model, samples, seconds
+
+
+def _final_voice(recipe: Recipe, folder: Path, run_dir: Path, show: bool) -> Path:
+    from avemo.models.registry import create_model
+    from avemo.training.data import voice_settings
+    from avemo.training.recipe import load_recipe
+    from avemo.training.voice import model_kwargs
+
+    model, samples, seconds = _final_voice_model(recipe, run_dir, show)
+    members = [recipe.name]
+    models = [model]
+    for name in recipe.section("ship").get("members") or []:
+        other = load_recipe(Path("recipes") / f"{name}.yaml")
+        if model_kwargs(other) != model_kwargs(recipe):
+            raise RecipeError(f"ensemble member {name} has other model settings than {recipe.name}")
+        m, _, s = _final_voice_model(other, other.default_run_dir(), show)
+        models.append(m)
+        members.append(name)
+        seconds += s
+    kwargs = model_kwargs(recipe)
+    if len(models) > 1:
+        kwargs["members"] = len(models)
+        model = create_model(recipe.section("model").get("name", "voice"), **kwargs)
+        for slot, trained in zip(model.members, models, strict=True):
+            slot.load_state_dict(trained.state_dict())
+        model.eval()
     feats = recipe.section("features")
     settings = voice_settings(feats)
     preprocessing = {"mel": settings["mel"], "window_s": float(feats.get("window_s", 3.0)),
@@ -78,20 +110,25 @@ def _final_voice(recipe: Recipe, folder: Path, run_dir: Path, show: bool) -> Pat
                      "normalisation": "inside the model: per-mel mean removed, divided by the window's std",
                      "output": "logits over labels (softmax for probabilities)"}
     cv = _results(recipe.name)
-    meta = {"recipe": recipe.name, "trained_on": f"{recipe.corpus}: all {len(samples)} clips, "
+    fused = _results(recipe.section("ship").get("ensemble_results", ""))
+    ens_row = (fused or {}).get("rows", {}).get("voice_only")
+    meta = {"recipe": recipe.name, "members": members, "trained_on": f"{recipe.corpus}: all {len(samples)} clips, "
             f"{len({s.speaker for s in samples})} speakers", "epochs": int(recipe.get("epochs", 40)),
             "train_seconds": round(seconds, 1), "commit": loop.git_commit(), "machine": loop.machine(),
-            "cross_validation": cv["rows"][recipe.name]["summary"] if cv else None}
-    spec = recipe.section("model")
-    save_bundle(folder, architecture=spec.get("name", "voice"), model=model, labels=EMOTIONS,
-                kwargs=model_kwargs(recipe), preprocessing=preprocessing, meta=meta)
+            "cross_validation": cv["rows"][recipe.name]["summary"] if cv else None,
+            "cross_validation_ensemble": ens_row["summary"] if ens_row else None}
+    save_bundle(folder, architecture=recipe.section("model").get("name", "voice"), model=model, labels=EMOTIONS,
+                kwargs=kwargs, preprocessing=preprocessing, meta=meta)
     size = (folder / "model.safetensors").stat().st_size
     n_params = sum(p.numel() for p in model.parameters())
     cv_line = _score_line(cv["rows"][recipe.name]) if cv else "not yet run"
+    ens_line = _score_line(ens_row) if ens_row else "not yet run"
+    what = (f"an ensemble of {len(models)} such networks trained with different seeds ({', '.join(members)}), "
+            "averaging their log-probabilities" if len(models) > 1 else "one network")
     (folder / "MODEL_CARD.md").write_text(f"""# {folder.name}
 
 Voice emotion classifier: a compact residual CNN over log-mel spectrograms with attentive statistics
-pooling ({n_params:,} parameters, {size / 1e6:.2f} MB), 8 classes ({", ".join(EMOTIONS)}).
+pooling; {what}. {n_params:,} parameters, {size / 1e6:.2f} MB; 8 classes ({", ".join(EMOTIONS)}).
 
 ## Intended use
 Emotion of a speaking voice in 3 s windows of 16 kHz mono audio (the analyzer runs it on the
@@ -107,15 +144,15 @@ RAVDESS speech (Livingstone & Russo 2018), audio only, {meta['trained_on']}. **T
 trained on all 24 actors after cross-validation, with the settings chosen there**; it has no held-out
 actor of its own. Leading/trailing silence trimmed ({settings['trim_db']:g} dB under peak), random
 {preprocessing['window_s']:g} s crops, SpecAugment, mixup, label smoothing, AdamW with warm-up + cosine
-schedule, {meta['epochs']} epochs, seed {recipe.seed}. Recipe: `recipes/{recipe.name}.yaml`;
+schedule, {meta['epochs']} epochs. Recipes: {", ".join(f"`recipes/{m}.yaml`" for m in members)};
 command: `avemo train recipes/{recipe.name}.yaml --final`. Training took {seconds / 60:.1f} min on
-{meta['machine']['cpu_count']} shared CPU cores ({meta['machine']['torch_threads']} torch thread),
+{meta['machine']['cpu_count']} shared CPU cores ({meta['machine']['torch_threads']} torch thread per process),
 commit {meta['commit']}.
 
 ## Expected accuracy (cross-validated, actor-independent)
-6 folds of 4 actors (1-4, 5-8, ...), every actor tested once; in each fold the model was trained on 16
-of the 20 training actors (4 kept for validation and calibration). Mean ± std over folds:
-{cv_line}. Chance is 0.125. Details: BENCHMARKS.md.
+6 folds of 4 actors (1-4, 5-8, ...), every actor tested once; in each fold the networks were trained
+on 16 of the 20 training actors (4 kept for validation and calibration). Mean ± std over folds, one
+network (seed 0): {cv_line}. The ensemble of the seeds: {ens_line}. Chance is 0.125. Details: BENCHMARKS.md.
 
 ## Limitations
 Acted, exaggerated emotions of 24 North-American actors; *neutral* and *calm* are easily confused;

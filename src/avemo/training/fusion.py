@@ -33,7 +33,7 @@ from avemo.training.recipe import Recipe, RecipeError
 
 ROWS = {
     "au_only": "Facial action units only (OpenFace AU35 clip means), classifier chosen on training actors",
-    "voice_only": "Voice model only (same predictions as the voice recipe)",
+    "voice_only": "Voice model only: the voice recipes' CNNs (several seeds: averaged log-probabilities)",
     "late_fusion": "Late fusion: temperature-scaled AU and voice probabilities, log-linear pool, "
                    "weights fitted on held-out training actors",
     "learned_fusion": "Learned fusion (stacking): logistic regression over calibrated log-probabilities "
@@ -82,6 +82,28 @@ def fit_stacker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, Cs: Sequence[f
     return {"model": model, "params": choice["params"], "inner_acc": choice["inner_acc"]}
 
 
+def _voice_predictions(voice_runs: Sequence[Path], fold: Fold, y: np.ndarray) -> tuple[dict[str, np.ndarray],
+                                                                                       list[float]]:
+    """The voice runs' predictions for a fold; several runs (seeds) are ensembled by averaging their
+    log-probabilities, as :class:`avemo.models.encoders.audio.VoiceEnsemble` does."""
+    members = []
+    for run in voice_runs:
+        path = run / f"fold_{fold.index}" / "predictions.npz"
+        if not path.is_file():
+            raise RecipeError(f"{path}: missing; train the voice recipe first (avemo train recipes/{run.name}.yaml)")
+        with np.load(path) as z:
+            v = {k: z[k] for k in z.files}
+        if not (np.array_equal(v["val_idx"], fold.val) and np.array_equal(v["test_idx"], fold.test)):
+            raise RecipeError(f"{path}: the voice run's folds differ from this recipe's (same corpus, protocol "
+                              "and split seed needed)")
+        members.append(v)
+    out = {f"{part}_logits": np.mean([log_softmax(m[f"{part}_logits"]) for m in members], axis=0)
+           for part in ("val", "test")}
+    out["test_probs"] = np.exp(log_softmax(out["test_logits"]))
+    val_acc = [float((m["val_logits"].argmax(1) == y[fold.val]).mean()) for m in members]
+    return out, val_acc
+
+
 def _save(row_dir: Path, fold: Fold, probs: np.ndarray, y: np.ndarray, extra: dict[str, Any]) -> None:
     out = row_dir / f"fold_{fold.index}"
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +117,8 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
     from avemo.training.classic import full_probs
 
     cfg = recipe.section("fusion")
-    voice_run = Path(cfg.get("voice_run", "runs/voice_ravdess"))
+    runs = cfg.get("voice_runs", ["runs/voice_ravdess"])
+    voice_runs = [Path(r) for r in ([runs] if isinstance(runs, str) else runs)]
     grid = [float(v) for v in cfg.get("weight_grid", np.round(np.arange(0, 2.01, 0.1), 2).tolist())]
     Cs = cfg.get("stack_C", [0.01, 0.03, 0.1, 0.3, 1.0])
     au_models = recipe.get("models") or [{"name": "logreg", "grid": {"C": [0.1, 1.0]}}]
@@ -110,15 +133,7 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
             if only is not None and fold.index not in only:
                 continue
             timer = loop.Timer()
-            vpath = voice_run / f"fold_{fold.index}" / "predictions.npz"
-            if not vpath.is_file():
-                raise RecipeError(f"{vpath}: missing; train the voice recipe first "
-                                  "(avemo train recipes/voice_ravdess.yaml)")
-            with np.load(vpath) as z:
-                v = {k: z[k] for k in z.files}
-            if not (np.array_equal(v["val_idx"], fold.val) and np.array_equal(v["test_idx"], fold.test)):
-                raise RecipeError(f"{vpath}: the voice run's folds differ from this recipe's (same corpus, "
-                                  "protocol and seed needed)")
+            v, member_val_acc = _voice_predictions(voice_runs, fold, y)
             outer = fold.outer_train
             # AU: model chosen on the training actors; out-of-fold predictions over them for calibration
             choice = select(au_models, au[outer], y[outer], groups[outer], K, recipe.seed)
@@ -144,7 +159,9 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
                       "temperatures": {"voice": t_v, "face": t_a}, "weights": {"voice": w_v, "face": w_a},
                       "train_seconds": timer.seconds}
             _save(rows / "au_only", fold, au_test, y, {"au_model": common["au_model"]})
-            _save(rows / "voice_only", fold, v["test_probs"], y, {})
+            _save(rows / "voice_only", fold, v["test_probs"], y,
+                  {"voice_runs": [str(r) for r in voice_runs], "member_val_acc": member_val_acc,
+                   "ensemble_val_acc": float((v["val_logits"].argmax(1) == y[fold.val]).mean())})
             _save(rows / "late_fusion", fold, late, y, common)
             _save(rows / "learned_fusion", fold, learned, y, {**common, "stacker": {"params": stack["params"],
                                                                                      "inner_acc": stack["inner_acc"]}})

@@ -7,7 +7,8 @@ Dataflow::
         ──► attentive statistics pooling over time (weighted mean and std) ──► embedding ──► logits
 
 The normalisation is part of the module, so callers pass plain ``avemo.audio.log_mel`` output for
-a window (3 s in the shipped bundle) and nothing else. Registered as ``voice``.
+a window (3 s in the shipped bundle) and nothing else. Registered as ``voice`` (``members=n``: an
+ensemble of ``n`` such networks).
 """
 
 from __future__ import annotations
@@ -88,7 +89,20 @@ class VoiceCNN(nn.Module):
         return self.head(self.dropout(self.embedding(mel)))
 
 
+class VoiceEnsemble(nn.Module):
+    """Several :class:`VoiceCNN` trained with different seeds; ``forward`` returns the mean of their
+    log-probabilities (a geometric-mean ensemble: ``softmax`` of it gives the ensemble's probabilities)."""
+
+    def __init__(self, *, members: int, **kwargs) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(VoiceCNN(**kwargs) for _ in range(members))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return torch.stack([F.log_softmax(m(mel), dim=-1) for m in self.members]).mean(0)
+
+
 @register_model("voice")
-def create_voice(**kwargs) -> VoiceCNN:
-    """The voice emotion CNN (keyword arguments: n_mels, n_classes, channels, emb_dim, dropout)."""
-    return VoiceCNN(**kwargs)
+def create_voice(*, members: int = 1, **kwargs) -> nn.Module:
+    """The voice emotion CNN (keyword arguments: n_mels, n_classes, channels, emb_dim, dropout), or an
+    ensemble of ``members`` of them."""
+    return VoiceCNN(**kwargs) if members == 1 else VoiceEnsemble(members=members, **kwargs)
