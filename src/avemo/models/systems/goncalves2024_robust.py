@@ -23,14 +23,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import nn
+
 from avemo.models.registry import create_model, register_model
-from avemo.robustness.missing import ModalityDropout
 
 __all__ = ["goncalves2024_robust"]
 
 
 @register_model("goncalves2024_robust")
 def goncalves2024_robust(*, base: str = "khan2024_mser", base_kwargs: dict[str, Any] | None = None,
-                         p_drop: float = 0.3, per_sample: bool = False) -> ModalityDropout:
+                         p_drop: float = 0.3, per_sample: bool = False) -> nn.Module:
     """A registered two-stream system trained and run with modality dropout."""
+    from avemo.robustness.missing import ModalityDropout  # here: robustness imports the systems' base
+
     return ModalityDropout(create_model(base, **(base_kwargs or {})), p_drop=p_drop, per_sample=per_sample)
