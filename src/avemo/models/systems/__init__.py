@@ -45,4 +45,17 @@ from avemo.models.systems import (  # noqa: F401  (importing registers the syste
 )
 from avemo.models.systems.base import AUDIO_FPS, EmotionSystem, InputSpec, SystemWrapper
 
-__all__ = ["AUDIO_FPS", "EmotionSystem", "InputSpec", "SystemWrapper"]
+__all__ = ["AUDIO_FPS", "EmotionSystem", "InputSpec", "SystemWrapper", "model_card"]
+
+
+def model_card(name: str) -> str:
+    """The model card of a registered system (its module docstring), e.g. for a bundle's MODEL_CARD.md."""
+    import inspect
+    import sys
+
+    from avemo.errors import ModelError
+    from avemo.models.registry import _BUILDERS
+
+    if name not in _BUILDERS:
+        raise ModelError(f"unknown model {name!r}")
+    return inspect.cleandoc(sys.modules[_BUILDERS[name].__module__].__doc__ or "")

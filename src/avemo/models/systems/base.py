@@ -30,7 +30,7 @@ class InputSpec:
 
     n_mels: int = 64
     audio_frames: int = 300
-    video_frames: int = 16
+    video_frames: int = 15
     channels: int = 1
     face_size: int = 48
     video_fps: float = 5.0

@@ -16,7 +16,7 @@ recognition using cross-attention with deep fusion", *Expert Systems with Applic
 **What differs.** MSER fuses speech with *text* (ASR transcripts) in the paper; here the second
 modality is the face, as this project's task is audio-visual — the cross-attention/deep-fusion
 structure is the part reproduced. Sizes are configurable (defaults: 3 separable conv blocks
-24-48-96, width 96, 2 fusion layers, 4 heads; about 0.2 M parameters) so it runs far faster than
+24-48-96, width 96, 2 fusion layers, 4 heads; about 0.26 M parameters) so it runs far faster than
 real time on a CPU (see ``benchmarks/systems_cost.py``). No positional encodings are used. With
 one modality absent, cross-attention is skipped and deep fusion runs over the present tokens.
 
