@@ -240,3 +240,63 @@ def test_every_system_has_a_model_card(name: str) -> None:
     for part in ("model card", "**Paper.**", "**What differs.**", "licence"):
         assert part in card, f"{name}: card lacks {part!r}"
     assert "Implemented" in card
+
+
+# ---- system-specific behaviour ------------------------------------------------------------------------
+
+
+def test_fuzzy_system_prints_its_rules_and_returns_firing() -> None:
+    model = build("kozlov2024_fuzzy").eval()
+    text = model.rules_text()
+    assert text.count("\n") + 1 == len(model.fuzzy.rules) and text.startswith("IF video is low AND audio is low")
+    out = model(**model.example_inputs(2))
+    assert out["attention"]["rule_firing"].shape == (2, len(EMOTIONS), len(model.fuzzy.rules))
+
+
+def test_bel_system_learns_by_the_original_rules(data: Path) -> None:
+    model = build("farhoudi2021_bel").eval()
+    batch, y = real_batch(data)
+    errors = [model.rule_update(y, **inputs_for(model, batch), alpha=0.05, beta=0.05) for _ in range(40)]
+    assert errors[-1] < 0.7 * errors[0]
+
+
+@pytest.mark.parametrize("base", ["mocanu2023_cma", "khan2024_mser", "zhang2016_cnnrnn"])
+def test_soft_hgr_wraps_any_two_stream_system(base: str) -> None:
+    torch.manual_seed(0)
+    kw = {**TINY[base], **SPEC}
+    model = create_model("ma2020_shgr", base=base, base_kwargs=kw, hgr_dim=4, hgr_weight=1.0)
+    x = model.example_inputs(4)
+    y = torch.tensor([0, 2, 3, 4])
+    out = model(**x)
+    assert out["shared"]["audio"].shape == out["shared"]["video"].shape == (4, 4)
+    from avemo.losses import soft_hgr_loss
+
+    hgr = soft_hgr_loss(out["shared"]["audio"], out["shared"]["video"])
+    assert hgr != 0
+    with_hgr = model.loss(out, y)
+    torch.testing.assert_close(with_hgr, model.system.loss(out, y) + hgr)
+    with_hgr.backward()
+    assert model.proj["audio"].weight.grad.abs().sum() > 0
+
+
+def test_modality_dropout_teaches_the_system_to_answer_from_one_side(data: Path) -> None:
+    batch, y = real_batch(data)
+
+    def train(p_drop: float) -> torch.nn.Module:
+        torch.manual_seed(0)
+        base = {**TINY["dixit2024_cnn_early"], **SPEC}
+        model = create_model("goncalves2024_robust", base="dixit2024_cnn_early", base_kwargs=base, p_drop=p_drop)
+        model._gen = torch.Generator().manual_seed(0)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-2)
+        for _ in range(60):
+            opt.zero_grad()
+            model.loss(model(**batch), y).backward()
+            opt.step()
+        return model.eval()
+
+    def audio_only_loss(model: torch.nn.Module) -> float:
+        with torch.no_grad():
+            return model.loss(model(audio=batch["audio"]), y).item()
+
+    # trained with dropout, the audio-only answer is clearly better than without (same seed, same steps)
+    assert audio_only_loss(train(0.5)) < 0.7 * audio_only_loss(train(0.0))

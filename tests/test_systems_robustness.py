@@ -30,7 +30,7 @@ class _Spy(torch.nn.Module):
         super().__init__()
         self.seen: list[tuple[bool, bool]] = []
 
-    def forward(self, audio=None, video=None):  # noqa: ANN001, ANN201
+    def forward(self, audio=None, video=None):
         self.seen.append((audio is not None, video is not None))
         return {}
 

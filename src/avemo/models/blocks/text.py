@@ -72,13 +72,13 @@ class TextEmotionClassifier(nn.Module):
         self.register_buffer("bias", torch.zeros(len(self.labels)))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
-    def _hasher(self):  # noqa: ANN202
+    def _hasher(self):
         from sklearn.feature_extraction.text import HashingVectorizer
 
         return HashingVectorizer(n_features=self.n_features, ngram_range=(1, self.ngram_max), alternate_sign=False,
                                  norm=None, preprocessor=clean_text)
 
-    def _raw(self, texts: Sequence[str]):  # noqa: ANN202
+    def _raw(self, texts: Sequence[str]):
         if self.embedder == "minilm":
             return _minilm()(list(texts))
         return self._hasher().transform(list(texts))

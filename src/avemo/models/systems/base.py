@@ -5,21 +5,22 @@ See :mod:`avemo.models.systems` for the convention itself.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avemo.audio.mel import MelConfig
 from avemo.errors import ModelError
 from avemo.labels import EMOTIONS
 from avemo.losses import cross_entropy
 
 __all__ = ["AUDIO_FPS", "EmotionSystem", "InputSpec", "SystemWrapper"]
 
-#: Log-mel frames per second of the audio front end (10 ms hop; :class:`avemo.audio.mel.MelConfig`).
-AUDIO_FPS = 100.0
+#: Log-mel frames per second of the audio front end (10 ms hop, :class:`avemo.audio.mel.MelConfig`).
+AUDIO_FPS = MelConfig().frame_rate
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,6 @@ class EmotionSystem(nn.Module):
             total = total + cross_entropy(lg, target, label_smoothing=self.label_smoothing)
         return total
 
-    def config(self) -> dict[str, Any]:
-        """The input description as a plain dict (for bundles and recipes)."""
-        return asdict(self.spec)
 
 
 class SystemWrapper(nn.Module):
