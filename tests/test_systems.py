@@ -194,6 +194,7 @@ class _Logits(torch.nn.Module):
 ONNX_UNSUPPORTED: set[str] = set()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("name", NAMES)
 def test_onnx_export_matches_torch(name: str) -> None:
     if name in ONNX_UNSUPPORTED:
