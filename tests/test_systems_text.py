@@ -12,7 +12,7 @@ import torch
 
 from avemo.models.registry import create_model
 from avemo.models.systems.akturk2024_onn import key_frame_input
-from avemo.models.systems.almulla2024_fvt import CARER_LABELS, prepare_voice, read_carer
+from avemo.models.systems.almulla2024_fvt import CARER_LABELS, carer_split, prepare_voice
 
 
 @pytest.fixture(scope="module")
@@ -20,17 +20,17 @@ def carer(data: Path) -> Path:
     return data / "text-emotion-carer"
 
 
-def test_read_carer_maps_labels_and_counts_love(carer: Path) -> None:
-    texts, labels, left_out = read_carer(carer / "val.txt")
+def test_carer_split_maps_labels_and_counts_love(carer: Path) -> None:
+    texts, labels, left_out = carer_split(carer, "val")
     assert len(texts) + left_out == 2000 and left_out > 0  # love has no canonical class
     assert set(labels) == set(CARER_LABELS)
 
 
 def test_text_module_learns_carer_and_fuses(carer: Path) -> None:
     model = create_model("almulla2024_fvt", face_widths=(4,), voice_widths=(4,), text_features=2**14)
-    texts, labels, _ = read_carer(carer / "train.txt")
+    texts, labels, _ = carer_split(carer, "train")
     model.text.fit(texts[:4000], labels[:4000])
-    tx, ty, _ = read_carer(carer / "test.txt")
+    tx, ty, _ = carer_split(carer, "test")
     pred = np.array(model.text.labels)[model.text.predict_proba(tx).argmax(1)]
     accuracy = float(np.mean(pred == np.array(ty)))
     assert accuracy > 0.7, accuracy  # a subset of train, for speed; the full run is in the report

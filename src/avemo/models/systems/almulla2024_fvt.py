@@ -39,15 +39,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from avemo.errors import DatasetError
-from avemo.labels import EMOTIONS, to_canonical
+from avemo.labels import EMOTIONS
 from avemo.models.blocks import FrameCNN, SpectrogramCNN, snippets
 from avemo.models.blocks.text import TextEmotionClassifier
 from avemo.models.fusion.decision import WeightedDecisionFusion
 from avemo.models.registry import register_model
 from avemo.models.systems.base import AUDIO_FPS, EmotionSystem
 
-__all__ = ["FaceVoiceText", "fit_text_carer", "prepare_voice", "read_carer"]
+__all__ = ["FaceVoiceText", "carer_split", "fit_text_carer", "prepare_voice"]
 
 #: The text classes CARER can give on the canonical taxonomy (love has no counterpart).
 CARER_LABELS = ("happy", "sad", "angry", "fearful", "surprised")
@@ -59,28 +58,6 @@ def prepare_voice(wave: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     from avemo.audio import MelConfig, denoise, log_mel
 
     return log_mel(denoise(wave, sample_rate), MelConfig(sample_rate=sample_rate))
-
-
-def read_carer(path: str | Path) -> tuple[list[str], list[str], int]:
-    """Read one CARER split (``sentence;label`` lines): sentences, canonical labels, and how many
-    samples were left out because their label (love) has no canonical class."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(path, "CARER split not found")
-    texts, labels, left_out = [], [], 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        sentence, sep, raw = line.rpartition(";")
-        if not sep:
-            raise DatasetError(path, f"line {n} is not 'sentence;label'")
-        label = to_canonical("carer", raw.strip())
-        if label is None:
-            left_out += 1
-            continue
-        texts.append(sentence)
-        labels.append(label)
-    return texts, labels, left_out
 
 
 class FaceVoiceText(EmotionSystem):
@@ -145,6 +122,16 @@ class FaceVoiceText(EmotionSystem):
         return self.decision_loss(out, target)
 
 
+def carer_split(root: str | Path, split: str) -> tuple[list[str], list[str], int]:
+    """One CARER split through :func:`avemo.datasets.carer.read_carer`: sentences, canonical labels, and
+    how many lines were left out because their label (love) has no canonical class."""
+    from avemo.datasets.carer import read_carer
+
+    corpus = read_carer(root, splits=(split,))
+    return ([s.text for s in corpus], [s.label for s in corpus],
+            corpus.excluded_counts().get("unmapped_label", 0))
+
+
 def fit_text_carer(model: FaceVoiceText, root: str | Path, *, C: float = 128.0) -> dict[str, Any]:
     """Fit the text module on CARER ``train.txt`` and score it on ``val.txt`` and ``test.txt``.
 
@@ -153,13 +140,12 @@ def fit_text_carer(model: FaceVoiceText, root: str | Path, *, C: float = 128.0) 
     """
     from sklearn.metrics import accuracy_score, f1_score
 
-    root = Path(root)
-    tr_x, tr_y, tr_out = read_carer(root / "train.txt")
+    tr_x, tr_y, tr_out = carer_split(root, "train")
     model.text.fit(tr_x, tr_y, C=C)
     report: dict[str, Any] = {"left_out": {"train": tr_out}, "C": C, "n_train": len(tr_x)}
     names = model.text.labels
     for split in ("val", "test"):
-        x, y, out = read_carer(root / f"{split}.txt")
+        x, y, out = carer_split(root, split)
         pred = [names[i] for i in model.text.predict_proba(x).argmax(1)]
         report["left_out"][split] = out
         report[split] = {"n": len(x), "accuracy": float(accuracy_score(y, pred)),
