@@ -6,7 +6,10 @@ Each system is built at its default (paper-like) size and run in eval mode on on
 after warm-up, divided by the seconds covered: below 1.0 means faster than real time. Only the
 network is timed (not decoding, face detection or the log-mel front end).
 
-    python benchmarks/systems_cost.py [--threads 2] [--repeat 7] [--out benchmarks/results/systems_cost.json]
+Results go to ``benchmarks/results/systems/`` (not ``benchmarks/results/``, whose JSON files are all
+accuracy results that ``avemo bench accuracy`` renders).
+
+    python benchmarks/systems_cost.py [--threads 2] [--repeat 7] [--out benchmarks/results/systems/systems_cost.json]
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "systems_cost.json"))
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "systems" / "systems_cost.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     missing = set(SYSTEMS) - set(list_models())

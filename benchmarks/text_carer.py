@@ -3,7 +3,7 @@
 Fits on ``train.txt`` for each ``C`` in the grid, picks ``C`` by macro-F1 on ``val.txt``, and reports
 that model's accuracy and macro-F1 on ``test.txt`` (love has no canonical class: left out, counted).
 
-    python benchmarks/text_carer.py [--out benchmarks/results/text_carer.json]
+    python benchmarks/text_carer.py [--out benchmarks/results/systems/text_carer.json]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from avemo.models.systems.almulla2024_fvt import fit_text_carer
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid", type=float, nargs="+", default=[2.0, 8.0, 16.0, 32.0, 64.0, 128.0])
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "text_carer.json"))
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "systems" / "text_carer.json"))
     args = ap.parse_args()
     root = data_root() / "text-emotion-carer"
     runs = []
