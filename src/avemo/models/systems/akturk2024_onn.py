@@ -88,9 +88,7 @@ class OperationalTwoBranch(EmotionSystem):
                  widths: Sequence[int] = (16, 32, 64, 64), q: int = 3, fused_dim: int = 128, dropout: float = 0.3,
                  label_smoothing: float = 0.0, **spec: Any) -> None:
         spec.setdefault("video_frames", 1)
-        super().__init__(labels=labels, spec=self.make_spec(spec), label_smoothing=label_smoothing)
-        if spec:
-            raise TypeError(f"unknown arguments: {sorted(spec)}")
+        super().__init__(labels=labels, label_smoothing=label_smoothing, **spec)
         self.modalities = tuple(modalities)
         if not self.modalities or set(self.modalities) - {"audio", "video"}:
             raise ValueError(f"modalities must be a non-empty subset of ('audio', 'video'), not {modalities}")

@@ -71,9 +71,7 @@ class FaceVoiceText(EmotionSystem):
                  text_labels: Sequence[str] = CARER_LABELS, text_embedder: str = "tfidf",
                  text_features: int = 2**16, dropout: float = 0.3, label_smoothing: float = 0.0,
                  **spec: Any) -> None:
-        super().__init__(labels=labels, spec=self.make_spec(spec), label_smoothing=label_smoothing)
-        if spec:
-            raise TypeError(f"unknown arguments: {sorted(spec)}")
+        super().__init__(labels=labels, label_smoothing=label_smoothing, **spec)
         self.face = FrameCNN(in_channels=self.spec.channels, widths=face_widths, dropout=dropout / 3)
         self.voice = SpectrogramCNN(widths=voice_widths, dropout=dropout / 3)
         self.face_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.face.out_dim, self.num_classes))

@@ -5,6 +5,7 @@ See :mod:`avemo.models.systems` for the convention itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,20 +48,17 @@ class EmotionSystem(nn.Module):
 
     modalities: tuple[str, ...] = ("audio", "video")
 
-    def __init__(self, *, labels: tuple[str, ...] | list[str] = EMOTIONS, spec: InputSpec | None = None,
-                 label_smoothing: float = 0.0) -> None:
+    def __init__(self, *, labels: Sequence[str] = EMOTIONS, label_smoothing: float = 0.0, **spec: Any) -> None:
+        """``spec``: the :class:`InputSpec` fields (``n_mels``, ``audio_frames``, ...); anything else is an error."""
         super().__init__()
+        unknown = set(spec) - set(InputSpec.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown arguments {sorted(unknown)}")
         self.labels = tuple(labels)
         self.num_classes = len(self.labels)
-        self.spec = spec or InputSpec()
+        self.spec = InputSpec(**spec)
         self.label_smoothing = label_smoothing
         self.embedding_dims: dict[str, int] = {}
-
-    @staticmethod
-    def make_spec(kw: dict[str, Any]) -> InputSpec:
-        """Pop the :class:`InputSpec` fields out of builder keyword arguments."""
-        fields = {k: kw.pop(k) for k in list(kw) if k in InputSpec.__dataclass_fields__}
-        return InputSpec(**fields)
 
     def batch_size(self, **inputs: Any) -> int:
         present = [v for k, v in inputs.items() if v is not None and k in self.modalities]

@@ -46,9 +46,7 @@ class FusionCNN(EmotionSystem):
                  fusion: str = "late", widths: Sequence[int] = (32, 64, 128), hidden: int = 128,
                  weights: Sequence[float] | None = None, learn_weights: bool = False, dropout: float = 0.3,
                  label_smoothing: float = 0.0, **spec: Any) -> None:
-        super().__init__(labels=labels, spec=self.make_spec(spec), label_smoothing=label_smoothing)
-        if spec:
-            raise TypeError(f"unknown arguments: {sorted(spec)}")
+        super().__init__(labels=labels, label_smoothing=label_smoothing, **spec)
         if fusion not in ("late", "early"):
             raise ValueError(f"fusion must be 'late' or 'early', not {fusion!r}")
         self.modalities = tuple(modalities)

@@ -43,9 +43,7 @@ class BrainEmotionalLearningSystem(EmotionSystem):
 
     def __init__(self, *, labels: Sequence[str] = EMOTIONS, width: int = 32, layers: Sequence[int] = (2, 2, 2, 2),
                  cortex_dim: int = 64, label_smoothing: float = 0.0, **spec: Any) -> None:
-        super().__init__(labels=labels, spec=self.make_spec(spec), label_smoothing=label_smoothing)
-        if spec:
-            raise TypeError(f"unknown arguments: {sorted(spec)}")
+        super().__init__(labels=labels, label_smoothing=label_smoothing, **spec)
         self.audio_net = resnet18_2d(in_channels=1, width=width, layers=layers)
         self.face_net = TimeDistributed(resnet18_2d(in_channels=self.spec.channels, width=width, layers=layers,
                                                     stem_stride=1))

@@ -100,9 +100,7 @@ class MultiTaskEnsemble(EmotionSystem):
                  members: Sequence[str] = tuple(MEMBERS), weights: Sequence[float] | None = None,
                  learn_weights: bool = False, aux_weight: float = 0.5, dropout: float = 0.3,
                  label_smoothing: float = 0.0, **spec: Any) -> None:
-        super().__init__(labels=labels, spec=self.make_spec(spec), label_smoothing=label_smoothing)
-        if spec:
-            raise TypeError(f"unknown arguments: {sorted(spec)}")
+        super().__init__(labels=labels, label_smoothing=label_smoothing, **spec)
         unknown = set(members) - set(MEMBERS)
         if unknown:
             raise ValueError(f"unknown members {sorted(unknown)}; known: {list(MEMBERS)}")

@@ -46,9 +46,7 @@ class CrossAttentionDeepFusion(EmotionSystem):
     def __init__(self, *, labels: Sequence[str] = EMOTIONS, widths: Sequence[int] = (24, 48, 96), dim: int = 96,
                  heads: int = 4, depth: int = 2, dropout: float = 0.1, label_smoothing: float = 0.0,
                  **spec: Any) -> None:
-        super().__init__(labels=labels, spec=self.make_spec(spec), label_smoothing=label_smoothing)
-        if spec:
-            raise TypeError(f"unknown arguments: {sorted(spec)}")
+        super().__init__(labels=labels, label_smoothing=label_smoothing, **spec)
         self.audio_cnn = SpectrogramCNN(widths=widths, separable=True)
         self.face_cnn = FrameCNN(in_channels=self.spec.channels, widths=widths, separable=True)
         self.audio_proj = nn.Linear(self.audio_cnn.out_dim, dim)

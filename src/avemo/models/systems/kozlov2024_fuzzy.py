@@ -45,9 +45,7 @@ class FuzzyFusionSystem(EmotionSystem):
     def __init__(self, *, labels: Sequence[str] = EMOTIONS, widths: Sequence[int] = (32, 64, 128),
                  trust: Mapping[str, float] | None = None, tnorm: str = "product", learn_consequents: bool = True,
                  dropout: float = 0.3, label_smoothing: float = 0.0, **spec: Any) -> None:
-        super().__init__(labels=labels, spec=self.make_spec(spec), label_smoothing=label_smoothing)
-        if spec:
-            raise TypeError(f"unknown arguments: {sorted(spec)}")
+        super().__init__(labels=labels, label_smoothing=label_smoothing, **spec)
         self.encoders = nn.ModuleDict({"video": FrameCNN(in_channels=self.spec.channels, widths=widths),
                                        "audio": SpectrogramCNN(widths=widths)})
         self.heads = nn.ModuleDict({m: nn.Sequential(nn.Dropout(dropout), nn.Linear(e.out_dim, self.num_classes))

@@ -59,9 +59,7 @@ class CrossModalMetricNet(EmotionSystem):
                  triplet_weight: float = 1.0, constraint_weight: float = 1.0, margin: float = 0.3,
                  constraint_margin: float = 0.5, similarity: Sequence[Sequence[float]] | None = None,
                  label_smoothing: float = 0.0, **spec: Any) -> None:
-        super().__init__(labels=labels, spec=self.make_spec(spec), label_smoothing=label_smoothing)
-        if spec:
-            raise TypeError(f"unknown arguments: {sorted(spec)}")
+        super().__init__(labels=labels, label_smoothing=label_smoothing, **spec)
         self.n_snippets = snippets
         self.video_net = resnet18_3d(in_channels=self.spec.channels, width=width, layers=layers)
         self.audio_net = resnet18_2d(in_channels=1, width=width, layers=layers)

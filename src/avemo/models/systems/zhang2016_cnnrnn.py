@@ -42,9 +42,7 @@ class HybridCNNRNN(EmotionSystem):
     def __init__(self, *, labels: Sequence[str] = EMOTIONS, widths: Sequence[int] = (32, 64, 128),
                  hidden: int = 128, slice_frames: int = 64, bidirectional: bool = False, fused_dim: int = 128,
                  dropout: float = 0.3, label_smoothing: float = 0.0, **spec: Any) -> None:
-        super().__init__(labels=labels, spec=self.make_spec(spec), label_smoothing=label_smoothing)
-        if spec:
-            raise TypeError(f"unknown arguments: {sorted(spec)}")
+        super().__init__(labels=labels, label_smoothing=label_smoothing, **spec)
         self.slice_frames = slice_frames
         self.frame_cnn = FrameCNN(in_channels=self.spec.channels, widths=widths)
         self.slice_cnn = TimeDistributed(SpectrogramCNN(widths=widths))
