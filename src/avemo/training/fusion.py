@@ -9,9 +9,10 @@ Rows (each scored on the outer test actors of every fold):
   voice model's inner-validation actors, the AU temperature on the AU model's out-of-fold
   predictions over the training actors (grouped inner CV), and the two weights on the
   inner-validation actors, where both modalities' predictions are held out;
-* ``learned_fusion`` — stacking: a logistic regression over both modalities' calibrated log-probabilities
-  and the standardised AU features, trained on the inner-validation actors (held-out predictions of
-  both modalities), its regularisation chosen by leave-one-actor-out CV among them.
+* ``learned_fusion`` — stacking, trained on the inner-validation actors (held-out predictions of both
+  modalities): a class-wise weighted pool (:class:`ClasswisePool`) or a logistic regression over both
+  modalities' calibrated log-probabilities (with or without the standardised AU features), the form and
+  its regularisation chosen by leave-one-actor-out CV among those actors.
 
 No choice looks at the outer test actors.
 """
@@ -36,8 +37,9 @@ ROWS = {
     "voice_only": "Voice model only: the voice recipes' CNNs (several seeds: averaged log-probabilities)",
     "late_fusion": "Late fusion: temperature-scaled AU and voice probabilities, log-linear pool, "
                    "weights fitted on held-out training actors",
-    "learned_fusion": "Learned fusion (stacking): logistic regression over calibrated log-probabilities "
-                      "of both modalities and the AU features, trained on held-out training actors",
+    "learned_fusion": "Learned fusion (stacking) trained on held-out training actors: class-wise weighted "
+                      "pool or logistic regression over calibrated log-probabilities (+ AU features), "
+                      "chosen by leave-one-actor-out CV",
 }
 
 
@@ -70,16 +72,66 @@ def fit_weights(logps: Sequence[np.ndarray], y: np.ndarray, grid: Sequence[float
     return tuple(float(v) for v in best_w)
 
 
-def _stack_features(logp_v: np.ndarray, logp_a: np.ndarray, au: np.ndarray | None) -> np.ndarray:
-    parts = [logp_v, logp_a] + ([au] if au is not None else [])
-    return np.concatenate(parts, axis=1)
+class ClasswisePool:
+    """Class-wise weighted log-linear pool: ``logit_c = a_c log p_v[c] + b_c log p_a[c] + d_c``, fitted
+    by NLL with an L2 pull (``lam``) of ``a, b`` towards 1 and ``d`` towards 0 (24 numbers for 8 classes).
+    Input: ``[log p_v, log p_a]`` side by side (n, 2K)."""
+
+    def __init__(self, lam: float = 1.0) -> None:
+        self.lam = lam
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> ClasswisePool:
+        import torch
+
+        k = X.shape[1] // 2
+        lv, la = torch.tensor(X[:, :k], dtype=torch.float64), torch.tensor(X[:, k:], dtype=torch.float64)
+        target = torch.tensor(y)
+        params = torch.zeros(3, k, dtype=torch.float64, requires_grad=True)  # a-1, b-1, d
+        opt = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            logits = (1 + params[0]) * lv + (1 + params[1]) * la + params[2]
+            loss = torch.nn.functional.cross_entropy(logits, target) + self.lam * params.square().sum() / len(y)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        self.params_ = params.detach().numpy()
+        self.classes_ = np.arange(k)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        k = X.shape[1] // 2
+        a, b, d = self.params_
+        return np.exp(log_softmax((1 + a) * X[:, :k] + (1 + b) * X[:, k:] + d))
 
 
-def fit_stacker(X: np.ndarray, y: np.ndarray, groups: np.ndarray, Cs: Sequence[float], seed: int) -> dict[str, Any]:
-    """Logistic regression with C chosen by leave-one-speaker-out CV over ``groups``."""
-    choice = select([{"name": "logreg", "grid": {"C": list(Cs)}}], X, y, groups, len(EMOTIONS), seed)
-    model = make_estimator("logreg", choice["params"], seed).fit(X, y)
-    return {"model": model, "params": choice["params"], "inner_acc": choice["inner_acc"]}
+def fit_stacker(logp_v: np.ndarray, logp_a: np.ndarray, au: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                Cs: Sequence[float], seed: int) -> dict[str, Any]:
+    """The learned fusion with the best leave-one-speaker-out accuracy over ``groups``: a class-wise
+    weighted pool, or a logistic regression over the log-probabilities (with or without the AU features).
+    Returns the refitted model and a ``features(logp_v, logp_a, au)`` function for new data."""
+    from avemo.training.classic import full_probs, inner_splits
+
+    feature_sets = {"logp": lambda v, a, u: np.concatenate([v, a], 1),
+                    "logp+au": lambda v, a, u: np.concatenate([v, a, u], 1)}
+    candidates = [("classwise_pool", "logp", {"lam": lam}, lambda p: ClasswisePool(**p)) for lam in (1.0, 10.0, 100.0)]
+    candidates += [("logreg", fs, {"C": float(c)}, lambda p: make_estimator("logreg", p, seed))
+                   for fs in feature_sets for c in Cs]
+    splits = inner_splits(groups, n_splits=len(set(groups.tolist())))
+    table = []
+    for name, fs, params, factory in candidates:
+        X = feature_sets[fs](logp_v, logp_a, au)
+        probs = np.zeros((len(y), len(EMOTIONS)))
+        for tr, va in splits:
+            probs[va] = full_probs(factory(params).fit(X[tr], y[tr]), X[va], len(EMOTIONS))
+        table.append({"name": name, "features": fs, "params": params,
+                      "inner_acc": float((probs.argmax(1) == y).mean()), "inner_nll": nll(np.log(probs + 1e-9), y)})
+    best = max(range(len(table)), key=lambda i: (table[i]["inner_acc"], -table[i]["inner_nll"]))
+    name, fs, params, factory = candidates[best]
+    model = factory(params).fit(feature_sets[fs](logp_v, logp_a, au), y)
+    return {"model": model, "features": feature_sets[fs], "choice": table[best], "table": table}
 
 
 def _voice_predictions(voice_runs: Sequence[Path], fold: Fold, y: np.ndarray) -> tuple[dict[str, np.ndarray],
@@ -152,9 +204,8 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
             # stacking on the inner-validation actors
             scaler_stats = (au[outer].mean(0), au[outer].std(0) + 1e-6)
             au_std = (au - scaler_stats[0]) / scaler_stats[1]
-            stack = fit_stacker(_stack_features(lv_val, la_val, au_std[fold.val]), y[fold.val], groups[fold.val],
-                                Cs, recipe.seed)
-            learned = full_probs(stack["model"], _stack_features(lv_test, la_test, au_std[fold.test]), K)
+            stack = fit_stacker(lv_val, la_val, au_std[fold.val], y[fold.val], groups[fold.val], Cs, recipe.seed)
+            learned = full_probs(stack["model"], stack["features"](lv_test, la_test, au_std[fold.test]), K)
             common = {"au_model": {k: choice[k] for k in ("name", "params", "inner_acc")},
                       "temperatures": {"voice": t_v, "face": t_a}, "weights": {"voice": w_v, "face": w_a},
                       "train_seconds": timer.seconds}
@@ -163,8 +214,8 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
                   {"voice_runs": [str(r) for r in voice_runs], "member_val_acc": member_val_acc,
                    "ensemble_val_acc": float((v["val_logits"].argmax(1) == y[fold.val]).mean())})
             _save(rows / "late_fusion", fold, late, y, common)
-            _save(rows / "learned_fusion", fold, learned, y, {**common, "stacker": {"params": stack["params"],
-                                                                                     "inner_acc": stack["inner_acc"]}})
+            _save(rows / "learned_fusion", fold, learned, y, {**common, "stacker": stack["choice"],
+                                                               "stacker_candidates": stack["table"]})
             bar.update(task, advance=1)
             accs = {name: float((p.argmax(1) == y[fold.test]).mean()) for name, p in
                     (("au", au_test), ("voice", v["test_probs"]), ("late", late), ("learned", learned))}

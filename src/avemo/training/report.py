@@ -38,6 +38,29 @@ def _train_time(row: dict[str, Any]) -> str:
     return f"{sum(secs) / 60:.1f} min in all ({sum(secs) / 60 / len(secs):.1f} per fold)" if secs else "n/a"
 
 
+def _choices(row: str, fold: dict[str, Any]) -> str:
+    """What was chosen in a fold, on training actors only (model, parameters, temperatures, weights)."""
+    def model(c: dict[str, Any]) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in c.get("params", {}).items())
+        extra = f" on {c['features']}" if c.get("features") else ""
+        return f"{c['name']}({params}){extra}, inner acc {100 * c['inner_acc']:.1f}"
+
+    parts = []
+    if "chosen" in fold:
+        parts.append(model(fold["chosen"]))
+    if row == "au_only" and "au_model" in fold:
+        parts.append(model(fold["au_model"]))
+    if row == "late_fusion" and "weights" in fold:
+        t, w = fold["temperatures"], fold["weights"]
+        parts.append(f"T voice {t['voice']:.2f}, T AU {t['face']:.2f}; w voice {w['voice']:.1f}, w AU {w['face']:.1f}")
+    if row == "learned_fusion" and "stacker" in fold:
+        parts.append(model(fold["stacker"]))
+    if "member_val_acc" in fold:
+        parts.append("inner-val acc of members " + ", ".join(f"{100 * a:.1f}" for a in fold["member_val_acc"])
+                     + f", ensemble {100 * fold['ensemble_val_acc']:.1f}")
+    return "; ".join(parts) or "–"
+
+
 def render(results: list[dict[str, Any]], results_dir: Path) -> str:
     lines = [BEGIN, "## Accuracy", "",
              "Regenerate with `make benchmarks` (`avemo bench accuracy`) from `benchmarks/results/*.json`; "
@@ -67,11 +90,12 @@ def render(results: list[dict[str, Any]], results_dir: Path) -> str:
                     recall[lab].append(r)
             about = (row.get("about") or {}).get("description", "")
             lines += [f"**`{name}`**" + (f": {about}" if about else "") + f" — training time {_train_time(row)}", "",
-                      "| fold | test actors | n | accuracy | macro-F1 | UAR |", "| --- | --- | --- | --- | --- | --- |"]
+                      "| fold | test actors | n | accuracy | macro-F1 | UAR | chosen on training actors |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
             for k, f in enumerate(row["folds"]):
                 actors = ", ".join(a.split(":")[-1] for a in f.get("test_speakers", []))
                 lines.append(f"| {k} | {actors} | {f['n']} | {100 * f['accuracy']:.1f} | {100 * f['macro_f1']:.1f} | "
-                             f"{100 * f['uar']:.1f} |")
+                             f"{100 * f['uar']:.1f} | {_choices(name, f)} |")
             lines += ["", "Per-class recall (mean over folds): " + ", ".join(
                 f"{lab} {100 * sum(v) / len(v):.0f}" for lab, v in recall.items() if v), ""]
             png = results_dir / f"{name}_confusion.png"

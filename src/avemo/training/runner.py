@@ -26,6 +26,9 @@ from avemo.training.metrics import classification_scores, plot_confusion, summar
 from avemo.training.recipe import Recipe, RecipeError
 
 RESULTS_DIR = Path("benchmarks") / "results"
+#: What a fold's ``fold.json`` contributes to the results: who was tested, and every choice made on training actors.
+FOLD_KEYS = ("test_speakers", "val_speakers", "train_seconds", "chosen", "au_model", "temperatures", "weights",
+             "stacker", "member_val_acc", "ensemble_val_acc")
 
 
 def _run_meta(recipe: Recipe, samples: Sequence, folds: Sequence) -> dict[str, Any]:
@@ -78,7 +81,7 @@ def score_row(row_dir: Path, n_folds: int, labels: Sequence[str] = EMOTIONS,
             import json
 
             meta = json.loads(info.read_text())
-            scores.update({key: meta[key] for key in ("test_speakers", "val_speakers", "train_seconds") if key in meta})
+            scores.update({key: meta[key] for key in FOLD_KEYS if key in meta})
         if plots is not None:
             plot_confusion(scores["confusion"], labels, plots / f"confusion_fold{k}.png",
                            title=f"{title} fold {k}: acc {scores['accuracy']:.3f}")
