@@ -142,7 +142,8 @@ def _voice_predictions(voice_runs: Sequence[Path], fold: Fold, y: np.ndarray) ->
     for run in voice_runs:
         path = run / f"fold_{fold.index}" / "predictions.npz"
         if not path.is_file():
-            raise RecipeError(f"{path}: missing; train the voice recipe first (avemo train recipes/{run.name}.yaml)")
+            raise FileNotFoundError(f"{path}: missing; train the voice recipe first "
+                                    f"(avemo train recipes/{run.name}.yaml)")
         with np.load(path) as z:
             v = {k: z[k] for k in z.files}
         if not (np.array_equal(v["val_idx"], fold.val) and np.array_equal(v["test_idx"], fold.test)):
@@ -154,6 +155,29 @@ def _voice_predictions(voice_runs: Sequence[Path], fold: Fold, y: np.ndarray) ->
     out["test_probs"] = np.exp(log_softmax(out["test_logits"]))
     val_acc = [float((m["val_logits"].argmax(1) == y[fold.val]).mean()) for m in members]
     return out, val_acc
+
+
+def _au_part(cache: Path, candidates: Sequence[dict[str, Any]], au: np.ndarray, y: np.ndarray,
+             groups: np.ndarray, outer: np.ndarray, test: np.ndarray, seed: int) -> tuple[dict[str, Any], np.ndarray]:
+    """The AU classifier chosen on the training actors, its out-of-fold probabilities over them and its
+    test probabilities after refitting; stored in ``cache`` (it does not depend on the voice runs)."""
+    import json
+
+    from avemo.training.classic import full_probs
+
+    if (cache / "au.npz").is_file() and (cache / "choice.json").is_file():
+        choice = json.loads((cache / "choice.json").read_text())
+        if choice.get("candidates") == list(candidates):
+            with np.load(cache / "au.npz") as z:
+                return {**choice, "oof": z["oof"]}, z["test"]
+    choice = select(candidates, au[outer], y[outer], groups[outer], len(EMOTIONS), seed)
+    est = make_estimator(choice["name"], choice["params"], seed).fit(au[outer], y[outer])
+    test_probs = full_probs(est, au[test], len(EMOTIONS))
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(cache / "au.npz", oof=choice["oof"], test=test_probs)
+    loop.write_json(cache / "choice.json", {**{k: v for k, v in choice.items() if k != "oof"},
+                                            "candidates": list(candidates)})
+    return choice, test_probs
 
 
 def _save(row_dir: Path, fold: Fold, probs: np.ndarray, y: np.ndarray, extra: dict[str, Any]) -> None:
@@ -179,18 +203,23 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
     groups = np.array([s.speaker for s in samples])
     rows = run_dir / "rows"
     K = len(EMOTIONS)
+    missing: list[int] = []
     with loop.progress(show) as bar:
         task = bar.add_task(f"{recipe.name}: folds", total=len(folds))
         for fold in folds:
             if only is not None and fold.index not in only:
                 continue
             timer = loop.Timer()
-            v, member_val_acc = _voice_predictions(voice_runs, fold, y)
             outer = fold.outer_train
             # AU: model chosen on the training actors; out-of-fold predictions over them for calibration
-            choice = select(au_models, au[outer], y[outer], groups[outer], K, recipe.seed)
-            au_est = make_estimator(choice["name"], choice["params"], recipe.seed).fit(au[outer], y[outer])
-            au_test = full_probs(au_est, au[fold.test], K)
+            choice, au_test = _au_part(run_dir / "au" / f"fold_{fold.index}", au_models, au, y, groups, outer,
+                                       fold.test, recipe.seed)
+            try:
+                v, member_val_acc = _voice_predictions(voice_runs, fold, y)
+            except FileNotFoundError as exc:
+                bar.console.log(f"fold {fold.index}: AU part done; {exc}; run again once the voice runs are done")
+                missing.append(fold.index)
+                continue
             au_oof = dict(zip(outer.tolist(), choice["oof"], strict=True))
             logp_a_outer = np.log(np.clip(choice["oof"], 1e-4, 1))
             t_a = fit_temperature(logp_a_outer, y[outer])
@@ -222,6 +251,8 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
             bar.console.log(f"fold {fold.index}: T_v={t_v:.2f} T_a={t_a:.2f} w_v={w_v} w_a={w_a} "
                             f"au={choice['name']}{choice['params']} "
                             + " ".join(f"{k}={a:.3f}" for k, a in accs.items()))
+    if missing:
+        raise RecipeError(f"folds {missing} wait for voice predictions (their AU parts are stored)")
     for name, text in ROWS.items():
         loop.write_json(rows / name / "row.json", {"description": text})
     return [rows]
