@@ -29,7 +29,8 @@ from avemo.training.recipe import Recipe
 def frames_per_window(recipe: Recipe) -> tuple[int, int]:
     """Window and evaluation hop in frames."""
     feats = recipe.section("features")
-    rate = voice_settings(feats)["mel"]["sample_rate"] / voice_settings(feats)["mel"]["hop_length"]
+    mel = voice_settings(feats)["mel"]
+    rate = mel["sample_rate"] / mel["hop_length"]
     return int(round(float(feats.get("window_s", 3.0)) * rate)), int(round(float(feats.get("eval_hop_s", 1.0)) * rate))
 
 
@@ -86,22 +87,18 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def build_model(recipe: Recipe) -> torch.nn.Module:
-    from avemo.models.registry import create_model
-
-    spec = recipe.section("model")
-    kwargs = dict(spec.get("kwargs") or {})
-    kwargs.setdefault("n_mels", voice_settings(recipe.section("features"))["mel"]["n_mels"])
-    kwargs.setdefault("n_classes", len(EMOTIONS))
-    return create_model(spec.get("name", "voice"), **kwargs)
-
-
 def model_kwargs(recipe: Recipe) -> dict[str, Any]:
-    spec = recipe.section("model")
-    kwargs = dict(spec.get("kwargs") or {})
+    """The model's constructor arguments: the recipe's, plus n_mels and n_classes from the data."""
+    kwargs = dict(recipe.section("model").get("kwargs") or {})
     kwargs.setdefault("n_mels", voice_settings(recipe.section("features"))["mel"]["n_mels"])
     kwargs.setdefault("n_classes", len(EMOTIONS))
     return kwargs
+
+
+def build_model(recipe: Recipe) -> torch.nn.Module:
+    from avemo.models.registry import create_model
+
+    return create_model(recipe.section("model").get("name", "voice"), **model_kwargs(recipe))
 
 
 def train_model(recipe: Recipe, mels: Sequence[np.ndarray], y: np.ndarray, train_idx: np.ndarray,
