@@ -8,7 +8,9 @@ optimiser, the number of epochs and the seed. ``kind`` says which runner execute
   functionals, librosa functionals), hyper-parameters chosen by grouped inner CV
   (:mod:`avemo.training.classic`);
 * ``fusion``   — audio-visual fusion of a finished voice run with an action-unit model
-  (:mod:`avemo.training.fusion`).
+  (:mod:`avemo.training.fusion`);
+* ``system``   — a reviewed published system (:mod:`avemo.models.systems`) trained end to end with its
+  own loss (:mod:`avemo.training.systems`).
 
 Runs live in ``runs/<recipe name>/`` unless ``--run-dir`` says otherwise.
 """
@@ -24,7 +26,7 @@ import yaml
 
 from avemo.errors import AvemoError
 
-KINDS = ("voice", "features", "fusion")
+KINDS = ("voice", "features", "fusion", "system")
 PROTOCOLS = ("ravdess6", "holdout")
 
 

@@ -53,6 +53,8 @@ def train(recipe: Recipe, run_dir: Path | None = None, *, only: Sequence[int] | 
         from avemo.training.voice import run_folds
     elif recipe.kind == "features":
         from avemo.training.classic import run_folds
+    elif recipe.kind == "system":
+        from avemo.training.systems import run_folds
     else:
         from avemo.training.fusion import run_folds
     run_folds(recipe, samples, folds, run_dir, only=only, show=show)
