@@ -53,7 +53,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def write_json(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")  # per process: concurrent folds write run.json
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
     return path
@@ -62,7 +62,7 @@ def write_json(path: Path, data: Any) -> Path:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Atomically write a checkpoint of plain tensors and dicts."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(state, tmp)
     tmp.replace(path)
 
