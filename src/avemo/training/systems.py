@@ -312,15 +312,24 @@ def model_kwargs(recipe: Recipe, modes: dict[str, str], data: SystemData) -> dic
     return kwargs
 
 
-def build_system(recipe: Recipe, modes: dict[str, str], data: SystemData) -> tuple[nn.Module, list[str]]:
-    """The registered system (``model.architecture``), with the AU adapter where ``inputs.video`` is au35."""
+def create_system(recipe: Recipe, name: str | None, kwargs: dict[str, Any]) -> nn.Module:
+    """A registered system by name; a missing name or kwargs that do not fit become a :class:`RecipeError`."""
     import avemo.models.systems  # noqa: F401  (registers the systems)
+    from avemo.errors import ModelError
     from avemo.models.registry import create_model
 
-    name = recipe.section("model").get("architecture")
     if not name:
         raise RecipeError(f"{recipe.path}: model.architecture (a registered system) is missing")
-    model = create_model(name, **model_kwargs(recipe, modes, data))
+    try:
+        return create_model(name, **kwargs)
+    except (TypeError, ValueError, ModelError) as err:
+        raise RecipeError(f"{recipe.path}: model {name!r} cannot be built from model.kwargs: {err}") from None
+
+
+def build_system(recipe: Recipe, modes: dict[str, str], data: SystemData) -> tuple[nn.Module, list[str]]:
+    """The registered system (``model.architecture``), with the AU adapter where ``inputs.video`` is au35."""
+    name = recipe.section("model").get("architecture")
+    model = create_system(recipe, name, model_kwargs(recipe, modes, data))
     swapped: list[str] = []
     if modes["video"] == "au35":
         swapped = swap_visual_encoders(model, in_dim=data.au.shape[1],
@@ -336,11 +345,8 @@ def n_params(model: nn.Module) -> int:
 
 def modalities_of(recipe: Recipe) -> tuple[str, ...]:
     """The modalities of the recipe's system, read from a default-built instance (cheap for these sizes)."""
-    import avemo.models.systems  # noqa: F401
-    from avemo.models.registry import create_model
-
     spec = recipe.section("model")
-    model = create_model(spec.get("architecture"), **(spec.get("kwargs") or {}))
+    model = create_system(recipe, spec.get("architecture"), spec.get("kwargs") or {})
     return tuple(getattr(model, "modalities", ("audio", "video")))
 
 
