@@ -167,3 +167,15 @@ def test_ablation_renderer_uses_stored_results_and_marks_missing_rows(data, tmp_
     body = bench.read_text()
     assert body.count(ablation.BEGIN) == 1 and "kept" in body
     shutil.rmtree(results)
+
+
+def test_recipe_audio_front_end_is_used(data, tmp_path, capsys):
+    recipe = ROOT / "recipes" / "almulla2024_fvt_ravdess.yaml"  # noise reduction, then log-mel
+    small = ["--set", "model.kwargs={face_widths: [8, 16], voice_widths: [8, 16]}", "--set", "inputs.video=none",
+             "--set", "data.per_speaker=3"]
+    assert main(["train", str(recipe), "--run-dir", str(tmp_path / "nr"), *TINY, *small]) == 0
+    with np.load(tmp_path / "nr" / "fold_0" / "predictions.npz") as z:
+        assert z["test_probs"].shape == (3, 8)
+    assert main(["train", str(recipe), "--run-dir", str(tmp_path / "bad"), *TINY, *small,
+                 "--set", "audio_front_end=avemo.audio.no_such_function"]) != 0
+    assert "not an importable function" in capsys.readouterr().err

@@ -50,6 +50,7 @@ PROTOCOL: dict[str, Any] = {
     "features": {"mel": {}, "trim_db": 40, "window_s": 3.0, "eval_hop_s": 1.0},
     "optim": {"lr": 0.002, "weight_decay": 0.0001, "batch_size": 32, "label_smoothing": 0.1, "warmup_epochs": 1},
     "augment": {"specaugment": {"freq": 8, "time": 25, "n": 1}},
+    "audio_front_end": None,   # every system on the same plain log-mels (no system-specific noise reduction)
 }
 
 

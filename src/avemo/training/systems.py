@@ -17,6 +17,11 @@ What the system sees (the recipe's ``inputs`` section; defaults from the system'
   This is an adapter, not the published visual branch.
 * ``none`` for either side leaves that modality out (the system answers from the other).
 
+A recipe's ``audio_front_end`` (a dotted function: wave, sample rate -> log-mel, e.g. noise reduction
+first) replaces the plain log-mel. Text is not an input here: no transcribed audio-visual corpus is
+available, and the text module of ``almulla2024_fvt`` is fitted apart (``fit_text_carer``); without
+text its fusion weights are renormalised over face and voice.
+
 Training draws one random ``features.window_s`` window per clip and epoch (with the matching face
 frames), optional SpecAugment, AdamW with warm-up + cosine decay, ``system.loss(out, y)``.
 Prediction averages the softmax over windows every ``features.eval_hop_s``. A fold writes
@@ -121,8 +126,21 @@ def audio_path(sample: Any) -> Path:
     raise RecipeError(f"{path}: has no audio track and no audio-only file of the same take beside it")
 
 
-def logmels(samples: Sequence, features: dict[str, Any], *, trim: bool = True) -> list[np.ndarray]:
-    """Log-mels ``(n_mels, frames)`` of every sample's speech, cached (same namespace as the voice runner)."""
+def front_end(dotted: str) -> Any:
+    """The function a recipe's ``audio_front_end`` names (``package.module.function``: wave, rate -> log-mel)."""
+    import importlib
+
+    module, _, attr = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError):
+        raise RecipeError(f"audio_front_end {dotted!r} is not an importable function") from None
+
+
+def logmels(samples: Sequence, features: dict[str, Any], *, trim: bool = True,
+            audio_front_end: str | None = None) -> list[np.ndarray]:
+    """Log-mels ``(n_mels, frames)`` of every sample's speech, cached (same namespace as the voice runner);
+    with ``audio_front_end`` (e.g. a system's noise reduction then log-mel), that function's output instead."""
     from avemo.audio import MelConfig, log_mel
     from avemo.media import read_audio
 
@@ -130,13 +148,18 @@ def logmels(samples: Sequence, features: dict[str, Any], *, trim: bool = True) -
     if not trim:
         settings["trim_db"] = 0.0
     cfg = MelConfig.from_dict(settings["mel"])
+    namespace, fn = "voice-logmel", None
+    if audio_front_end:
+        namespace, fn = "system-front-end", front_end(audio_front_end)
+        settings["front_end"] = audio_front_end
 
     def one(path: Path) -> np.ndarray:
         def compute() -> dict[str, np.ndarray]:
             wave = trim_silence(read_audio(path, sample_rate=cfg.sample_rate), settings["trim_db"])
-            return {"logmel": log_mel(wave, cfg).astype(np.float32)}
+            mel = fn(wave, cfg.sample_rate) if fn is not None else log_mel(wave, cfg)
+            return {"logmel": np.asarray(mel, dtype=np.float32)}
 
-        return cached(path, "voice-logmel", settings, compute)["logmel"]
+        return cached(path, namespace, settings, compute)["logmel"]
 
     return [one(audio_path(s)) for s in samples]
 
@@ -273,7 +296,8 @@ def load_data(recipe: Recipe, samples: Sequence, modes: dict[str, str], keep: np
         return [next(it) if k else None for k in keep]
 
     if modes["audio"] == "logmel":
-        data.mels = spread(logmels(kept, feats, trim=modes["video"] != "faces"))
+        data.mels = spread(logmels(kept, feats, trim=modes["video"] != "faces",
+                                   audio_front_end=recipe.get("audio_front_end")))
     if modes["video"] == "au35":
         data.au = np.zeros((len(samples), 35), np.float32)
         data.au[keep] = au_features(kept, feats.get("au_csv"))
