@@ -218,7 +218,11 @@ def render(results: Path = RESULTS) -> str:
              "- almulla2024_fvt: no text on RAVDESS (its 7 % text weight is renormalised away) and no noise reduction "
              "front end here; hao2020_ensemble `au_fusion`: members audio CNN, audio statistics, AU MLP (its "
              "face-statistics member needs pixels)",
-             "- scores in %, mean ± std over the 6 folds; training time: CPU-process wall minutes summed over folds"]
+             "- scores in %, mean ± std over the 6 folds; training time: wall-clock minutes of the training loops "
+             "summed over the 6 folds, on a 2-core machine shared with other jobs (load often 10+), so only a rough "
+             "guide to cost; parameters: trainable parameters as trained (with the adapter where there is one)",
+             "- \"not run (time)\": no stored result for that row (the run did not finish in the time available); "
+             "no cell is filled that was not measured"]
     if meta:
         m = meta["machine"]
         lines.append(f"- machine: {m['platform']}, {m['cpu_count']} CPUs shared with other jobs, torch {m['torch']} "
@@ -235,7 +239,9 @@ def render(results: Path = RESULTS) -> str:
     lines += ["", "**Systems that need frame-level video** (" + ", ".join(f"`{s}`" for s in FRAME_VIDEO) + "): their "
               "full-corpus audio-visual accuracy **cannot be measured on this machine's data** (no RAVDESS / "
               "CREMA-D video corpus here). They are trained end to end on real clips to show the path runs "
-              "(no accuracy is claimed from four clips):", ""]
+              "(no accuracy is claimed from four clips); `tests/test_systems_training.py` also trains each of them "
+              "through `avemo train` on RAVDESS-layout clips generated from the real clip (2 actors, ravdess6 folds):",
+              ""]
     for system in FRAME_VIDEO:
         smoke = found.get(f"{system}__smoke")
         if smoke is None:
@@ -275,8 +281,12 @@ def main(args: Any) -> int:
             raise RecipeError(f"unknown systems {sorted(unknown)}; known: {', '.join(SYSTEMS)}")
         run(chosen)
         for system in FRAME_VIDEO:
-            if system in chosen and not (RESULTS / f"{system}__smoke.json").is_file():
-                smoke_real_clips(system)
+            lock = RUNS / f"{system}__smoke.lock"
+            if system in chosen and not (RESULTS / f"{system}__smoke.json").is_file() and _claim(lock):
+                try:
+                    smoke_real_clips(system)
+                finally:
+                    shutil.rmtree(lock, ignore_errors=True)
     path = write_section(RESULTS, Path(args.out))
     print(f"systems ablation section written to {path}")
     return 0
