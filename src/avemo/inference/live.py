@@ -15,7 +15,7 @@ Data flow (producers run in their own threads; the consumer runs in the caller's
   that were skipped this way are counted as ``dropped``.
 - Every ``hop`` s of audio the last ``window`` s are checked with Silero VAD; with enough speech the
   voice model runs and its probabilities stand until the next hop (none without speech).
-- Face and voice probabilities are fused with the bundle's :class:`WeightedFusion` and smoothed
+- Face and voice probabilities are fused by the fusion bundle (as in the offline analyzer) and smoothed
   with an exponential moving average of time constant ``smooth`` s (media time).
 """
 
@@ -512,6 +512,7 @@ class _Session:
                                    max_side=owner.detect_side) if opened.has_video else None
         self.vad = VoiceActivityDetector() if opened.has_audio else None
         self.period = 1.0 / owner.fps
+        self.face_labels = tuple(owner.face_model.model.labels)  # the fusion treats absent classes itself
         self.window_n = int(round(owner.window * SAMPLE_RATE))
         self.audio = np.zeros(0, np.float32)
         self.audio_end = 0.0  # media time at the end of the audio buffer
@@ -639,7 +640,7 @@ class _Session:
         nan = np.full((1, len(EMOTIONS)), np.nan, np.float32)
         voice = self.voice
         fused = self.a.fusion.fuse({"face": nan if face is None else face[None],
-                                    "voice": nan if voice is None else voice[None]})[0]
+                                    "voice": nan if voice is None else voice[None]}, self.face_labels)[0]
         present = not np.isnan(fused).any()
         label = confidence = None
         if present:
