@@ -181,6 +181,20 @@ def _pm(s: dict[str, Any], key: str) -> str:
     return f"{100 * s[key]['mean']:.1f} ± {100 * s[key]['std']:.1f}"
 
 
+def used_parameters(system: str, variant: str) -> int:
+    """Trainable parameters the variant's inputs reach (e.g. a voice-only run leaves the visual branch out)."""
+    import numpy as np
+
+    from avemo.training.systems import SystemData, build_system, used_params
+
+    recipe = variant_recipe(system, variant)
+    modes = VARIANTS[variant]
+    data = SystemData(y=np.zeros(1, np.int64), modes=modes, length=300, hop=100,
+                      au=np.zeros((1, 35), np.float32) if modes["video"] == "au35" else None)
+    model, _ = build_system(recipe, modes, data)
+    return used_params(model, modes, data)
+
+
 def _row(system: str, variant: str, res: dict[str, Any] | None) -> str:
     inputs = {"voice": "log-mel (3 s crops)", "au_fusion": "log-mel + AU35 via MLP adapter (not the visual CNN)"}
     head = f"| `{system}` | {variant} | {inputs[variant]} |"
@@ -190,10 +204,12 @@ def _row(system: str, variant: str, res: dict[str, Any] | None) -> str:
     s = row["summary"]
     per = " / ".join(f"{100 * a:.1f}" for a in s["accuracy"]["per_fold"])
     secs = [f["train_seconds"] for f in row["folds"] if f.get("train_seconds") is not None]
-    params = (row.get("about") or {}).get("n_params")
+    about = row.get("about") or {}
+    used = about.get("n_params_used") or used_parameters(system, variant)
+    params = f"{used:,}" + (f" (of {about['n_params']:,} built)" if about.get("n_params", used) != used else "")
     time = f"{sum(secs) / 60:.1f} ({sum(secs) / 60 / len(secs):.2f}/fold)" if secs else "n/a"
     return (f"{head} {_pm(s, 'accuracy')} | {_pm(s, 'macro_f1')} | {_pm(s, 'uar')} | {per} | "
-            f"{params if params is not None else 'n/a'} | {time} |")
+            f"{params} | {time} |")
 
 
 def render(results: Path = RESULTS) -> str:

@@ -367,6 +367,29 @@ def n_params(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
+def used_params(model: nn.Module, modes: dict[str, str], data: SystemData) -> int:
+    """Parameters that the recipe's inputs reach: those given a gradient by the system's loss on a
+    two-example batch (a branch whose modality is left out does not count)."""
+    was_training = model.training
+    model.eval()  # no modality dropout, batch norm on running statistics
+    model.zero_grad(set_to_none=True)
+    x: dict[str, torch.Tensor] = {}
+    if modes["audio"] != "none":
+        n_mels = int(model.spec.n_mels)
+        x["audio"] = torch.randn(2, n_mels, data.length)
+    if modes["video"] == "au35":
+        x["video"] = torch.randn(2, 1, 1, 1, data.au.shape[1])
+    elif modes["video"] != "none":
+        s = model.spec
+        frames = data.video_frames
+        x["video"] = torch.rand(2, frames, s.channels, s.face_size, s.face_size)
+    model.loss(model(**x), torch.tensor([0, 1])).backward()
+    count = int(sum(p.numel() for p in model.parameters() if p.grad is not None))
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return count
+
+
 def modalities_of(recipe: Recipe) -> tuple[str, ...]:
     """The modalities of the recipe's system, read from a default-built instance (cheap for these sizes)."""
     spec = recipe.section("model")
@@ -503,7 +526,8 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
             written.append(pred_path)
     model, swapped = build_system(recipe, modes, data)
     about = {"description": recipe.get("description", ""), "architecture": recipe.section("model")["architecture"],
-             "inputs": modes, "n_params": n_params(model), "epochs": int(recipe.get("epochs", 40)),
+             "inputs": modes, "n_params": n_params(model), "n_params_used": used_params(model, modes, data),
+             "epochs": int(recipe.get("epochs", 40)),
              "adapter": ({"replaced": swapped, "by": "AUEncoder (MLP over the 35 clip-level AU features)"}
                          if swapped else None)}
     loop.write_json(run_dir / "row.json", about)
