@@ -23,7 +23,7 @@ import pandas as pd
 
 from avemo import __version__
 from avemo.errors import MediaError
-from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor, VoicePredictor, load_fusion
+from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor, Fusion, VoicePredictor
 from avemo.inference.result import EmotionTimeline, prob_columns
 from avemo.labels import EMOTIONS
 
@@ -41,6 +41,8 @@ class AnalyzerConfig:
     min_speech: float = 0.25  #: share of a window VAD must call speech for the voice to count
     all_faces: bool = False  #: one timeline per tracked face instead of the main face only
     max_faces: int = 1  #: most faces detected per frame (raised to 4 by ``all_faces``)
+    backend: str = "onnx"  #: run the networks with ``"onnx"`` (onnxruntime) or ``"torch"``
+    face_tta: str | None = None  #: face test-time views (None: the bundle's own, e.g. "flip")
 
 
 @dataclass
@@ -75,19 +77,20 @@ class Analyzer:
         self.model_names = names
         self._face: FacePredictor | None = None
         self._voice: VoicePredictor | None = None
-        self.fusion = load_fusion(names["fusion"])
+        self.fusion = Fusion(names["fusion"])
         self.last_times = StageTimes()
 
     @property
     def face_model(self) -> FacePredictor:
         if self._face is None:
-            self._face = FacePredictor(self.model_names["face"])
+            self._face = FacePredictor(self.model_names["face"], backend=self.config.backend,
+                                       tta=self.config.face_tta)
         return self._face
 
     @property
     def voice_model(self) -> VoicePredictor:
         if self._voice is None:
-            self._voice = VoicePredictor(self.model_names["voice"])
+            self._voice = VoicePredictor(self.model_names["voice"], backend=self.config.backend)
         return self._voice
 
     def analyze(self, path: str | Path) -> EmotionTimeline | list[EmotionTimeline]:
@@ -189,7 +192,8 @@ class Analyzer:
         if voice is None:
             voice = (np.zeros(n), np.full_like(face_probs, np.nan))
         speech_frac, voice_probs = voice
-        fused = self.fusion.fuse({"face": face_probs, "voice": voice_probs})
+        face_labels = self.face_model.model.labels if face is not None else EMOTIONS
+        fused = self.fusion.fuse({"face": face_probs, "voice": voice_probs}, face_labels)
         has_face = ~np.isnan(face_probs).any(axis=1)
         has_voice = ~np.isnan(voice_probs).any(axis=1)
         source = np.select([has_face & has_voice, has_face, has_voice], ["av", "face", "voice"], "none")

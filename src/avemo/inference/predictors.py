@@ -4,8 +4,6 @@ order or preprocessing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 
@@ -86,44 +84,24 @@ class VoicePredictor:
         return project_probs(_softmax(np.concatenate(logits)), self.bundle.labels, EMOTIONS)
 
 
-@dataclass
-class WeightedFusion:
-    """Log-linear fusion of calibrated per-modality probabilities over EMOTIONS.
+class Fusion:
+    """The fusion bundle: per-window face and voice probabilities over EMOTIONS -> fused probabilities.
 
-    ``p ∝ Π_m p_m^(w_m / T_m)`` over the modalities present in a row; a row with one modality
-    returns that modality's (tempered) probabilities, a row with none returns NaN.
+    The face model's own label set is passed on, so a face model without *calm* is handled by the
+    fusion's convention (:func:`avemo.models.fusion.late.onto_emotions`), not read as "calm: 0".
     """
 
-    weights: dict[str, float] = field(default_factory=lambda: {"face": 0.5, "voice": 0.5})
-    temperatures: dict[str, float] = field(default_factory=lambda: {"face": 1.0, "voice": 1.0})
-    floor: float = 1e-4
-    name: str = "weighted-fusion"
+    def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["fusion"]) -> None:
+        self.bundle = load(bundle) if isinstance(bundle, str) else bundle
+        self.name = self.bundle.name
 
-    def fuse(self, probs: dict[str, np.ndarray]) -> np.ndarray:
-        first = next(iter(probs.values()))
-        total = np.zeros(first.shape, dtype=np.float64)
-        present = np.zeros(first.shape[0], dtype=bool)
-        for modality, p in probs.items():
-            ok = ~np.isnan(p).any(axis=1)
-            w = self.weights.get(modality, 0.0) / self.temperatures.get(modality, 1.0)
-            total[ok] += w * np.log(np.clip(p[ok], self.floor, 1.0))
-            present |= ok
-        out = np.full(first.shape, np.nan)
-        out[present] = _softmax(total[present])
-        return out.astype(np.float32)
+    def fuse(self, probs: dict[str, np.ndarray], face_labels: tuple[str, ...] = EMOTIONS) -> np.ndarray:
+        """``{"face": (N, 8), "voice": (N, 8)}`` over EMOTIONS, NaN rows where absent -> fused (N, 8)."""
+        idx = [EMOTIONS.index(name) for name in face_labels]
+        given = {m: p[:, idx] if m == "face" else p for m, p in probs.items()}
+        return self.bundle.model.fuse(given, labels={"face": face_labels})
 
 
-def load_fusion(name: str = DEFAULT_MODELS["fusion"]) -> WeightedFusion:
-    """The fusion bundle's weights and temperatures as a :class:`WeightedFusion` (equal weights when
-    the bundle does not ship them)."""
-    import json
-
-    from avemo.models.registry import WEIGHTS_DIR
-
-    spec_path = WEIGHTS_DIR / name / "bundle.json"
-    if not spec_path.is_file():
-        return WeightedFusion()
-    spec = json.loads(spec_path.read_text())
-    pre = spec.get("preprocessing", {})
-    return WeightedFusion(weights=pre.get("weights", {"face": 0.5, "voice": 0.5}),
-                          temperatures=pre.get("temperatures", {"face": 1.0, "voice": 1.0}), name=name)
+def load_fusion(name: str = DEFAULT_MODELS["fusion"]) -> Fusion:
+    """The fusion bundle ``name`` ready for :meth:`Fusion.fuse`."""
+    return Fusion(name)

@@ -115,6 +115,62 @@ def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
     return result
 
 
+#: The configurations compared side by side in one run of ``avemo bench speed``.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default (onnxruntime, face TTA flip)": {},
+    "onnxruntime, no face TTA": {"face_tta": "none"},
+    "torch eager, face TTA flip": {"backend": "torch"},
+}
+BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
+
+
+def run_all(seconds: float = 60.0, variants: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Every variant on the same video, one after the other, in one run."""
+    rows = {name: run_speed_benchmark(seconds, **dict(cfg)) for name, cfg in (variants or VARIANTS).items()}
+    return {"rows": rows, "machine": machine(), "commit": _commit(), "seconds": seconds,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def render(result: dict[str, Any]) -> str:
+    """The speed section of BENCHMARKS.md."""
+    m = result["machine"]
+    first = next(iter(result["rows"].values()))
+    v = first["video"]
+    lines = [BEGIN, "## Speed: `avemo analyze` on 60 s of 720p talking-face video", "",
+             f"Video: {v['seconds']:.1f} s, {v['width']}x{v['height']} H.264 @ {v['fps']:.2f} fps with AAC audio, "
+             "built from the shared RAVDESS clip (actor 19) and its own speech, looped. Face path sampled at "
+             f"5 fps, 3 s windows every 1 s. Machine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}. "
+             f"Commit `{result['commit']}`, {result['date']}. Command: `avemo bench speed`. Each row is a fresh "
+             "process (models loaded before timing; peak RSS includes them); rows ran one after another in one run.",
+             "", "| configuration | wall (s) | × real time | decode+faces | face model | audio+VAD | voice model "
+             "| peak RSS (MB) |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in result["rows"].items():
+        st = r["stages_s"]
+        lines.append(f"| {name} | {r['wall_s']:.2f} | {r['realtime_factor']:.1f}× | {st.get('decode+faces', 0):.2f} "
+                     f"| {st.get('face model', 0):.2f} | {st.get('audio decode', 0) + st.get('vad', 0):.2f} "
+                     f"| {st.get('voice model', 0):.2f} | {r['peak_rss_mb']:.0f} |")
+    lines += ["", "Stage times are summed per thread: the face path (decode, MediaPipe, face model) and the voice "
+              "path (audio decode, Silero VAD, voice model) run in two threads at once, so the wall time is "
+              "about the longer path plus fusion, not the sum. Budget (DESIGN.md): ≥ 20× real time, "
+              "< 1.5 GB peak.", END]
+    return "\n".join(lines)
+
+
+def write_section(result: dict[str, Any], out: Path) -> Path:
+    """(Re)write the speed section of ``out``."""
+    from avemo.markdown import replace_section
+
+    return replace_section(out, BEGIN, END, render(result))
+
+
 def machine() -> dict[str, Any]:
     import torch
 
