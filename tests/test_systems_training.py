@@ -37,6 +37,7 @@ def test_system_recipe_trains_through_avemo_train_on_real_ravdess(data, tmp_path
     assert all(f["n"] == 6 for f in row["folds"])
     about = row["about"]
     assert about["inputs"] == {"audio": "logmel", "video": "au35"}
+    assert 0 < about["n_params_used"] <= about["n_params"]
     assert about["adapter"]["replaced"] == ["encoders.video"] and about["n_params"] > 1000
     fold = json.loads((tmp_path / "run" / "fold_0" / "fold.json").read_text())
     assert fold["epochs"] == 1 and fold["n_params"] == about["n_params"]
@@ -52,7 +53,9 @@ def test_voice_branch_alone_and_clear_errors(data, tmp_path, capsys):
     recipe = ROOT / "recipes" / "khan2024_mser_ravdess.yaml"
     res = _train_and_evaluate(recipe, tmp_path / "voice", "--set", "inputs.video=none",
                               "--set", "model.kwargs={widths: [8, 16, 32], dim: 32, heads: 2, depth: 1}")
-    assert res["rows"]["khan2024_mser_ravdess"]["about"]["inputs"] == {"audio": "logmel", "video": "none"}
+    about = res["rows"]["khan2024_mser_ravdess"]["about"]
+    assert about["inputs"] == {"audio": "logmel", "video": "none"}
+    assert about["n_params_used"] < about["n_params"]  # the face branch is built but never reached
     # face crops asked of an audio-only corpus: an avemo error naming the problem, not a decoder crash
     assert main(["train", str(recipe), "--run-dir", str(tmp_path / "faces"), *TINY,
                  "--set", "model.kwargs={widths: [8, 16, 32], dim: 32, heads: 2, depth: 1}"]) != 0
@@ -154,7 +157,10 @@ def test_ablation_renderer_uses_stored_results_and_marks_missing_rows(data, tmp_
     summary = res["rows"]["dixit2024_cnn_ravdess"]["summary"]
     measured = rows[("`dixit2024_cnn`", "au_fusion")]
     assert f"{100 * summary['accuracy']['mean']:.1f} ± {100 * summary['accuracy']['std']:.1f}" in measured
-    assert str(res["rows"]["dixit2024_cnn_ravdess"]["about"]["n_params"]) in measured
+    about = res["rows"]["dixit2024_cnn_ravdess"]["about"]
+    assert f"| {about['n_params_used']:,} |" in measured  # AU run: both branches reached, all built parameters used
+    assert about["n_params_used"] == about["n_params"]
+    assert "not run (time)" not in measured
     assert "not run (time)" in rows[("`dixit2024_cnn`", "voice")]
     assert "not run (time)" in rows[("`khan2024_mser`", "au_fusion")]
     assert "not measurable here" in rows[("`mocanu2023_cma`", "au_fusion")]
