@@ -22,8 +22,8 @@ Latency (budget: 300 ms from a frame to its label). Measured on the five shared 
 real time on the 2-core development machine while other jobs kept it at a load of 11-18, with
 bundles of the default architectures: median 20-42 ms, p95 25-64 ms, max 69 ms per clip, no frame
 dropped at 5 fps; per call MediaPipe + alignment 11-25 ms, face network 7-14 ms, VAD over 3 s
-8-20 ms, voice network 2-12 ms. One network thread (``threads=1``) matters: with two, the same
-face network took 300-1500 ms per frame on the loaded machine.
+8-20 ms, voice network 2-12 ms. One network thread (``threads=1``) matters: with two, the face
+network took 2-4x longer per frame on the loaded machine (see :class:`LiveAnalyzer`).
 """
 
 from __future__ import annotations
@@ -435,9 +435,11 @@ class LiveAnalyzer:
         window: seconds of audio the voice model sees.
         min_speech: share of the window VAD must call speech for the voice to count.
         detect_side / decode_side: MediaPipe's input size and the decoded frame size (longer side).
-        threads: torch's intra-op threads while a run lasts (restored after). One is fastest for
-            these batch-of-one models: measured on 2 loaded cores, the face model took ~20 ms with
-            one thread and 300-1500 ms with two (the producer and MediaPipe need the other core).
+        threads: the networks' threads (torch's intra-op count, which the onnxruntime sessions
+            follow) while the analyzer loads and runs; restored after. One is fastest for these
+            batch-of-one calls: on the 2 loaded cores the face network took 6-7 ms per frame with
+            one thread and 15-26 ms with two (onnxruntime; eager torch: 20 ms and 300-1500 ms), as
+            the producer thread and MediaPipe need the other core.
     """
 
     def __init__(self, models: str | dict[str, str] = "default", *, fps: float = 5.0, hop: float = 1.0,
