@@ -440,11 +440,13 @@ class LiveAnalyzer:
             batch-of-one calls: on the 2 loaded cores the face network took 6-7 ms per frame with
             one thread and 15-26 ms with two (onnxruntime; eager torch: 20 ms and 300-1500 ms), as
             the producer thread and MediaPipe need the other core.
+        backend: ``"onnx"`` (onnxruntime) or ``"torch"`` for the face and voice networks.
     """
 
     def __init__(self, models: str | dict[str, str] = "default", *, fps: float = 5.0, hop: float = 1.0,
                  smooth: float = 1.0, window: float = 3.0, min_speech: float = 0.25,
-                 detect_side: int = 320, decode_side: int = 720, threads: int | None = 1) -> None:
+                 detect_side: int = 320, decode_side: int = 720, threads: int | None = 1,
+                 backend: str = "onnx") -> None:
         for name, value in (("fps", fps), ("hop", hop), ("window", window)):
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -456,8 +458,8 @@ class LiveAnalyzer:
         self.min_speech, self.detect_side, self.decode_side = min_speech, detect_side, decode_side
         self.threads = threads
         with _torch_threads(threads):  # onnxruntime sessions take their thread count from torch's
-            self.face_model = FacePredictor(names["face"])
-            self.voice_model = VoicePredictor(names["voice"])
+            self.face_model = FacePredictor(names["face"], backend=backend)
+            self.voice_model = VoicePredictor(names["voice"], backend=backend)
         self.fusion = load_fusion(names["fusion"])
         self._warm = False
 
