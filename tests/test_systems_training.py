@@ -185,3 +185,21 @@ def test_recipe_audio_front_end_is_used(data, tmp_path, capsys):
     assert main(["train", str(recipe), "--run-dir", str(tmp_path / "bad"), *TINY, *small,
                  "--set", "audio_front_end=avemo.audio.no_such_function"]) != 0
     assert "not an importable function" in capsys.readouterr().err
+
+
+def test_missing_modality_evaluation_reuses_the_trained_fold_models(data, tmp_path):
+    tiny = {"data": {"speakers": [1, 5], "per_speaker": 6}, "epochs": 1}
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    written = ablation.run(["goncalves2024_robust"], ["au_fusion"], runs=runs, results=results, overrides=tiny,
+                           show=False)
+    assert [p.name for p in written] == ["goncalves2024_robust__au_fusion.json"]
+    assert ablation.run(["goncalves2024_robust"], ["au_fusion"], runs=runs, results=results, overrides=tiny,
+                        show=False) == []  # published rows are not trained again
+    out = ablation.missing_modality("goncalves2024_robust", runs=runs, results=results, overrides=tiny)
+    acc = json.loads(out.read_text())["accuracy"]
+    assert set(acc) == {"both", "voice_only", "au_only"} and all(len(a["per_fold"]) == 2 for a in acc.values())
+    both = json.loads(written[0].read_text())["rows"]["goncalves2024_robust__au_fusion"]["summary"]["accuracy"]
+    assert acc["both"]["per_fold"] == pytest.approx(both["per_fold"])  # same models, same test clips
+    text = ablation.render(results)
+    assert "| `goncalves2024_robust` | " + f"{100 * acc['both']['mean']:.1f}" in text
+    assert "| `khan2024_mser` | not run (time) |" in text

@@ -116,6 +116,49 @@ def run(systems: Sequence[str] = SYSTEMS, variants: Sequence[str] = ("au_fusion"
     return written
 
 
+# -- missing modality at test time ---------------------------------------------------------------------------
+
+MISSING = ("khan2024_mser", "goncalves2024_robust")  # the same network, trained without / with modality dropout
+
+
+def missing_modality(system: str, *, runs: Path = RUNS, results: Path = RESULTS,
+                     overrides: dict[str, Any] | None = None) -> Path:
+    """Test accuracy per fold of a finished ``au_fusion`` run with both inputs, with the AU side absent and
+    with the voice absent at test time (the same trained models, from each fold's checkpoint)."""
+    import dataclasses
+
+    import numpy as np
+
+    from avemo.training.data import load_samples, make_folds
+    from avemo.training.systems import build_system, load_data, predict, usable
+
+    recipe = variant_recipe(system, "au_fusion", overrides=overrides)
+    run_dir = runs / recipe.name
+    modes = VARIANTS["au_fusion"]
+    samples = load_samples(recipe)
+    keep = usable(samples, modes)
+    data = load_data(recipe, samples, modes, keep)
+    conditions = {"both": data, "voice_only": dataclasses.replace(data, modes={**modes, "video": "none"}),
+                  "au_only": dataclasses.replace(data, modes={**modes, "audio": "none"}, mels=None)}
+    per_fold: dict[str, list[float]] = {c: [] for c in conditions}
+    for fold in make_folds(recipe, samples):
+        state = loop.load_checkpoint(run_dir / f"fold_{fold.index}" / "checkpoint.pt")
+        if state is None or not (run_dir / f"fold_{fold.index}" / "predictions.npz").is_file():
+            raise RecipeError(f"{run_dir}: fold {fold.index} is not finished; run `avemo bench ablation --run` first")
+        train_idx, test_idx = fold.train[keep[fold.train]], fold.test[keep[fold.test]]
+        data.standardise_au(train_idx)
+        model, _ = build_system(recipe, modes, data)
+        model.load_state_dict(state["model"])
+        for name, d in conditions.items():
+            d.au_scaled = data.au_scaled
+            probs = predict(model, d, test_idx)["probs"]
+            per_fold[name].append(float((probs.argmax(1) == data.y[test_idx]).mean()))
+    summary = {c: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_fold": v} for c, v in per_fold.items()}
+    return loop.write_json(results / f"{system}__missing.json", {
+        "system": system, "run": str(run_dir), "accuracy": summary, "commit": loop.git_commit(),
+        "machine": loop.machine(), "command": "avemo bench ablation --run"})
+
+
 # -- smoke test on the real clips ----------------------------------------------------------------------------
 
 def real_clip_manifest(folder: Path, clips: Path | None = None) -> Path:
@@ -252,6 +295,19 @@ def render(results: Path = RESULTS) -> str:
             else:
                 lines.append(f"| `{system}` | {variant} | needs frame-level face video | not measurable here: no "
                              "audio-visual video corpus on this machine | | | | | |")
+    missing = [(s, found.get(f"{s}__missing")) for s in MISSING]
+    lines += ["", "**A modality missing at test time** (the `au_fusion` models above, unchanged, asked with one input "
+              "absent; `goncalves2024_robust` is `khan2024_mser` trained with modality dropout p = 0.3): test "
+              "accuracy in %, mean ± std over the 6 folds, per fold in brackets", "",
+              "| system | both | voice only (AU absent) | AU only (voice absent) |", "| --- | --- | --- | --- |"]
+    for system, m in missing:
+        if m is None:
+            lines.append(f"| `{system}` | not run (time) | | |")
+            continue
+        cells = [f"{100 * m['accuracy'][c]['mean']:.1f} ± {100 * m['accuracy'][c]['std']:.1f} ("
+                 + " / ".join(f"{100 * a:.1f}" for a in m["accuracy"][c]["per_fold"]) + ")"
+                 for c in ("both", "voice_only", "au_only")]
+        lines.append(f"| `{system}` | " + " | ".join(cells) + " |")
     lines += ["", "**Systems that need frame-level video** (" + ", ".join(f"`{s}`" for s in FRAME_VIDEO) + "): their "
               "full-corpus audio-visual accuracy **cannot be measured on this machine's data** (no RAVDESS / "
               "CREMA-D video corpus here). They are trained end to end on real clips to show the path runs "
@@ -296,6 +352,10 @@ def main(args: Any) -> int:
         if unknown:
             raise RecipeError(f"unknown systems {sorted(unknown)}; known: {', '.join(SYSTEMS)}")
         run(chosen)
+        for system in MISSING:
+            done = (RESULTS / f"{system}__au_fusion.json").is_file()
+            if system in chosen and done and not (RESULTS / f"{system}__missing.json").is_file():
+                missing_modality(system)
         for system in FRAME_VIDEO:
             lock = RUNS / f"{system}__smoke.lock"
             if system in chosen and not (RESULTS / f"{system}__smoke.json").is_file() and _claim(lock):
