@@ -122,7 +122,8 @@ def _final_voice(recipe: Recipe, folder: Path, run_dir: Path, show: bool) -> Pat
     size = (folder / "model.safetensors").stat().st_size
     n_params = sum(p.numel() for p in model.parameters())
     cv_line = _score_line(cv["rows"][recipe.name]) if cv else "not yet run"
-    ens_line = _score_line(ens_row) if ens_row else "not yet run"
+    ens_text = (f" The ensemble of the {len(models)} seeds (fusion recipe's voice row): "
+                f"{_score_line(ens_row) if ens_row else 'not yet run'}." if len(models) > 1 else "")
     what = (f"an ensemble of {len(models)} such networks trained with different seeds ({', '.join(members)}), "
             "averaging their log-probabilities" if len(models) > 1 else "one network")
     (folder / "MODEL_CARD.md").write_text(f"""# {folder.name}
@@ -152,7 +153,7 @@ commit {meta['commit']}.
 ## Expected accuracy (cross-validated, actor-independent)
 6 folds of 4 actors (1-4, 5-8, ...), every actor tested once; in each fold the networks were trained
 on 16 of the 20 training actors (4 kept for validation and calibration). Mean ± std over folds, one
-network (seed 0): {cv_line}. The ensemble of the seeds: {ens_line}. Chance is 0.125. Details: BENCHMARKS.md.
+network (seed {recipe.seed}): {cv_line}.{ens_text} Chance is 0.125. Details: BENCHMARKS.md.
 
 ## Limitations
 Acted, exaggerated emotions of 24 North-American actors; *neutral* and *calm* are easily confused;
