@@ -1,0 +1,102 @@
+"""The analyzer and `avemo analyze` on the shared real clips, with the shipped default bundles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from avemo.cli import main
+from avemo.errors import MediaError
+from avemo.inference.analyzer import Analyzer
+from avemo.inference.result import EmotionTimeline, prob_columns
+from avemo.labels import EMOTIONS
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer("default")
+
+
+def _probs_ok(tl: EmotionTimeline, modality: str) -> np.ndarray:
+    p = tl.probabilities(modality)
+    rows = ~np.isnan(p).any(axis=1)
+    assert np.allclose(p[rows].sum(axis=1), 1.0, atol=1e-4)
+    assert (p[rows] >= 0).all()
+    return rows
+
+
+@pytest.mark.parametrize("name", ["cremad_ang", "cremad_hap", "cremad_sad"])
+def test_cremad_clips_give_face_and_voice(analyzer, clips, name):
+    tl = analyzer.analyze(clips[name])
+    assert isinstance(tl, EmotionTimeline)
+    for col in ["start", "end", "face", "speech", "source", "label", "confidence",
+                *prob_columns("face"), *prob_columns("voice"), *prob_columns("fused")]:
+        assert col in tl.columns
+    assert tl["start"].iloc[0] == 0.0 and tl["end"].iloc[-1] == pytest.approx(2.0, abs=0.3)
+    assert tl["face"].mean() >= 0.5 and tl["speech"].mean() >= 0.5
+    assert _probs_ok(tl, "fused").all()
+    _probs_ok(tl, "face")
+    _probs_ok(tl, "voice")
+    assert set(tl["label"]) <= set(EMOTIONS)
+    assert tl.attrs["models"]["face"] and tl.attrs["source"].endswith(".flv")
+
+
+def test_video_without_audio_gives_face_only_windows(analyzer, clips):
+    tl = analyzer.analyze(clips["ravdess_mp4"])
+    assert len(tl) >= 2 and tl["end"].iloc[-1] == pytest.approx(4.07, abs=0.1)
+    assert tl["face"].all() and not tl["speech"].any()
+    assert (tl["source"] == "face").all()
+    assert np.isnan(tl.probabilities("voice")).all()
+    # face only: the fused row is the calibrated face distribution; a face model without calm shares
+    # its neutral evidence with calm (the fusion's convention), so the ranking of the rest is kept
+    fused, face = tl.probabilities("fused"), tl.probabilities("face")
+    calm, neutral = EMOTIONS.index("calm"), EMOTIONS.index("neutral")
+    assert np.allclose(fused[:, calm], fused[:, neutral])
+    others = [i for i in range(len(EMOTIONS)) if i != calm]
+    assert (np.argsort(fused[:, others], axis=1) == np.argsort(face[:, others], axis=1)).all()
+
+
+def test_audio_only_file_gives_voice_only_windows(analyzer, clips):
+    tl = analyzer.analyze(clips["ravdess_wav"])
+    assert not tl["face"].any() and tl["speech"].any()
+    assert set(tl["source"]) <= {"voice", "none"}
+
+
+def test_image_gives_one_face_row(analyzer, data):
+    image = next((data / "fer2013" / "test" / "happy").glob("PrivateTest_*.jpg"))
+    tl = analyzer.analyze(image)
+    assert len(tl) == 1 and tl["source"].iloc[0] in {"face", "none"}
+
+
+def test_bad_input_is_a_clear_error(analyzer, tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(MediaError, match="notes.mp4"):
+        analyzer.analyze(bad)
+
+
+def test_cli_folder_survives_a_corrupt_file_and_reruns_skip(clips, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(clips["cremad_hap"], src)
+    (src / "corrupt.mp4").write_bytes(clips["ravdess_mp4"].read_bytes()[:5000])
+    out = tmp_path / "out"
+    assert main(["analyze", str(src), "--out", str(out), "--annotate"]) == 1  # one failure reported
+    folder = out / "1001_DFA_HAP_XX"
+    for name in ("timeline.csv", "timeline.json", "summary.json", "timeline.png", "annotated.mp4"):
+        assert (folder / name).is_file(), name
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["dominant"] in EMOTIONS
+    from avemo.media import probe
+
+    info = probe(folder / "annotated.mp4")
+    assert info.has_audio and info.has_video and info.duration == pytest.approx(2.0, abs=0.3)
+    err = capsys.readouterr().err
+    assert "corrupt.mp4" in err and "1 failed" in err
+    mtime = (folder / "timeline.csv").stat().st_mtime_ns
+    assert main(["analyze", str(src), "--out", str(out), "--annotate"]) == 1
+    assert (folder / "timeline.csv").stat().st_mtime_ns == mtime
+    assert "1 already done" in capsys.readouterr().err
