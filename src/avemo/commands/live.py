@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face-model", default=None, help="face bundle name or folder (default face.fer2013)")
     p.add_argument("--voice-model", default=None, help="voice bundle name or folder (default voice.ravdess8)")
     p.add_argument("--fusion-model", default=None, help="fusion bundle name (default fusion.ravdess)")
+    p.add_argument("--face-tta", choices=("none", "flip", "tencrop"), default=None,
+                   help="face test-time views (default: the bundle's own; fewer views, less latency)")
     p.add_argument("--threads", type=int, default=1,
                    help="threads for the face and voice networks (default 1: fastest for one frame at a time)")
 
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
                                 ("fusion", args.fusion_model)) if v}
     analyzer = LiveAnalyzer(models or "default", fps=args.fps, hop=args.hop, smooth=args.smooth,
-                            window=args.window, threads=args.threads)
+                            window=args.window, threads=args.threads, face_tta=args.face_tta)
     out = None
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

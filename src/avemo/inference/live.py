@@ -18,12 +18,15 @@ Data flow (producers run in their own threads; the consumer runs in the caller's
 - Face and voice probabilities are fused by the fusion bundle (as in the offline analyzer) and smoothed
   with an exponential moving average of time constant ``smooth`` s (media time).
 
-Latency (budget: 300 ms from a frame to its label). Measured on the five shared clips played in
-real time on the 2-core development machine while other jobs kept it at a load of 11-18, with
-bundles of the default architectures: median 20-42 ms, p95 25-64 ms, max 69 ms per clip, no frame
-dropped at 5 fps; per call MediaPipe + alignment 11-25 ms, face network 7-14 ms, VAD over 3 s
-8-20 ms, voice network 2-12 ms. One network thread (``threads=1``) matters: with two, the face
-network took 2-4x longer per frame on the loaded machine (see :class:`LiveAnalyzer`).
+Latency (budget: 300 ms from a frame to its label). Measured on the shared clips played in real
+time on the 2-core development machine while other jobs kept it at a load of 10-11, with the
+shipped bundles (face.fer2013, voice.ravdess8, fusion.ravdess), no frame dropped at 5 fps:
+over 57 events, median 87 ms, p95 112 ms, max 149 ms (a later run: max 213 ms). The face
+network's ten-crop test-time views cost 55-73 ms of that per frame; ``face_tta="flip"`` brings it
+to 8-18 ms (median 20 ms, p95 67 ms, max 96 ms). Per call otherwise: MediaPipe + alignment
+11-26 ms, VAD over 3 s 7-26 ms, voice network 3-9 ms. One network thread (``threads=1``) matters:
+with two, the face network took 2-4x longer per frame on the loaded machine (see
+:class:`LiveAnalyzer`).
 """
 
 from __future__ import annotations
@@ -441,12 +444,14 @@ class LiveAnalyzer:
             one thread and 15-26 ms with two (onnxruntime; eager torch: 20 ms and 300-1500 ms), as
             the producer thread and MediaPipe need the other core.
         backend: ``"onnx"`` (onnxruntime) or ``"torch"`` for the face and voice networks.
+        face_tta: the face network's test-time views (None: the bundle's own; ``face.fer2013``
+            uses ``"tencrop"``, ten passes per frame; ``"flip"`` is two, ``"none"`` one).
     """
 
     def __init__(self, models: str | dict[str, str] = "default", *, fps: float = 5.0, hop: float = 1.0,
                  smooth: float = 1.0, window: float = 3.0, min_speech: float = 0.25,
                  detect_side: int = 320, decode_side: int = 720, threads: int | None = 1,
-                 backend: str = "onnx") -> None:
+                 backend: str = "onnx", face_tta: str | None = None) -> None:
         for name, value in (("fps", fps), ("hop", hop), ("window", window)):
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -458,7 +463,7 @@ class LiveAnalyzer:
         self.min_speech, self.detect_side, self.decode_side = min_speech, detect_side, decode_side
         self.threads = threads
         with _torch_threads(threads):  # onnxruntime sessions take their thread count from torch's
-            self.face_model = FacePredictor(names["face"], backend=backend)
+            self.face_model = FacePredictor(names["face"], backend=backend, tta=face_tta)
             self.voice_model = VoicePredictor(names["voice"], backend=backend)
         self.fusion = load_fusion(names["fusion"])
         self._warm = False
