@@ -1,19 +1,21 @@
 """``avemo bench accuracy``: render the accuracy section of BENCHMARKS.md from benchmarks/results/*.json;
-``avemo bench ablation [--run]``: the systems ablation section (:mod:`avemo.training.ablation`)."""
+``avemo bench ablation [--run]``: the systems ablation section (:mod:`avemo.training.ablation`);
+``avemo bench speed``: time ``avemo analyze`` on 60 s of 720p video (:mod:`avemo.inference.speed`)."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "render BENCHMARKS.md's accuracy tables from the stored results (benchmarks/results/*.json)"
+HELP = "accuracy and ablation tables from stored results, or a speed run; written into BENCHMARKS.md"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["accuracy", "ablation"], help="which benchmark to render")
+    p.add_argument("what", choices=["accuracy", "ablation", "speed"], help="which benchmark to render")
     p.add_argument("--results", default="benchmarks/results", help="folder of stored results")
     p.add_argument("--out", default="BENCHMARKS.md", help="file whose accuracy section is (re)written")
     p.add_argument("--run", action="store_true", help="ablation: first train and evaluate what is missing")
     p.add_argument("--systems", help="ablation --run: comma-separated systems (default: all)")
+    p.add_argument("--seconds", type=float, default=60.0, help="speed: length of the test video (default 60)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,6 +27,20 @@ def run(args: argparse.Namespace) -> int:
         from avemo.training.ablation import main
 
         return main(args)
+    if args.what == "speed":
+        import json
+
+        from avemo.inference.speed import run_all, write_section
+
+        result = run_all(args.seconds)
+        stored = Path(args.results) / "speed" / "speed.json"
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(result, indent=2) + "\n")
+        write_section(result, Path(args.out))
+        for name, row in result["rows"].items():
+            print(f"{name}: {row['wall_s']:.2f} s, {row['realtime_factor']:.1f}x real time, "
+                  f"peak {row['peak_rss_mb']:.0f} MB")
+        return 0
     path = write_accuracy_section(Path(args.results), Path(args.out))
     print(f"accuracy section written to {path}")
     return 0

@@ -42,7 +42,9 @@ class AnalyzerConfig:
     all_faces: bool = False  #: one timeline per tracked face instead of the main face only
     max_faces: int = 1  #: most faces detected per frame (raised to 4 by ``all_faces``)
     backend: str = "onnx"  #: run the networks with ``"onnx"`` (onnxruntime) or ``"torch"``
-    face_tta: str | None = None  #: face test-time views (None: the bundle's own, e.g. "flip")
+    #: face test-time views: "flip" (2 views; FER-2013 PrivateTest cost in BENCHMARKS.md), "none",
+    #: "tencrop" (the bundle's own, 10 views, 5x the cost), or None for the bundle's setting
+    face_tta: str | None = "flip"
 
 
 @dataclass

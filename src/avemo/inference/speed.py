@@ -117,9 +117,10 @@ def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
 
 #: The configurations compared side by side in one run of ``avemo bench speed``.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default (onnxruntime, face TTA flip)": {},
-    "onnxruntime, no face TTA": {"face_tta": "none"},
-    "torch eager, face TTA flip": {"backend": "torch"},
+    "default: onnxruntime, face views: flip": {},
+    "onnxruntime, face views: none": {"face_tta": "none"},
+    "onnxruntime, face views: tencrop (the bundle's FER setting)": {"face_tta": "tencrop"},
+    "torch eager, face views: flip": {"backend": "torch"},
 }
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
 
