@@ -332,8 +332,10 @@ def train_fer(config: dict[str, Any], run_dir: str | Path, *, log: Any = print) 
     return results
 
 
-def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dict[str, Any] | None = None) -> Path:
-    """``MODEL_CARD.md`` of a FER-2013 face bundle from :func:`train_fer`'s results (and clip predictions)."""
+def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dict[str, Any] | None = None,
+                     bench: dict[str, Any] | None = None) -> Path:
+    """``MODEL_CARD.md`` of a FER-2013 face bundle from :func:`train_fer`'s results, plus the clip predictions
+    and FER-2013 re-evaluation of ``benchmarks/face_fer2013.py`` when given."""
     pub, priv = results["public_test"], results["private_test"]
     tr = results["config"]["train"]
     recall = "\n".join(f"| {lab} | {priv['per_class_recall'].get(lab, float('nan')):.3f} | "
@@ -376,7 +378,8 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
         f"| PrivateTest (held out, once) | {priv['accuracy']:.4f} | {priv['macro_f1']:.4f} | {priv['uar']:.4f} |",
         "",
         "PublicTest accuracy by test-time views: "
-        + ", ".join(f"{m} {a:.4f}" for m, a in results["public_test_by_tta"].items()) + ".",
+        + ", ".join(f"{m} {a:.4f}" for m, a in results["public_test_by_tta"].items()) + ". "
+        "These are the trainer's numbers (bf16 autocast).",
         "",
         "Per-class recall:",
         "",
@@ -392,6 +395,12 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
         conf,
         "",
     ]
+    if bench:
+        lines += ["The shipped bundle (float16-stored weights, float32 inference with onnxruntime, "
+                  "`python benchmarks/face_fer2013.py`): "
+                  + "; ".join(f"{k} accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f}, "
+                              f"{v['crops_per_second']:.0f} crops/s on 1 busy thread" for k, v in bench.items())
+                  + ".", ""]
     if clips:
         lines += ["## On real video (the avemo face front end)", "",
                   "Per-frame crops from `avemo.faces.scan_video(..., size=48, grey=True)` on the shared clips; "
