@@ -392,3 +392,18 @@ def test_frame_windows_pads_and_keeps_alignment():
     assert not frames[1, tail.size :].any()  # zero-padded
     short = frame_windows(y[:8000], SR, make_windows(0.5), window_s=3.0)
     assert short.shape == (1, 3 * SR) and not short[0, 8000:].any()
+
+
+def test_vad_sequence_model_equals_the_per_chunk_model(clips):
+    from pathlib import Path
+
+    from avemo.audio import VoiceActivityDetector
+    from avemo.audio.vad import default_model_path
+    from avemo.media import read_audio
+
+    wave = read_audio(clips["cremad_sad"], 16000)
+    fast = VoiceActivityDetector()
+    assert fast._sequence is not None  # the package ships the sequence export
+    chunked = VoiceActivityDetector(Path(default_model_path()))
+    assert chunked._sequence is None
+    assert np.allclose(fast.probabilities(wave), chunked.probabilities(wave), atol=1e-5)

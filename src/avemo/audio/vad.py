@@ -70,6 +70,17 @@ class VoiceActivityDetector:
             raise AvemoError(f"{path}: cannot load the Silero VAD model: {exc}") from exc
         self.model_path = path
         self._sr = np.array(VAD_SAMPLE_RATE, dtype=np.int64)
+        # The same network exported for whole sequences (shipped beside the default model): one call
+        # per 512 chunks instead of one per chunk, identical probabilities, about 2x faster.
+        sequence = path.with_name("silero_vad_16k_sequence.onnx")
+        self._sequence = None
+        if model_path is None and sequence.is_file():
+            try:
+                self._sequence = ort.InferenceSession(
+                    str(sequence), sess_options=opts, providers=["CPUExecutionProvider"]
+                )
+            except Exception:  # fall back to the per-chunk model
+                self._sequence = None
 
     def probabilities(self, wave: np.ndarray, sr: int = VAD_SAMPLE_RATE) -> np.ndarray:
         """Speech probability per 32 ms chunk (512 samples at 16 kHz; the last chunk zero-padded).
@@ -82,6 +93,8 @@ class VoiceActivityDetector:
         n = -(-x.size // CHUNK)
         if n == 0:
             return np.zeros(0, dtype=np.float32)
+        if self._sequence is not None:
+            return self._probs16k_sequence(x, n)
         padded = np.zeros(n * CHUNK, dtype=np.float32)
         padded[: x.size] = x
         state = np.zeros((2, 1, 128), dtype=np.float32)
@@ -94,6 +107,19 @@ class VoiceActivityDetector:
             probs[i] = out.reshape(-1)[0]
             context = inp[:, -CONTEXT:]
         return probs
+
+    def _probs16k_sequence(self, x: np.ndarray, n: int, block: int = 512) -> np.ndarray:
+        """All chunks at once: row i is the 64-sample context before chunk i, then chunk i."""
+        padded = np.zeros(CONTEXT + n * CHUNK, dtype=np.float32)
+        padded[CONTEXT : CONTEXT + x.size] = x
+        frames = padded[np.arange(n)[:, None] * CHUNK + np.arange(CONTEXT + CHUNK)[None, :]]
+        h = np.zeros((1, 1, 128), dtype=np.float32)
+        c = np.zeros((1, 1, 128), dtype=np.float32)
+        out = []
+        for start in range(0, n, block):
+            probs, h, c = self._sequence.run(None, {"input": frames[start : start + block], "h": h, "c": c})
+            out.append(probs)
+        return np.concatenate(out).astype(np.float32).reshape(-1)
 
     def segments(
         self,
