@@ -140,8 +140,8 @@ def _commit() -> str:
         return "unknown"
 
 
-def render(result: dict[str, Any]) -> str:
-    """The speed section of BENCHMARKS.md."""
+def render(result: dict[str, Any], tta: dict[str, Any] | None = None) -> str:
+    """The speed section of BENCHMARKS.md (with the face-view trade-off when ``tta`` is given)."""
     m = result["machine"]
     first = next(iter(result["rows"].values()))
     v = first["video"]
@@ -161,15 +161,23 @@ def render(result: dict[str, Any]) -> str:
     lines += ["", "Stage times are summed per thread: the face path (decode, MediaPipe, face model) and the voice "
               "path (audio decode, Silero VAD, voice model) run in two threads at once, so the wall time is "
               "about the longer path plus fusion, not the sum. Budget (DESIGN.md): ≥ 20× real time, "
-              "< 1.5 GB peak.", END]
+              "< 1.5 GB peak.", ""]
+    if tta:
+        lines += [f"Face test-time views on FER-2013 PrivateTest ({tta['n']} faces, a fixed evenly spaced subset; "
+                  f"`{tta['command']}`, commit `{tta['commit']}`), measured side by side in one run:", "",
+                  "| face views | accuracy | macro-F1 | ms per face |", "|---|---|---|---|"]
+        for name, r in tta["rows"].items():
+            lines.append(f"| {name} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['ms_per_face']:.1f} |")
+        lines.append("")
+    lines.append(END)
     return "\n".join(lines)
 
 
-def write_section(result: dict[str, Any], out: Path) -> Path:
+def write_section(result: dict[str, Any], out: Path, tta: dict[str, Any] | None = None) -> Path:
     """(Re)write the speed section of ``out``."""
     from avemo.markdown import replace_section
 
-    return replace_section(out, BEGIN, END, render(result))
+    return replace_section(out, BEGIN, END, render(result, tta))
 
 
 def machine() -> dict[str, Any]:
