@@ -13,7 +13,8 @@ from typing import Any
 
 BEGIN, END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"
 #: Results shown first, in this order; any other stored result follows alphabetically.
-ORDER = ("voice_ravdess", "baseline_egemaps_ravdess", "baseline_librosa_ravdess", "fusion_ravdess")
+ORDER = ("voice_ravdess", "voice_ravdess_seed1", "baseline_egemaps_ravdess", "baseline_librosa_ravdess",
+         "fusion_ravdess")
 
 
 def _pm(s: dict[str, Any], key: str) -> str:
@@ -112,6 +113,7 @@ def render(results: list[dict[str, Any]], results_dir: Path) -> str:
 
 def load_results(results_dir: Path) -> list[dict[str, Any]]:
     found = {p.stem: json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))}
+    found = {k: v for k, v in found.items() if isinstance(v, dict) and "rows" in v}  # avemo evaluate's results only
     names = [n for n in ORDER if n in found] + sorted(n for n in found if n not in ORDER)
     return [found[n] for n in names]
 
