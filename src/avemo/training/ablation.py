@@ -280,6 +280,10 @@ def render(results: Path = RESULTS) -> str:
              "- scores in %, mean ± std over the 6 folds; training time: wall-clock minutes of the training loops "
              "summed over the 6 folds, on a 2-core machine shared with other jobs (load often 10+), so only a rough "
              "guide to cost; parameters: trainable parameters as trained (with the adapter where there is one)",
+             "- `voice` rows of the wrappers: with one modality, `goncalves2024_robust`'s modality dropout never "
+             "fires, so it is `khan2024_mser`'s voice branch, same seed, identical numbers (as it should be); "
+             "`ma2020_shgr`'s soft-HGR term needs both embeddings, so its voice row is the early-fusion CNN's voice "
+             "branch with cross-entropy alone",
              "- \"not run (time)\": no stored result for that row (the run did not finish in the time available); "
              "no cell is filled that was not measured"]
     if meta:
