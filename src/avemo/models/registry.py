@@ -40,6 +40,7 @@ def register_model(name: str) -> Callable[[Callable[..., torch.nn.Module]], Call
 def _import_all() -> None:
     # importing the packages runs their @register_model decorators
     import avemo.models.encoders  # noqa: F401
+    import avemo.models.fusion  # noqa: F401
     import avemo.models.systems  # noqa: F401
 
 

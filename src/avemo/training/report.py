@@ -62,6 +62,29 @@ def _choices(row: str, fold: dict[str, Any]) -> str:
     return "; ".join(parts) or "–"
 
 
+def render_holdout(res: dict[str, Any], name: str) -> list[str]:
+    """A hold-out result (FER-2013: selected on PublicTest, reported on PrivateTest) and its clip predictions."""
+    lines = [f"### `{name}`: the face model `{res['bundle']}` on FER-2013", "",
+             f"- protocol: {res['protocol']}", f"- command: `{res['command']}`",
+             f"- commit: `{res['commit']}`, {res.get('date', '')}", f"- machine: {res['machine']}", "",
+             "| split | role | n | accuracy | macro-F1 | UAR |", "| --- | --- | --- | --- | --- | --- |"]
+    roles = {"public_test": "selection (epoch, views)", "private_test": "**reported**"}
+    for split, r in res["fer2013"].items():
+        lines.append(f"| {split} | {roles.get(split, '')} | {r['n']} | {100 * r['accuracy']:.1f} | "
+                     f"{100 * r['macro_f1']:.1f} | {100 * r['uar']:.1f} |")
+    private = res["fer2013"].get("private_test")
+    if private:
+        lines += ["", "PrivateTest recall per class: " + ", ".join(
+            f"{lab} {100 * v:.0f}" for lab, v in private["per_class_recall"].items()), ""]
+    if res.get("clips"):
+        lines += ["On the shared real clips (aligned crops from the face front end; clip-mean prediction):", "",
+                  "| clip | truth | frames with a face | predicted |", "| --- | --- | --- | --- |"]
+        for clip in res["clips"].values():
+            lines.append(f"| `{clip['path']}` | {clip['truth']} | {clip['faces_found']}/{clip['frames']} | "
+                         f"{clip['predicted']}{'' if clip['correct'] else ' (wrong)'} |")
+    return lines + [""]
+
+
 def render(results: list[dict[str, Any]], results_dir: Path) -> str:
     lines = [BEGIN, "## Accuracy", "",
              "Regenerate with `make benchmarks` (`avemo bench accuracy`) from `benchmarks/results/*.json`; "
@@ -107,6 +130,10 @@ def render(results: list[dict[str, Any]], results_dir: Path) -> str:
             lines += [f"| {lab} | " + " | ".join(str(v) for v in r) + " |" for lab, r in zip(labels, s["confusion"],
                                                                                           strict=True)]
             lines += ["", "</details>", ""]
+    for path in sorted(results_dir.glob("*.json")):
+        res = json.loads(path.read_text())
+        if isinstance(res, dict) and "fer2013" in res and "rows" not in res:
+            lines += render_holdout(res, path.stem)
     lines.append(END)
     return "\n".join(lines)
 
@@ -120,12 +147,6 @@ def load_results(results_dir: Path) -> list[dict[str, Any]]:
 
 def write_accuracy_section(results_dir: Path, out: Path) -> Path:
     """(Re)write the accuracy section of ``out`` from ``results_dir``."""
-    section = render(load_results(results_dir), results_dir)
-    text = out.read_text() if out.is_file() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    out.write_text(text)
-    return out
+    from avemo.markdown import replace_section
+
+    return replace_section(out, BEGIN, END, render(load_results(results_dir), results_dir))

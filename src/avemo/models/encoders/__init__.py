@@ -1,4 +1,5 @@
-import avemo.models.fusion  # noqa: F401  (registers "fusion"; the registry imports only encoders and systems)
+"""Unimodal encoders with their classification heads: the voice CNN and the face expression network."""
+
 from avemo.models.encoders import (
     audio,  # noqa: F401  (registers "voice")
     visual,  # noqa: F401  (registers "face")
