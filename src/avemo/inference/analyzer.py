@@ -127,32 +127,42 @@ class Analyzer:
         return results if self.config.all_faces else results[0]
 
     # ---- the two paths -------------------------------------------------------------------------
-    def _face_frames(self, path: Path, times: StageTimes) -> dict[int, FaceTrackFrames]:
+    def _face_frames(self, path: Path, times: StageTimes, batch: int = 64) -> dict[int, FaceTrackFrames]:
+        """Per track: sampled-frame times, face probabilities and boxes. Crops are classified in batches
+        as they come and then dropped, so memory holds probabilities only (flat in video length)."""
         from avemo.faces import iter_scan_video
 
         cfg = self.config
-        crops: dict[int, list[np.ndarray]] = {}
+        pending: list[tuple[int, np.ndarray]] = []
+        probs: dict[int, list[np.ndarray]] = {}
         stamps: dict[int, list[float]] = {}
         boxes: dict[int, list[tuple[float, ...]]] = {}
-        size = self.face_model.crop_size
+
+        def flush() -> None:
+            t = time.perf_counter()
+            p = self.face_model.predict(np.stack([crop for _, crop in pending]))
+            for (tid, _), row in zip(pending, p):
+                probs.setdefault(tid, []).append(row)
+            pending.clear()
+            times.add("face model", time.perf_counter() - t)
+
         t0 = time.perf_counter()
-        for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces, size=size,
-                                  grey=True, max_side=cfg.detect_side, decode_max_side=cfg.decode_side,
-                                  skip_nonref=cfg.skip_nonref):
+        for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
+                                  size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
+                                  decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref):
             faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
             for face in faces:
                 tid = int(face.track_id) if face.track_id is not None else 0
-                crops.setdefault(tid, []).append(ff.crops[ff.faces.index(face)])
+                pending.append((tid, ff.crops[ff.faces.index(face)]))
                 stamps.setdefault(tid, []).append(ff.time)
                 boxes.setdefault(tid, []).append(tuple(face.box))
-        times.add("decode+faces", time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        out = {}
-        for tid in crops:
-            out[tid] = FaceTrackFrames(np.asarray(stamps[tid]), self.face_model.predict(np.stack(crops[tid])),
-                                       np.asarray(boxes[tid], dtype=np.float32))
-        times.add("face model", time.perf_counter() - t0)
-        return out
+            if len(pending) >= batch:
+                flush()
+        if pending:
+            flush()
+        times.add("decode+faces", time.perf_counter() - t0 - times.seconds.get("face model", 0.0))
+        return {tid: FaceTrackFrames(np.asarray(stamps[tid]), np.stack(probs[tid]),
+                                     np.asarray(boxes[tid], dtype=np.float32)) for tid in stamps}
 
     def _voice_windows(self, path: Path, windows: list, times: StageTimes) -> tuple[np.ndarray, np.ndarray]:
         """Per window: speech fraction and voice probabilities (NaN rows where there is no speech)."""
