@@ -44,6 +44,13 @@ def test_cremad_clips_give_face_and_voice(analyzer, clips, name):
     assert tl.attrs["models"]["face"] and tl.attrs["source"].endswith(".flv")
 
 
+def test_streamed_audio_gives_the_same_voice_windows(analyzer, clips):
+    whole = analyzer.analyze(clips["ravdess_wav"])
+    streamed = Analyzer("default", audio_chunk=0.7).analyze(clips["ravdess_wav"])
+    assert (whole["speech"] == streamed["speech"]).all()
+    assert np.allclose(whole.probabilities("voice"), streamed.probabilities("voice"), atol=1e-5, equal_nan=True)
+
+
 def test_video_without_audio_gives_face_only_windows(analyzer, clips):
     tl = analyzer.analyze(clips["ravdess_mp4"])
     assert len(tl) >= 2 and tl["end"].iloc[-1] == pytest.approx(4.07, abs=0.1)

@@ -407,3 +407,14 @@ def test_vad_sequence_model_equals_the_per_chunk_model(clips):
     chunked = VoiceActivityDetector(Path(default_model_path()))
     assert chunked._sequence is None
     assert np.allclose(fast.probabilities(wave), chunked.probabilities(wave), atol=1e-5)
+
+
+def test_vad_stream_equals_the_whole_waveform(clips):
+    from avemo.audio import VoiceActivityDetector
+    from avemo.media import read_audio
+
+    wave = read_audio(clips["cremad_ang"], 16000)
+    vad = VoiceActivityDetector()
+    stream = vad.stream()
+    parts = [stream.feed(wave[i:i + 3333]) for i in range(0, wave.size, 3333)] + [stream.finish()]
+    assert np.allclose(np.concatenate(parts), vad.probabilities(wave), atol=1e-6)

@@ -121,6 +121,11 @@ class VoiceActivityDetector:
             out.append(probs)
         return np.concatenate(out).astype(np.float32).reshape(-1)
 
+    def stream(self) -> VadStream:
+        """A stateful scorer for audio that arrives in pieces (16 kHz): ``feed`` then ``finish`` give
+        the same probabilities as :meth:`probabilities` on the whole waveform."""
+        return VadStream(self)
+
     def segments(
         self,
         wave: np.ndarray,
@@ -217,3 +222,51 @@ def speech_fraction(segments: Iterable[SpeechSegment], start: float, end: float)
     if cur_b is not None:
         covered += cur_b - cur_a
     return min(1.0, covered / (end - start))
+
+
+class VadStream:
+    """Silero VAD over a stream: carries the recurrent state and the 64-sample context across pieces."""
+
+    def __init__(self, detector: VoiceActivityDetector) -> None:
+        self.detector = detector
+        self._rest = np.zeros(0, dtype=np.float32)
+        self._context = np.zeros(CONTEXT, dtype=np.float32)
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+
+    def feed(self, wave: np.ndarray) -> np.ndarray:
+        """Probabilities of the whole 512-sample chunks now complete (16 kHz mono input)."""
+        x = np.concatenate([self._rest, as_mono_float32(wave)])
+        n = x.size // CHUNK
+        self._rest = x[n * CHUNK :]
+        return self._score(x[: n * CHUNK], n)
+
+    def finish(self) -> np.ndarray:
+        """The probability of the last, zero-padded partial chunk (empty when there is none)."""
+        if self._rest.size == 0:
+            return np.zeros(0, dtype=np.float32)
+        x = np.zeros(CHUNK, dtype=np.float32)
+        x[: self._rest.size] = self._rest
+        self._rest = np.zeros(0, dtype=np.float32)
+        return self._score(x, 1)
+
+    def _score(self, x: np.ndarray, n: int, block: int = 512) -> np.ndarray:
+        if n == 0:
+            return np.zeros(0, dtype=np.float32)
+        padded = np.concatenate([self._context, x])
+        frames = padded[np.arange(n)[:, None] * CHUNK + np.arange(CONTEXT + CHUNK)[None, :]]
+        self._context = x[-CONTEXT:].copy()
+        det = self.detector
+        out = []
+        if det._sequence is not None:
+            for start in range(0, n, block):
+                probs, self._h, self._c = det._sequence.run(
+                    None, {"input": frames[start : start + block], "h": self._h, "c": self._c}
+                )
+                out.append(np.asarray(probs, dtype=np.float32).reshape(-1))
+        else:
+            for row in frames:
+                prob, self._state = det._session.run(None, {"input": row[None], "state": self._state, "sr": det._sr})
+                out.append(np.asarray(prob, dtype=np.float32).reshape(-1))
+        return np.concatenate(out)

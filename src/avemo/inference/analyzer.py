@@ -42,6 +42,7 @@ class AnalyzerConfig:
     all_faces: bool = False  #: one timeline per tracked face instead of the main face only
     max_faces: int = 1  #: most faces detected per frame (raised to 4 by ``all_faces``)
     backend: str = "onnx"  #: run the networks with ``"onnx"`` (onnxruntime) or ``"torch"``
+    audio_chunk: float = 20.0  #: seconds of audio decoded at a time (memory is flat in file length)
     #: face test-time views: "flip" (2 views; FER-2013 PrivateTest cost in BENCHMARKS.md), "none",
     #: "tencrop" (the bundle's own, 10 views, 5x the cost), or None for the bundle's setting
     face_tta: str | None = "flip"
@@ -165,26 +166,65 @@ class Analyzer:
                                      np.asarray(boxes[tid], dtype=np.float32)) for tid in stamps}
 
     def _voice_windows(self, path: Path, windows: list, times: StageTimes) -> tuple[np.ndarray, np.ndarray]:
-        """Per window: speech fraction and voice probabilities (NaN rows where there is no speech)."""
-        from avemo.audio import VoiceActivityDetector, frame_windows, speech_fraction
-        from avemo.media import read_audio
+        """Per window: speech fraction and voice probabilities (NaN rows where there is no speech).
+
+        The audio streams in ``audio_chunk`` pieces; a window is scored once its audio and the VAD decision
+        around it are in, and audio no window still needs is dropped, so memory is flat in length.
+        """
+        from avemo.audio import VoiceActivityDetector, Window, frame_windows, segments_from_probs, speech_fraction
+        from avemo.audio.vad import CHUNK
+        from avemo.media import iter_audio
+
+        sr, cfg = 16000, self.config
+        vad = VoiceActivityDetector().stream()
+        probs_vad: list[np.ndarray] = []
+        fraction = np.zeros(len(windows))
+        out = np.full((len(windows), len(EMOTIONS)), np.nan, dtype=np.float32)
+        buf, buf0, total, next_w = np.zeros(0, dtype=np.float32), 0, 0, 0
+        lead = 2.0  # seconds of VAD history before a window, for the hysteresis to settle
+
+        def score(final: bool) -> None:
+            nonlocal buf, buf0, next_w
+            t = time.perf_counter()
+            vad_p = np.concatenate(probs_vad) if probs_vad else np.zeros(0, np.float32)
+            horizon = total / sr if final else len(vad_p) * CHUNK / sr - 1.0
+            ready = []
+            while next_w < len(windows) and (final or windows[next_w].end <= horizon):
+                ready.append(next_w)
+                next_w += 1
+            if not ready:
+                return
+            first = max(0, int((windows[ready[0]].start - lead) * sr) // CHUNK)
+            segs = segments_from_probs(vad_p[first:], n_samples=(total if final else len(vad_p) * CHUNK)
+                                       - first * CHUNK)
+            offset = first * CHUNK / sr
+            segs = [type(sg)(sg.start + offset, sg.end + offset) for sg in segs]
+            for i in ready:
+                fraction[i] = speech_fraction(segs, windows[i].start, windows[i].end)
+            times.add("vad", time.perf_counter() - t)
+            voiced = [i for i in ready if fraction[i] >= cfg.min_speech]
+            if voiced:
+                t = time.perf_counter()
+                local = [Window(windows[i].start - buf0 / sr, windows[i].end - buf0 / sr) for i in voiced]
+                out[voiced] = self.voice_model.predict(frame_windows(buf, sr, local, window_s=cfg.window))
+                times.add("voice model", time.perf_counter() - t)
+            if next_w < len(windows):  # drop audio no remaining window needs
+                keep = max(0, int(windows[next_w].start * sr) - buf0)
+                buf, buf0 = buf[keep:], buf0 + keep
 
         t0 = time.perf_counter()
-        sr = 16000
-        wave = read_audio(path, sr)
-        times.add("audio decode", time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        segments = VoiceActivityDetector().segments(wave, sr)
-        fraction = np.array([speech_fraction(segments, w.start, w.end) for w in windows])
-        times.add("vad", time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        probs = np.full((len(windows), len(EMOTIONS)), np.nan, dtype=np.float32)
-        voiced = np.flatnonzero(fraction >= self.config.min_speech)
-        if len(voiced):
-            chunk = frame_windows(wave, sr, [windows[i] for i in voiced], window_s=self.config.window)
-            probs[voiced] = self.voice_model.predict(chunk)
-        times.add("voice model", time.perf_counter() - t0)
-        return fraction, probs
+        for chunk in iter_audio(path, sr, chunk_seconds=cfg.audio_chunk):
+            times.add("audio decode", time.perf_counter() - t0)
+            t = time.perf_counter()
+            probs_vad.append(vad.feed(chunk))
+            times.add("vad", time.perf_counter() - t)
+            buf = np.concatenate([buf, chunk])
+            total += chunk.size
+            score(final=False)
+            t0 = time.perf_counter()
+        probs_vad.append(vad.finish())
+        score(final=True)
+        return fraction, out
 
     # ---- assembling ----------------------------------------------------------------------------
     @staticmethod
