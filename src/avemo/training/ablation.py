@@ -279,7 +279,8 @@ def render(results: Path = RESULTS) -> str:
              "face-statistics member needs pixels)",
              "- scores in %, mean ± std over the 6 folds; training time: wall-clock minutes of the training loops "
              "summed over the 6 folds, on a 2-core machine shared with other jobs (load often 10+), so only a rough "
-             "guide to cost; parameters: trainable parameters as trained (with the adapter where there is one)",
+             "guide to cost; parameters: those the variant's inputs reach (given a gradient by the system's loss), "
+             "with the adapter where there is one, and in brackets all those the system builds",
              "- `voice` rows of the wrappers: with one modality, `goncalves2024_robust`'s modality dropout never "
              "fires, so it is `khan2024_mser`'s voice branch, same seed, identical numbers (as it should be); "
              "`ma2020_shgr`'s soft-HGR term needs both embeddings, so its voice row is the early-fusion CNN's voice "
@@ -288,8 +289,10 @@ def render(results: Path = RESULTS) -> str:
              "no cell is filled that was not measured"]
     if meta:
         m = meta["machine"]
+        commits = ", ".join(f"`{c}`" for c in sorted({r["commit"] for r in found.values() if "rows" in r}))
         lines.append(f"- machine: {m['platform']}, {m['cpu_count']} CPUs shared with other jobs, torch {m['torch']} "
-                     f"({m.get('torch_threads', '?')} thread); commit `{meta['commit']}`")
+                     f"({m.get('torch_threads', '?')} thread); HEAD when each run started: {commits} (each result's "
+                     "JSON records its own; the system runner's training loop is the same in all of them)")
     lines += ["", "| system | variant | inputs | accuracy | macro-F1 | UAR | accuracy per fold | parameters | "
                   "training min (per fold) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for variant in ("voice", "au_fusion"):
