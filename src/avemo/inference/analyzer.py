@@ -43,6 +43,7 @@ class AnalyzerConfig:
     max_faces: int = 1  #: most faces detected per frame (raised to 4 by ``all_faces``)
     backend: str = "onnx"  #: run the networks with ``"onnx"`` (onnxruntime) or ``"torch"``
     audio_chunk: float = 20.0  #: seconds of audio decoded at a time (memory is flat in file length)
+    model_threads: int | None = 1  #: onnxruntime threads per network (None: torch's); the paths already overlap
     #: face test-time views: "flip" (2 views; FER-2013 PrivateTest cost in BENCHMARKS.md), "none",
     #: "tencrop" (the bundle's own, 10 views, 5x the cost), or None for the bundle's setting
     face_tta: str | None = "flip"
@@ -87,13 +88,14 @@ class Analyzer:
     def face_model(self) -> FacePredictor:
         if self._face is None:
             self._face = FacePredictor(self.model_names["face"], backend=self.config.backend,
-                                       tta=self.config.face_tta)
+                                       tta=self.config.face_tta, threads=self.config.model_threads)
         return self._face
 
     @property
     def voice_model(self) -> VoicePredictor:
         if self._voice is None:
-            self._voice = VoicePredictor(self.model_names["voice"], backend=self.config.backend)
+            self._voice = VoicePredictor(self.model_names["voice"], backend=self.config.backend,
+                                         threads=self.config.model_threads)
         return self._voice
 
     def analyze(self, path: str | Path) -> EmotionTimeline | list[EmotionTimeline]:
@@ -135,33 +137,42 @@ class Analyzer:
 
         cfg = self.config
         pending: list[tuple[int, np.ndarray]] = []
-        probs: dict[int, list[np.ndarray]] = {}
+        jobs: list[tuple[list[int], Any]] = []
         stamps: dict[int, list[float]] = {}
         boxes: dict[int, list[tuple[float, ...]]] = {}
 
-        def flush() -> None:
+        def classify(crops: np.ndarray) -> np.ndarray:
             t = time.perf_counter()
-            p = self.face_model.predict(np.stack([crop for _, crop in pending]))
-            for (tid, _), row in zip(pending, p):
-                probs.setdefault(tid, []).append(row)
-            pending.clear()
+            out = self.face_model.predict(crops)
             times.add("face model", time.perf_counter() - t)
+            return out
 
-        t0 = time.perf_counter()
-        for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
-                                  size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
-                                  decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref):
-            faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
-            for face in faces:
-                tid = int(face.track_id) if face.track_id is not None else 0
-                pending.append((tid, ff.crops[ff.faces.index(face)]))
-                stamps.setdefault(tid, []).append(ff.time)
-                boxes.setdefault(tid, []).append(tuple(face.box))
-            if len(pending) >= batch:
+        # the face network runs in its own thread, overlapping decoding and MediaPipe
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            def flush() -> None:
+                jobs.append(([tid for tid, _ in pending],
+                              worker.submit(classify, np.stack([crop for _, crop in pending]))))
+                pending.clear()
+
+            t0 = time.perf_counter()
+            for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
+                                      size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
+                                      decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref):
+                faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
+                for face in faces:
+                    tid = int(face.track_id) if face.track_id is not None else 0
+                    pending.append((tid, ff.crops[ff.faces.index(face)]))
+                    stamps.setdefault(tid, []).append(ff.time)
+                    boxes.setdefault(tid, []).append(tuple(face.box))
+                if len(pending) >= batch:
+                    flush()
+            times.add("decode+faces", time.perf_counter() - t0)
+            if pending:
                 flush()
-        if pending:
-            flush()
-        times.add("decode+faces", time.perf_counter() - t0 - times.seconds.get("face model", 0.0))
+            probs: dict[int, list[np.ndarray]] = {}
+            for tids, job in jobs:
+                for tid, row in zip(tids, job.result()):
+                    probs.setdefault(tid, []).append(row)
         return {tid: FaceTrackFrames(np.asarray(stamps[tid]), np.stack(probs[tid]),
                                      np.asarray(boxes[tid], dtype=np.float32)) for tid in stamps}
 

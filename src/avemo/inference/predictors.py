@@ -30,7 +30,7 @@ class FacePredictor:
     """
 
     def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["face"], *, backend: str = "onnx",
-                 tta: str | None = None) -> None:
+                 tta: str | None = None, threads: int | None = None) -> None:
         from avemo.models.encoders.visual import FaceEmotionModel
 
         self.model = FaceEmotionModel(bundle)
@@ -43,7 +43,7 @@ class FacePredictor:
 
             crop = int(self.model.preprocessing["crop"])
             self.model.model = OnnxModule(self.model.model, torch.zeros(2, 1, crop, crop),
-                                          onnx_cache_path(self.model.bundle, "crops"))
+                                          onnx_cache_path(self.model.bundle, "crops"), threads=threads)
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
@@ -59,7 +59,7 @@ class VoicePredictor:
     """
 
     def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["voice"], *, batch_size: int = 32,
-                 backend: str = "onnx") -> None:
+                 backend: str = "onnx", threads: int | None = None) -> None:
         from avemo.audio import LogMel, MelConfig
 
         self.bundle = load(bundle) if isinstance(bundle, str) else bundle
@@ -71,7 +71,7 @@ class VoicePredictor:
             from avemo.inference.runtime import OnnxModule, onnx_cache_path
 
             self.network = OnnxModule(self.network, torch.zeros(2, 3 * self.sample_rate),
-                                      onnx_cache_path(self.bundle, "wave"), dynamic_length=True)
+                                      onnx_cache_path(self.bundle, "wave"), dynamic_length=True, threads=threads)
         self.batch_size = batch_size
 
     @torch.inference_mode()

@@ -117,7 +117,8 @@ def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
 
 #: The configurations compared side by side in one run of ``avemo bench speed``.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default: onnxruntime, face views: flip": {},
+    "default: onnxruntime (1 thread per network), face views: flip": {},
+    "onnxruntime (2 threads per network), face views: flip": {"model_threads": 2},
     "onnxruntime, face views: none": {"face_tta": "none"},
     "onnxruntime, face views: tencrop (the bundle's FER setting)": {"face_tta": "tencrop"},
     "torch eager, face views: flip": {"backend": "torch"},
