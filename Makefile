@@ -36,8 +36,14 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# every section of BENCHMARKS.md from its command (accuracy and ablation render stored results;
+# speed, face views and systems cost are measured now: a few minutes on 2 cores)
 benchmarks: setup
 	$(BIN)/avemo bench accuracy
+	$(BIN)/avemo bench ablation
+	$(BIN)/python benchmarks/face_tta.py
+	$(BIN)/avemo bench speed
+	$(BIN)/python benchmarks/systems_cost.py --threads 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

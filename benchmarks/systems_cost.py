@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "systems" / "systems_cost.json"))
+    ap.add_argument("--markdown", default="BENCHMARKS.md", help="file whose section is rewritten ('': none)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     missing = set(SYSTEMS) - set(list_models())
@@ -82,6 +83,27 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "systems": rows}, indent=2) + "\n")
     print(f"written {out}")
+    if args.markdown:
+        from avemo.markdown import replace_section
+
+        replace_section(Path(args.markdown), BEGIN, END, render(meta, rows))
+        print(f"section written to {args.markdown}")
+
+
+BEGIN, END = "<!-- systems-cost:begin -->", "<!-- systems-cost:end -->"
+
+
+def render(meta: dict, rows: list[dict]) -> str:
+    """The systems' size and inference cost as a BENCHMARKS.md section."""
+    lines = [BEGIN, "## Systems: parameters and inference cost", "",
+             f"Default widths, one example = 3 s of media (log-mel 64 x 300 and 15 face crops 48 x 48 at 5 fps, or "
+             f"the system's own inputs); network forward only, median of repeats. Command: `{meta['command']}`, "
+             f"commit `{meta['commit']}`, {meta['machine']}, torch {meta['torch']} ({meta['threads']} thread), "
+             f"1-min load average {meta['load_average_1min']} when measured.", "",
+             "| system | parameters | ms per example | seconds per second of media |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{r['system']}` | {r['parameters']:,} | {r['latency_ms']:.1f} | {r['seconds_per_media_second']:.4f} |"
+              for r in rows]
+    return "\n".join([*lines, "", END])
 
 
 if __name__ == "__main__":
