@@ -337,15 +337,9 @@ def render(results: Path = RESULTS) -> str:
 
 def write_section(results: Path = RESULTS, out: Path = Path("BENCHMARKS.md")) -> Path:
     """(Re)write the ablation section of ``out``; the rest of the file is left as it is."""
-    section = render(results)
-    text = out.read_text() if out.is_file() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    out.write_text(text)
-    return out
+    from avemo.markdown import replace_section
+
+    return replace_section(out, BEGIN, END, render(results))
 
 
 def main(args: Any) -> int:
