@@ -119,6 +119,11 @@ class Analyzer:
         windows = make_windows(duration, self.config.window, self.config.hop)
         starts = np.array([w.start for w in windows])
         ends = np.array([w.end for w in windows])
+        # models load (and export to ONNX on first use) here, not inside the two threads
+        if info.has_video:
+            self.face_model  # noqa: B018
+        if info.has_audio:
+            self.voice_model  # noqa: B018
         with ThreadPoolExecutor(max_workers=2) as pool:
             voice_job = pool.submit(self._voice_windows, path, windows, times) if info.has_audio else None
             tracks = self._face_frames(path, times) if info.has_video else {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from avemo.config import cache_root
 from avemo.models.registry import Bundle
 
 log = logging.getLogger(__name__)
+_EXPORT_LOCK = threading.Lock()  # torch.onnx.export keeps global state: one export at a time
 
 
 def bundle_key(bundle: Bundle, extra: str = "") -> str:
@@ -42,14 +44,15 @@ class OnnxModule:
         import onnxruntime as ort
 
         path = Path(path)
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".part")
-            axes = {0: "batch", example.dim() - 1: "length"} if dynamic_length else {0: "batch"}
-            torch.onnx.export(module.eval(), (example,), str(tmp), input_names=["x"], output_names=["y"],
-                              dynamic_axes={"x": axes, "y": {0: "batch"}}, opset_version=17, dynamo=False)
-            tmp.replace(path)
-            log.info("exported %s", path)
+        with _EXPORT_LOCK:
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{threading.get_ident()}.part")
+                axes = {0: "batch", example.dim() - 1: "length"} if dynamic_length else {0: "batch"}
+                torch.onnx.export(module.eval(), (example,), str(tmp), input_names=["x"], output_names=["y"],
+                                  dynamic_axes={"x": axes, "y": {0: "batch"}}, opset_version=17, dynamo=False)
+                tmp.replace(path)
+                log.info("exported %s", path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
