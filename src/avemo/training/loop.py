@@ -12,11 +12,12 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -103,3 +104,30 @@ class Timer:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.start
+
+
+def folds_to_train(folds: Sequence[Any], run_dir: Path, only: Sequence[int] | None,
+                   written: list[Path]) -> Iterator[tuple[Any, Path]]:
+    """The folds (and their folders) still to train; finished folds (``predictions.npz`` present) and
+    folds not in ``only`` are skipped, the finished ones appended to ``written``."""
+    for fold in folds:
+        if only is not None and fold.index not in only:
+            continue
+        out = run_dir / f"fold_{fold.index}"
+        if (out / "predictions.npz").is_file():
+            written.append(out / "predictions.npz")
+            continue
+        yield fold, out
+
+
+def save_predictions(path: Path, y: np.ndarray, parts: dict[str, np.ndarray],
+                     predict: Callable[[np.ndarray], dict[str, np.ndarray]]) -> Path:
+    """``{part}_{key}`` of ``predict(idx)``, ``{part}_idx`` and ``{part}_y`` for each part (val, test) in one npz."""
+    arrays: dict[str, np.ndarray] = {}
+    for part, idx in parts.items():
+        if idx.size:
+            arrays.update({f"{part}_{k}": v for k, v in predict(idx).items()})
+        arrays[f"{part}_idx"] = idx
+        arrays[f"{part}_y"] = y[idx]
+    np.savez(path, **arrays)
+    return path

@@ -490,28 +490,16 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
     modes = input_modes(recipe, modalities_of(recipe))
     keep = usable(samples, modes)
     data = load_data(recipe, samples, modes, keep)
-    written = []
+    written: list[Path] = []
     with loop.progress(show) as bar:
-        for fold in folds:
-            if only is not None and fold.index not in only:
-                continue
-            out = run_dir / f"fold_{fold.index}"
-            pred_path = out / "predictions.npz"
-            if pred_path.is_file():
-                written.append(pred_path)
-                continue
+        for fold, out in loop.folds_to_train(folds, run_dir, only, written):
             timer = loop.Timer()
             train_idx, val_idx, test_idx = (i[keep[i]] for i in (fold.train, fold.val, fold.test))
             data.standardise_au(train_idx)
             model = train_system(recipe, data, modes, train_idx, out, fold=fold.index, val_idx=val_idx, bar=bar)
             log = loop.read_jsonl(out / "log.jsonl")
-            arrays: dict[str, np.ndarray] = {}
-            for part, idx in (("val", val_idx), ("test", test_idx)):
-                if idx.size:
-                    arrays.update({f"{part}_{k}": v for k, v in predict(model, data, idx).items()})
-                arrays[f"{part}_idx"] = idx
-                arrays[f"{part}_y"] = data.y[idx]
-            np.savez(pred_path, **arrays)
+            pred_path = loop.save_predictions(out / "predictions.npz", data.y, {"val": val_idx, "test": test_idx},
+                                              lambda idx, m=model: predict(m, data, idx))
             extra: dict[str, Any] = {"train_seconds": sum(r.get("seconds", 0) for r in log),
                                      "session_seconds": timer.seconds, "n_params": n_params(model),
                                      "epochs": len(log), "inputs": modes, "labels": list(EMOTIONS)}

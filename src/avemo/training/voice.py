@@ -205,27 +205,14 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
     mels = voice_logmels(samples, recipe.section("features"))
     y = labels_of(samples)
     length, hop = frames_per_window(recipe)
-    written = []
+    written: list[Path] = []
     with loop.progress(show) as bar:
-        for fold in folds:
-            if only is not None and fold.index not in only:
-                continue
-            out = run_dir / f"fold_{fold.index}"
-            pred_path = out / "predictions.npz"
-            if pred_path.is_file():
-                written.append(pred_path)
-                continue
+        for fold, out in loop.folds_to_train(folds, run_dir, only, written):
             timer = loop.Timer()
             model = train_model(recipe, mels, y, fold.train, out, fold=fold.index, val_idx=fold.val, bar=bar)
             train_s = sum(r.get("seconds", 0) for r in loop.read_jsonl(out / "log.jsonl"))
-            arrays: dict[str, np.ndarray] = {}
-            for part, idx in (("val", fold.val), ("test", fold.test)):
-                if idx.size:
-                    pred = predict(model, [mels[i] for i in idx], length, hop)
-                    arrays.update({f"{part}_{k}": v for k, v in pred.items()})
-                arrays[f"{part}_idx"] = idx
-                arrays[f"{part}_y"] = y[idx]
-            np.savez(pred_path, **arrays)
+            pred_path = loop.save_predictions(out / "predictions.npz", y, {"val": fold.val, "test": fold.test},
+                                              lambda idx, m=model: predict(m, [mels[i] for i in idx], length, hop))
             loop.write_json(out / "fold.json", {**fold.describe(), "train_seconds": train_s,
                                                  "session_seconds": timer.seconds, "labels": list(EMOTIONS)})
             written.append(pred_path)
