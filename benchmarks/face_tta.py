@@ -1,4 +1,4 @@
-"""Accuracy and cost of the face model's test-time views on FER-2013 PrivateTest (a fixed subset).
+"""Accuracy and cost of the face model's test-time views (and its int8 network) on FER-2013 PrivateTest.
 
 The analyzer runs the face network on every sampled frame, so its views are a speed/accuracy
 trade-off; this measures both side by side in one run. Writes benchmarks/results/speed/face_tta.json.
@@ -33,17 +33,20 @@ def main() -> None:
     crops = np.stack([load_fer_image(s) for s in subset])
     truth = np.array([EMOTIONS.index(s.label) for s in subset])
     rows = {}
-    for tta in ("none", "flip", "tencrop"):
-        model = FacePredictor("face.fer2013", tta=tta)
+    for name, tta, int8 in (("none", "none", False), ("flip", "flip", False), ("tencrop", "tencrop", False),
+                            ("none, int8", "none", True), ("flip, int8", "flip", True)):
+        model = FacePredictor("face.fer2013", tta=tta, int8=int8, threads=1)
+        if int8 and not model.int8:
+            raise SystemExit("face.fer2013 ships no int8 network: run `avemo export face.fer2013 --int8` first")
         model.predict(crops[:8])  # warm up
         t0 = time.perf_counter()
         probs = model.predict(crops)
         seconds = time.perf_counter() - t0
         scores = classification_scores(truth, probs.argmax(1), EMOTIONS)
-        rows[tta] = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
-                     "ms_per_face": 1000 * seconds / len(crops)}
-        print(f"{tta:8s} accuracy {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f} "
-              f"{rows[tta]['ms_per_face']:.2f} ms/face")
+        rows[name] = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
+                      "ms_per_face": 1000 * seconds / len(crops)}
+        print(f"{name:12s} accuracy {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f} "
+              f"{rows[name]['ms_per_face']:.2f} ms/face")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"n": len(subset), "rows": rows, "bundle": "face.fer2013", "commit": _commit(),

@@ -107,3 +107,17 @@ def test_cli_folder_survives_a_corrupt_file_and_reruns_skip(clips, tmp_path, cap
     assert main(["analyze", str(src), "--out", str(out), "--annotate"]) == 1
     assert (folder / "timeline.csv").stat().st_mtime_ns == mtime
     assert "1 already done" in capsys.readouterr().err
+
+
+def test_shipped_int8_face_network_agrees_with_the_float_one(data):
+    from avemo.datasets import load_fer_image, read_corpus
+    from avemo.inference.predictors import FacePredictor
+
+    private = [s for s in read_corpus("fer2013", data / "fer2013") if s.split == "private_test"][::18][:200]
+    crops = np.stack([load_fer_image(s) for s in private])
+    truth = np.array([EMOTIONS.index(s.label) for s in private])
+    quantized, exact = FacePredictor(int8=True, tta="flip"), FacePredictor(int8=False, tta="flip")
+    assert quantized.int8 and not exact.int8
+    q, f = quantized.predict(crops), exact.predict(crops)
+    assert (q.argmax(1) == f.argmax(1)).mean() >= 0.9
+    assert (q.argmax(1) == truth).mean() >= (f.argmax(1) == truth).mean() - 0.03

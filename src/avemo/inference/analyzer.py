@@ -44,6 +44,7 @@ class AnalyzerConfig:
     backend: str = "onnx"  #: run the networks with ``"onnx"`` (onnxruntime) or ``"torch"``
     audio_chunk: float = 20.0  #: seconds of audio decoded at a time (memory is flat in file length)
     model_threads: int | None = 1  #: onnxruntime threads per network (None: torch's); the paths already overlap
+    face_int8: bool = True  #: run the face bundle's shipped int8 network when it has one (onnx backend)
     #: face test-time views: "flip" (2 views; FER-2013 PrivateTest cost in BENCHMARKS.md), "none",
     #: "tencrop" (the bundle's own, 10 views, 5x the cost), or None for the bundle's setting
     face_tta: str | None = "flip"
@@ -88,7 +89,8 @@ class Analyzer:
     def face_model(self) -> FacePredictor:
         if self._face is None:
             self._face = FacePredictor(self.model_names["face"], backend=self.config.backend,
-                                       tta=self.config.face_tta, threads=self.config.model_threads)
+                                       tta=self.config.face_tta, threads=self.config.model_threads,
+                                       int8=self.config.face_int8)
         return self._face
 
     @property

@@ -26,11 +26,12 @@ class FacePredictor:
     """Aligned grey face crops ``(N, H, W)`` uint8 -> probabilities ``(N, len(EMOTIONS))``.
 
     ``backend="onnx"`` runs the network with onnxruntime (exported once into the cache);
-    ``tta`` overrides the bundle's test-time views (``"none"`` halves the cost of ``"flip"``).
+    ``tta`` overrides the bundle's test-time views (``"none"`` halves the cost of ``"flip"``);
+    ``int8`` runs the bundle's shipped int8 network (``avemo export --int8``) when it has one.
     """
 
     def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["face"], *, backend: str = "onnx",
-                 tta: str | None = None, threads: int | None = None) -> None:
+                 tta: str | None = None, threads: int | None = None, int8: bool = False) -> None:
         from avemo.models.encoders.visual import FaceEmotionModel
 
         self.model = FaceEmotionModel(bundle)
@@ -38,12 +39,15 @@ class FacePredictor:
         self.crop_size = int(self.model.preprocessing.get("resize", 48))
         if tta is not None:
             self.model.preprocessing["tta"] = tta
+        self.int8 = False
         if backend == "onnx":
-            from avemo.inference.runtime import OnnxModule, onnx_cache_path
+            from avemo.inference.runtime import OnnxModule, onnx_cache_path, shipped_int8
 
             crop = int(self.model.preprocessing["crop"])
+            quantized = shipped_int8(self.model.bundle) if int8 else None
+            self.int8 = quantized is not None
             self.model.model = OnnxModule(self.model.model, torch.zeros(2, 1, crop, crop),
-                                          onnx_cache_path(self.model.bundle, "crops"), threads=threads)
+                                          quantized or onnx_cache_path(self.model.bundle, "crops"), threads=threads)
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:

@@ -37,9 +37,10 @@ def bundle_key(bundle: Bundle, extra: str = "") -> str:
 
 class OnnxModule:
     """A torch module's forward run by onnxruntime: ``module(x: Tensor) -> Tensor``, batch (and, with
-    ``dynamic_length``, the last axis) dynamic. ``path`` is written by the first use if absent."""
+    ``dynamic_length``, the last axis) dynamic. ``path`` is written by the first use if absent (an
+    existing ``path``, e.g. a shipped int8 network, needs no module)."""
 
-    def __init__(self, module: torch.nn.Module, example: torch.Tensor, path: str | Path, *,
+    def __init__(self, module: torch.nn.Module | None, example: torch.Tensor | None, path: str | Path, *,
                  dynamic_length: bool = False, threads: int | None = None) -> None:
         import onnxruntime as ort
 
@@ -68,3 +69,34 @@ class OnnxModule:
 def onnx_cache_path(bundle: Bundle, tag: str) -> Path:
     """Where the exported ONNX file of ``bundle`` (in form ``tag``) lives in the cache."""
     return cache_root() / "onnx" / f"{bundle.name}-{tag}-{bundle_key(bundle, tag)}.onnx"
+
+
+INT8_FILE, INT8_INFO = "model.int8.onnx", "model.int8.json"
+
+
+def quantize_int8(onnx_path: Path, calibration: np.ndarray, out: Path) -> Path:
+    """Static int8 quantization (QDQ, per-tensor) of an exported network, calibrated on ``calibration``
+    inputs (real, preprocessed examples)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    batches = iter([{"x": np.ascontiguousarray(calibration[i:i + 32], dtype=np.float32)}
+                    for i in range(0, len(calibration), 32)])
+
+    class _Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(batches, None)
+
+    quantize_static(str(onnx_path), str(out), _Reader(), quant_format=QuantFormat.QDQ,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    return out
+
+
+def shipped_int8(bundle: Bundle) -> Path | None:
+    """The bundle's int8 network, if it ships one made from exactly these weights (else None)."""
+    if bundle.path is None or not (bundle.path / INT8_FILE).is_file() or not (bundle.path / INT8_INFO).is_file():
+        return None
+    info = json.loads((bundle.path / INT8_INFO).read_text())
+    if info.get("weights_key") != bundle_key(bundle, "crops"):
+        log.warning("%s: %s was made from other weights; using the float network", bundle.path, INT8_FILE)
+        return None
+    return bundle.path / INT8_FILE

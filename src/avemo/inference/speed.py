@@ -117,10 +117,11 @@ def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
 
 #: The configurations compared side by side in one run of ``avemo bench speed``.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default: onnxruntime (1 thread per network), face views: flip": {},
-    "onnxruntime (2 threads per network), face views: flip": {"model_threads": 2},
-    "onnxruntime, face views: none": {"face_tta": "none"},
-    "onnxruntime, face views: tencrop (the bundle's FER setting)": {"face_tta": "tencrop"},
+    "default: onnxruntime, int8 face network, 1 thread per network, face views: flip": {},
+    "float face network, face views: flip": {"face_int8": False},
+    "float, 2 threads per network, face views: flip": {"face_int8": False, "model_threads": 2},
+    "float, face views: none": {"face_int8": False, "face_tta": "none"},
+    "float, face views: tencrop (the bundle's FER setting)": {"face_int8": False, "face_tta": "tencrop"},
     "torch eager, face views: flip": {"backend": "torch"},
 }
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
