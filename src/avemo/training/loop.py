@@ -131,3 +131,13 @@ def save_predictions(path: Path, y: np.ndarray, parts: dict[str, np.ndarray],
         arrays[f"{part}_y"] = y[idx]
     np.savez(path, **arrays)
     return path
+
+
+def end_epoch(record: dict[str, Any], log_path: Path, ckpt_path: Path, model: torch.nn.Module,
+              optim: torch.optim.Optimizer, bar: Any = None, task: Any = None) -> None:
+    """Append the epoch's log line, save the resumable checkpoint, advance and print on the progress bar."""
+    append_jsonl(log_path, record)
+    save_checkpoint(ckpt_path, {"epoch": record["epoch"], "model": model.state_dict(), "optim": optim.state_dict()})
+    if bar is not None:
+        bar.update(task, advance=1)
+        bar.console.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))

@@ -452,11 +452,7 @@ def train_system(recipe: Recipe, data: SystemData, modes: dict[str, str], train_
         if val_idx is not None and val_idx.size and epoch == epochs - 1:
             probs = predict(model, data, val_idx)["probs"]
             record["val_acc"] = float((probs.argmax(1) == data.y[val_idx]).mean())
-        loop.append_jsonl(log_path, record)
-        loop.save_checkpoint(ckpt_path, {"epoch": epoch, "model": model.state_dict(), "optim": optim.state_dict()})
-        if bar is not None:
-            bar.update(task, advance=1)
-            bar.console.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        loop.end_epoch(record, log_path, ckpt_path, model, optim, bar, task)
     model.eval()
     return model
 

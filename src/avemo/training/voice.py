@@ -167,11 +167,7 @@ def train_model(recipe: Recipe, mels: Sequence[np.ndarray], y: np.ndarray, train
             pred = predict(model, [mels[i] for i in val_idx], length, hop)
             record["val_acc"] = float((pred["probs"].argmax(1) == y[val_idx]).mean())
             record["val_nll"] = float(-np.log(pred["probs"][np.arange(val_idx.size), y[val_idx]] + 1e-9).mean())
-        loop.append_jsonl(log_path, record)
-        loop.save_checkpoint(ckpt_path, {"epoch": epoch, "model": model.state_dict(), "optim": optim.state_dict()})
-        if bar is not None:
-            bar.update(task, advance=1)
-            bar.console.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        loop.end_epoch(record, log_path, ckpt_path, model, optim, bar, task)
     model.eval()
     return model
 
