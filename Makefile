@@ -42,6 +42,7 @@ benchmarks: setup
 	$(BIN)/avemo bench accuracy
 	$(BIN)/avemo bench ablation
 	$(BIN)/python benchmarks/face_tta.py
+	$(BIN)/python benchmarks/face_path.py
 	$(BIN)/avemo bench speed
 	$(BIN)/python benchmarks/systems_cost.py --threads 1
 

@@ -358,3 +358,34 @@ def test_two_faces_keep_their_own_tracks(frames):
     assert len(left_ids) == 1 and len(right_ids) == 1 and left_ids != right_ids
     assert sc.tracker.main_track_id == left_ids.pop()
     assert sum(t.n_frames for t in tracks.values()) == sum(len(s.faces) for s in scans)
+
+
+def test_follow_face_moves_landmarks_with_the_image(frames, image_landmarker):
+    from avemo.faces.flow import follow_face, grey
+
+    _, img = frames["ravdess_mp4"][5]
+    face = image_landmarker.detect(img)[0]
+    shift = np.float32([[1, 0, 7.0], [0, 1, -4.0]])  # the whole frame moved 7 px right, 4 px up
+    moved_img = cv2.warpAffine(img, shift, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+    moved = follow_face(grey(img), grey(moved_img), face)
+    assert moved is not None and moved.source == "flow"
+    np.testing.assert_allclose(moved.landmarks[:, :2] - face.landmarks[:, :2], [[7.0, -4.0]] * 478, atol=0.5)
+    assert moved.box[0] == pytest.approx(face.box[0] + 7.0, abs=0.5)
+    # a frame where the face is gone (flat grey) loses it instead of inventing one
+    assert follow_face(grey(img), np.full_like(grey(img), 128), face) is None
+
+
+@pytest.mark.parametrize("clip", VIDEO_CLIPS)
+def test_landmarks_every_second_frame_stay_close_to_mediapipe(video_scans, frames, clip):
+    exact, _ = video_scans[clip]
+    with FaceScanner(mode="video", max_faces=1, size=48, grey=True, landmark_every=2) as sc:
+        fast = list(sc.iter_frames(frames[clip]))
+    sources = [ff.main.source for ff in fast if ff.main is not None]
+    assert len(sources) >= 0.9 * len(fast)
+    assert sources.count("flow") >= 0.3 * len(sources) and sources[0] == "mediapipe"
+    for a, b in zip(exact, fast):
+        if a.main is None or b.main is None or b.main.source != "flow":
+            continue
+        (ar, al), (br, bl) = a.main.eye_centres(), b.main.eye_centres()
+        iod = float(np.linalg.norm(al - ar))
+        assert max(np.linalg.norm(br - ar), np.linalg.norm(bl - al)) < 0.1 * iod  # measured: <= 0.05

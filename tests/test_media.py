@@ -512,3 +512,17 @@ def test_skip_nonref_samples_the_same_instants_within_a_frame(clips):
     fast = [f.time for f in iter_frames(clips["cremad_hap"], 5.0, skip_nonref=True)]
     assert len(fast) == len(full)
     assert max(abs(a - b) for a, b in zip(full, fast)) <= 2.5 / 29.97
+
+
+def test_fast_decoding_options_keep_frames_and_content(clips):
+    from avemo.media import iter_frames
+
+    path = clips["ravdess_mp4"]
+    exact = list(iter_frames(path, 5.0))
+    fast = list(iter_frames(path, 5.0, skip_deblock=True, threads="SLICE"))
+    assert [f.time for f in fast] == [f.time for f in exact]
+    for a, b in zip(exact, fast):
+        mse = np.mean((a.image.astype(np.float32) - b.image.astype(np.float32)) ** 2)
+        assert mse == 0 or 10 * np.log10(255**2 / mse) > 30  # the deblocking filter is a small correction
+    with pytest.raises(ValueError, match="threads"):
+        iter_frames(path, 5.0, threads="MANY")

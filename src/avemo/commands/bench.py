@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
         stored.write_text(json.dumps(result, indent=2) + "\n")
         tta_path = stored.with_name("face_tta.json")  # python benchmarks/face_tta.py
         tta = json.loads(tta_path.read_text()) if tta_path.is_file() else None
-        write_section(result, Path(args.out), tta)
+        path_path = stored.with_name("face_path.json")  # python benchmarks/face_path.py
+        face_path = json.loads(path_path.read_text()) if path_path.is_file() else None
+        write_section(result, Path(args.out), tta, face_path)
         for name, row in result["rows"].items():
             print(f"{name}: {row['wall_s']:.2f} s, {row['realtime_factor']:.1f}x real time, "
                   f"peak {row['peak_rss_mb']:.0f} MB")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from avemo.faces.align import align_face
+from avemo.faces.flow import follow_face, grey
 from avemo.faces.haar import HaarFaceDetector
 from avemo.faces.landmarker import FaceLandmarker, as_rgb_uint8
 from avemo.faces.tracking import FaceTracker
@@ -52,6 +53,10 @@ class FaceScanner:
             ``size=None`` skips cropping.
         track: assign track ids with a :class:`~avemo.faces.FaceTracker` (video mode).
         keep_history: let the tracker keep every face per track (``--all-faces`` timelines).
+        landmark_every: in video mode, run MediaPipe on one frame in ``landmark_every`` and carry its
+            faces to the frames after it with optical flow (:func:`~avemo.faces.flow.follow_face`,
+            about 1 ms a face); a face the flow loses sends that frame to MediaPipe. 2 halves
+            MediaPipe's cost (accuracy effect measured by ``benchmarks/face_path.py``).
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class FaceScanner:
         margin: float = 0.0,
         track: bool = True,
         keep_history: bool = False,
+        landmark_every: int = 1,
         landmarker: FaceLandmarker | None = None,
     ) -> None:
         self._own_landmarker = landmarker is None
@@ -85,6 +91,9 @@ class FaceScanner:
         self.margin = margin
         self.tracker = FaceTracker(keep_history=keep_history) if track else None
         self._count = 0
+        self.landmark_every = max(1, int(landmark_every)) if self.landmarker.mode == "video" else 1
+        self._anchor: tuple[np.ndarray, list[Face]] | None = None  # last MediaPipe frame (grey) and faces
+        self._since = 0  # frames carried by flow since then
 
     @property
     def haar(self) -> HaarFaceDetector:
@@ -100,6 +109,7 @@ class FaceScanner:
             self.tracker.reset()
         self._count = 0
         self._haar_rest = 0
+        self._anchor, self._since = None, 0
 
     def close(self) -> None:
         if self._own_landmarker:
@@ -130,7 +140,13 @@ class FaceScanner:
         index = self._count if index is None else int(index)
         self._count = index + 1
         rgb = as_rgb_uint8(image)
-        faces = self.detect(rgb, None if time is None else time * 1000.0)
+        faces = self._follow(rgb) if self._since < self.landmark_every - 1 and self._anchor else None
+        if faces is None:
+            faces = self.detect(rgb, None if time is None else time * 1000.0)
+            if self.landmark_every > 1:
+                self._anchor, self._since = (grey(rgb), faces), 0
+        else:
+            self._since += 1
         main_id = None
         if self.tracker is not None:
             self.tracker.update(faces, index=index, time=time)
@@ -146,6 +162,13 @@ class FaceScanner:
             main_track_id=main_id,
             size=(int(rgb.shape[0]), int(rgb.shape[1])),
         )
+
+    def _follow(self, rgb: np.ndarray) -> list[Face] | None:
+        """The anchor frame's faces carried to this frame by optical flow; ``None`` if one is lost."""
+        before, faces = self._anchor  # type: ignore[misc]
+        after = grey(rgb)
+        moved = [follow_face(before, after, f) for f in faces]
+        return None if any(f is None for f in moved) else moved  # type: ignore[return-value]
 
     def iter_frames(self, frames: Iterable[Any], fps: float | None = None) -> Iterator[FrameFaces]:
         """:meth:`process` over frames: ``VideoFrame``-like objects (``.index``, ``.time``,
@@ -205,6 +228,9 @@ def iter_scan_video(
     keep_history: bool = False,
     prefetch: int = 4,
     skip_nonref: bool = False,
+    skip_deblock: bool = False,
+    decode_threads: str = "AUTO",
+    landmark_every: int = 1,
     scanner: FaceScanner | None = None,
 ) -> Iterator[FrameFaces]:
     """Stream :class:`FrameFaces` from a video file: decode at ``fps``, detect, track, align.
@@ -213,7 +239,10 @@ def iter_scan_video(
     MediaPipe's input. With ``prefetch > 0`` a background thread decodes up to that many frames
     ahead (PyAV and MediaPipe both release the GIL, so decoding overlaps detection on a second
     core); memory stays flat, bounded by ``prefetch`` frames. ``skip_nonref`` is passed to
-    :func:`avemo.media.iter_frames` (faster decoding when ``fps`` is well below the source rate).
+    :func:`avemo.media.iter_frames` (faster decoding when ``fps`` is well below the source rate), and so
+    are ``skip_deblock`` (no in-loop deblocking: faster, slightly blockier frames) and ``decode_threads``
+    (the decoder's threading). ``landmark_every``:
+    see :class:`FaceScanner` (a passed ``scanner`` keeps its own).
     A passed ``scanner`` is reset (new video) and left open; otherwise one is created and closed here.
     """
     from avemo.media import iter_frames
@@ -229,10 +258,12 @@ def iter_scan_video(
         grey=grey,
         margin=margin,
         keep_history=keep_history,
+        landmark_every=landmark_every,
     )
     if not own:
         sc.reset()
-    source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side, skip_nonref=skip_nonref)
+    source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side, skip_nonref=skip_nonref,
+                                        skip_deblock=skip_deblock, threads=decode_threads)
     if prefetch > 0:
         source = prefetched(source, prefetch)
     try:

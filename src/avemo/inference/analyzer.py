@@ -38,6 +38,11 @@ class AnalyzerConfig:
     detect_side: int = 320  #: longer side of the image MediaPipe sees
     decode_side: int = 640  #: longer side frames are decoded at (crops are cut from these)
     skip_nonref: bool = True  #: let the decoder drop B-frames (a third faster; sampling stays within a frame)
+    skip_deblock: bool = True  #: skip the decoder's in-loop deblocking filter (H.264: faster, a little blockier)
+    decode_threads: str = "SLICE"  #: the video decoder's threading (slices cost less CPU than frame threads)
+    #: run MediaPipe on one sampled frame in k, carrying its faces to the next k-1 by optical flow
+    #: (k=2 halves MediaPipe's cost; effect on the face probabilities in BENCHMARKS.md; 1: exact)
+    landmark_every: int = 2
     min_speech: float = 0.25  #: share of a window VAD must call speech for the voice to count
     all_faces: bool = False  #: one timeline per tracked face instead of the main face only
     max_faces: int = 1  #: most faces detected per frame (raised to 4 by ``all_faces``)
@@ -164,7 +169,9 @@ class Analyzer:
             t0 = time.perf_counter()
             for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
                                       size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
-                                      decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref):
+                                      decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref,
+                                      skip_deblock=cfg.skip_deblock, decode_threads=cfg.decode_threads,
+                                      landmark_every=cfg.landmark_every):
                 faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
                 for face in faces:
                     tid = int(face.track_id) if face.track_id is not None else 0

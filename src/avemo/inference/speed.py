@@ -87,13 +87,20 @@ def _child(video: str, config: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     analyzer.face_model, analyzer.voice_model  # noqa: B018 - load the models before timing
     load_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     timeline = analyzer.analyze(video)
     wall = time.perf_counter() - t0
-    return {"wall_s": wall, "model_load_s": load_s, "stages_s": analyzer.last_times.seconds,
+    return {"wall_s": wall, "cpu_s": _cpu_seconds() - cpu0, "model_load_s": load_s,
+            "stages_s": analyzer.last_times.seconds,
             "windows": len(timeline), "face_windows": int(timeline["face"].sum()),
             "speech_windows": int(timeline["speech"].sum()),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process so far, all threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
@@ -117,12 +124,16 @@ def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
 
 #: The configurations compared side by side in one run of ``avemo bench speed``.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default: onnxruntime, int8 face network, 1 thread per network, face views: flip": {},
-    "float face network, face views: flip": {"face_int8": False},
-    "float, 2 threads per network, face views: flip": {"face_int8": False, "model_threads": 2},
-    "float, face views: none": {"face_int8": False, "face_tta": "none"},
-    "float, face views: tencrop (the bundle's FER setting)": {"face_int8": False, "face_tta": "tencrop"},
-    "torch eager, face views: flip": {"backend": "torch"},
+    "default: MediaPipe on every 2nd frame + optical flow, no deblocking, int8 face network, face views flip": {},
+    "exact face path (`--exact-faces`): MediaPipe on every frame, full decoding": {
+        "landmark_every": 1, "skip_deblock": False},
+    "MediaPipe on every frame, no deblocking": {"landmark_every": 1},
+    "MediaPipe on every 3rd frame + optical flow": {"landmark_every": 3},
+    "frame-threaded decoding (instead of slices)": {"decode_threads": "AUTO"},
+    "float face network": {"face_int8": False},
+    "face views: none": {"face_tta": "none"},
+    "float face network, face views: tencrop (the bundle's FER setting)": {"face_int8": False, "face_tta": "tencrop"},
+    "torch eager (no onnxruntime)": {"backend": "torch", "face_int8": False},
 }
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
 
@@ -142,7 +153,7 @@ def _commit() -> str:
         return "unknown"
 
 
-def render(result: dict[str, Any], tta: dict[str, Any] | None = None) -> str:
+def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict[str, Any] | None = None) -> str:
     """The speed section of BENCHMARKS.md (with the face-view trade-off when ``tta`` is given)."""
     m = result["machine"]
     first = next(iter(result["rows"].values()))
@@ -153,17 +164,21 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None) -> str:
              f"5 fps, 3 s windows every 1 s. Machine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}. "
              f"Commit `{result['commit']}`, {result['date']}. Command: `avemo bench speed`. Each row is a fresh "
              "process (models loaded before timing; peak RSS includes them); rows ran one after another in one run.",
-             "", "| configuration | wall (s) | × real time | decode+faces | face model | audio+VAD | voice model "
-             "| peak RSS (MB) |", "|---|---|---|---|---|---|---|---|"]
+             "", "| configuration | wall (s) | × real time | CPU (s) | decode+faces | face model | audio+VAD "
+             "| voice model | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["rows"].items():
         st = r["stages_s"]
-        lines.append(f"| {name} | {r['wall_s']:.2f} | {r['realtime_factor']:.1f}× | {st.get('decode+faces', 0):.2f} "
+        cpu = f"{r['cpu_s']:.2f}" if "cpu_s" in r else "–"
+        lines.append(f"| {name} | {r['wall_s']:.2f} | {r['realtime_factor']:.1f}× | {cpu} "
+                     f"| {st.get('decode+faces', 0):.2f} "
                      f"| {st.get('face model', 0):.2f} | {st.get('audio decode', 0) + st.get('vad', 0):.2f} "
                      f"| {st.get('voice model', 0):.2f} | {r['peak_rss_mb']:.0f} |")
     lines += ["", "Stage times are summed per thread: the face path (decode, MediaPipe, face model) and the voice "
               "path (audio decode, Silero VAD, voice model) run in two threads at once, so the wall time is "
-              "about the longer path plus fusion, not the sum. Budget (DESIGN.md): ≥ 20× real time, "
-              "< 1.5 GB peak.", ""]
+              "about the longer path plus fusion, not the sum; CPU is the process's CPU time during the analysis "
+              "(all threads). Budget (DESIGN.md): ≥ 20× real time, < 1.5 GB peak.", ""]
+    if path:
+        lines += render_face_path(path)
     if tta:
         lines += [f"Face test-time views on FER-2013 PrivateTest ({tta['n']} faces, a fixed evenly spaced subset; "
                   f"`{tta['command']}`, commit `{tta['commit']}`), measured side by side in one run:", "",
@@ -175,11 +190,32 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_section(result: dict[str, Any], out: Path, tta: dict[str, Any] | None = None) -> Path:
+def render_face_path(path: dict[str, Any]) -> list[str]:
+    """The table of ``benchmarks/face_path.py``: what the fast face path changes, frame by frame."""
+    lines = [f"What the fast face path changes (`{path['command']}`, commit `{path['commit']}`): each variant "
+             "against the exact path (MediaPipe on every sampled frame, full decoding) on the same frames, with the "
+             "shipped face model at the analyzer's settings. Eye error: distance of the eye centres from the exact "
+             "path's, as a share of the inter-ocular distance (mean over all frames; mean and max over the frames "
+             "carried by flow). The control row changes only MediaPipe's input size, to show how much the exact "
+             "path moves by itself. The benchmark video loops one 3.5 s clip, so its 58 windows are far from "
+             "independent.", "",
+             "| variant | video | frames (carried) | frame labels agree | window labels agree | mean abs Δp "
+             "| eye error all | eye error carried (max) |", "|---|---|---|---|---|---|---|---|"]
+    for name, videos in path["rows"].items():
+        for video, r in videos.items():
+            carried = f"{r['eye_error_iod_mean']:.3f} ({r['eye_error_iod_max']:.3f})" if r["carried"] else "–"
+            lines.append(f"| {name} | {video} | {r['frames']} ({r['carried']}) | {r['label_agreement']:.3f} "
+                         f"| {r['window_label_agreement']:.3f} ({r['windows']}) | {r['mean_abs_prob_diff']:.4f} "
+                         f"| {r['eye_error_iod_all_frames']:.3f} | {carried} |")
+    return lines + [""]
+
+
+def write_section(result: dict[str, Any], out: Path, tta: dict[str, Any] | None = None,
+                  path: dict[str, Any] | None = None) -> Path:
     """(Re)write the speed section of ``out``."""
     from avemo.markdown import replace_section
 
-    return replace_section(out, BEGIN, END, render(result, tta))
+    return replace_section(out, BEGIN, END, render(result, tta, path))
 
 
 def machine() -> dict[str, Any]:
