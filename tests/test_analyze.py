@@ -121,3 +121,16 @@ def test_shipped_int8_face_network_agrees_with_the_float_one(data):
     q, f = quantized.predict(crops), exact.predict(crops)
     assert (q.argmax(1) == f.argmax(1)).mean() >= 0.9
     assert (q.argmax(1) == truth).mean() >= (f.argmax(1) == truth).mean() - 0.03
+
+
+def test_speed_benchmark_runs_and_renders(data, tmp_path):
+    from avemo.inference.speed import render, run_all
+
+    result = run_all(4.0, {"default": {}, "exact": {"landmark_every": 1, "skip_deblock": False}}, repeat=1)
+    for row in result["rows"].values():
+        assert row["video"]["width"] == 1280 and row["video"]["height"] == 720
+        assert row["windows"] >= 2 and row["face_windows"] == row["windows"] and row["speech_windows"] >= 1
+        assert row["wall_s"] > 0 and row["cpu_s"] > 0 and row["peak_rss_mb"] > 100
+        assert set(row["stages_s"]) >= {"decode+faces", "face model", "voice model"}
+    text = render(result)
+    assert "| default |" in text and "| exact |" in text and "× real time" in text

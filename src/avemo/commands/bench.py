@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="BENCHMARKS.md", help="file whose accuracy section is (re)written")
     p.add_argument("--run", action="store_true", help="ablation: first train and evaluate what is missing")
     p.add_argument("--systems", help="ablation --run: comma-separated systems (default: all)")
+    p.add_argument("--repeat", type=int, default=3, help="speed: rounds over the configurations (default 3)")
     p.add_argument("--seconds", type=float, default=60.0, help="speed: length of the test video (default 60)")
 
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
         from avemo.inference.speed import run_all, write_section
 
-        result = run_all(args.seconds)
+        result = run_all(args.seconds, repeat=args.repeat)
         stored = Path(args.results) / "speed" / "speed.json"
         stored.parent.mkdir(parents=True, exist_ok=True)
         stored.write_text(json.dumps(result, indent=2) + "\n")

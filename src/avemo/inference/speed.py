@@ -138,10 +138,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
 
 
-def run_all(seconds: float = 60.0, variants: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Every variant on the same video, one after the other, in one run."""
-    rows = {name: run_speed_benchmark(seconds, **dict(cfg)) for name, cfg in (variants or VARIANTS).items()}
-    return {"rows": rows, "machine": machine(), "commit": _commit(), "seconds": seconds,
+def run_all(seconds: float = 60.0, variants: dict[str, dict[str, Any]] | None = None,
+            repeat: int = 3) -> dict[str, Any]:
+    """Every variant on the same video, ``repeat`` rounds with the variants in turn (so a change of load
+    on the machine touches them all alike); each row keeps the run with the median wall time and the
+    range of all of them."""
+    variants = variants or VARIANTS
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for _ in range(max(1, repeat)):
+        for name, cfg in variants.items():
+            runs[name].append(run_speed_benchmark(seconds, **dict(cfg)))
+    rows = {}
+    for name, rs in runs.items():
+        walls = sorted(r["wall_s"] for r in rs)
+        row = dict(sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2])
+        row.update({"wall_runs_s": [r["wall_s"] for r in rs], "wall_min_s": walls[0], "wall_max_s": walls[-1],
+                    "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)})
+        rows[name] = row
+    return {"rows": rows, "machine": machine(), "commit": _commit(), "seconds": seconds, "repeat": repeat,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
@@ -162,14 +176,17 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict
              f"Video: {v['seconds']:.1f} s, {v['width']}x{v['height']} H.264 @ {v['fps']:.2f} fps with AAC audio, "
              "built from the shared RAVDESS clip (actor 19) and its own speech, looped. Face path sampled at "
              f"5 fps, 3 s windows every 1 s. Machine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}. "
-             f"Commit `{result['commit']}`, {result['date']}. Command: `avemo bench speed`. Each row is a fresh "
-             "process (models loaded before timing; peak RSS includes them); rows ran one after another in one run.",
+             f"Commit `{result['commit']}`, {result['date']}. Command: `avemo bench speed`. Each run is a fresh "
+             "process (models loaded before timing; peak RSS includes them). "
+             f"{result.get('repeat', 1)} rounds, the rows in turn in each round, all in one run: wall time is the "
+             "median run [min–max], and the stage and CPU times are those of the median run.",
              "", "| configuration | wall (s) | × real time | CPU (s) | decode+faces | face model | audio+VAD "
              "| voice model | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["rows"].items():
         st = r["stages_s"]
         cpu = f"{r['cpu_s']:.2f}" if "cpu_s" in r else "–"
-        lines.append(f"| {name} | {r['wall_s']:.2f} | {r['realtime_factor']:.1f}× | {cpu} "
+        spread = f" [{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}]" if "wall_min_s" in r else ""
+        lines.append(f"| {name} | {r['wall_s']:.2f}{spread} | {r['realtime_factor']:.1f}× | {cpu} "
                      f"| {st.get('decode+faces', 0):.2f} "
                      f"| {st.get('face model', 0):.2f} | {st.get('audio decode', 0) + st.get('vad', 0):.2f} "
                      f"| {st.get('voice model', 0):.2f} | {r['peak_rss_mb']:.0f} |")
