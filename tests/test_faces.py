@@ -389,3 +389,25 @@ def test_landmarks_every_second_frame_stay_close_to_mediapipe(video_scans, frame
         (ar, al), (br, bl) = a.main.eye_centres(), b.main.eye_centres()
         iod = float(np.linalg.norm(al - ar))
         assert max(np.linalg.norm(br - ar), np.linalg.norm(bl - al)) < 0.1 * iod  # measured: <= 0.05
+
+
+def test_flow_does_not_carry_a_face_across_a_scene_cut(frames):
+    # two clips on one canvas: the CREMA-D face on the left, then (a cut) the RAVDESS face on the right
+    def placed(img: np.ndarray, x0: int) -> np.ndarray:
+        canvas = np.full((480, 960, 3), 30, np.uint8)
+        small = cv2.resize(img, (360 * img.shape[1] // img.shape[0], 360))[:, :440]
+        canvas[60:420, x0:x0 + small.shape[1]] = small
+        return canvas
+
+    # the cut falls on frame 5, a frame the flow would carry (landmark_every=2)
+    seq = [placed(im, 20) for _, im in frames["cremad_ang"][:5]]
+    seq += [placed(im, 500) for _, im in frames["ravdess_mp4"][:6]]
+    with FaceScanner(mode="video", size=48, landmark_every=2) as sc:
+        scans = [sc.process(im, time=i / 5.0, index=i) for i, im in enumerate(seq)]
+    assert all(s.main is not None for s in scans)
+    assert all(s.main.centre[0] < 480 for s in scans[:5])
+    assert all(s.main.centre[0] > 480 for s in scans[5:])
+    assert scans[3].main.source == "flow"
+    # the flow lost the old face, so the detectors ran on this frame (MediaPipe, whose tracker is
+    # still on the old face, finds nothing on it; the Haar fallback does)
+    assert scans[5].main.source != "flow"

@@ -3,6 +3,7 @@
 Data flow::
 
     RGB frame --FaceLandmarker (MediaPipe; HaarFaceDetector fallback)--> [Face]
+              (or, between MediaPipe frames, follow_face: optical flow from the last one)
               --FaceTracker--> Face.track_id, main face
               --align_face--> FER-2013-framed crop (48 grey / 112 colour)
     clip crops --select_key_frames--> KeyFrames (Aktürk & Keçeli 2024)
@@ -14,6 +15,7 @@ Data flow::
 from __future__ import annotations
 
 from avemo.faces.align import FER_EYE_DISTANCE, FER_EYE_Y, align_face, alignment_matrix
+from avemo.faces.flow import follow_face
 from avemo.faces.haar import HaarFaceDetector
 from avemo.faces.keyframes import KeyFrames, select_key_frames
 from avemo.faces.landmarker import FaceLandmarker, landmarker_model_path
@@ -38,6 +40,7 @@ __all__ = [
     "alignment_matrix",
     "box_iou",
     "detect_faces",
+    "follow_face",
     "iter_scan_video",
     "landmarker_model_path",
     "pose_from_matrix",

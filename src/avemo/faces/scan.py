@@ -12,10 +12,12 @@ to ``decode_max_side`` (default :data:`DEFAULT_MAX_SIDE`, in the decoder's colou
 detects on that; ``max_side`` caps MediaPipe's input for frames given at full size (landmarks are
 mapped back to the frame as given; crops are cut from it).
 
-End to end (``iter_scan_video``, 48x48 grey crops) on a 60 s 1280x720 H.264 talking-face video
-at 5 fps (300 frames, all with a face found), on a 2-core machine that other jobs kept at a load
-of about 10: decoding alone costs about 2 s of CPU (every source frame must be decoded), detection
-about 8 ms of CPU per frame; without prefetch 5.5-6.3 s wall, with ``prefetch=4`` 3.2-4.4 s.
+End to end (``iter_scan_video``, 48x48 grey crops) on the speed benchmark's 60 s 1280x720 H.264
+video at 5 fps (300 frames, all with a face), 2 cores: decoding (B-frames skipped) costs about
+1.2-1.6 s of CPU, MediaPipe about 7 ms a frame. ``landmark_every=2`` runs MediaPipe on every other
+frame and carries the faces between by optical flow (:mod:`avemo.faces.flow`, about 1 ms a face),
+which takes the scan from about 2.5 to 1.6 s of CPU; what that changes in the face probabilities is
+in BENCHMARKS.md (``benchmarks/face_path.py``).
 """
 
 from __future__ import annotations

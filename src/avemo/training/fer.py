@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {"epochs": 60, "time_budget_min": None, "batch_size": 128, "lr": 0.1, "momentum": 0.9,
               "nesterov": True, "weight_decay": 5e-4, "warmup": 0.03, "label_smoothing": 0.1,
               "bf16": True, "threads": 2, "eval_every": 3,
-              "eval_dense_after": 0.6},
+              "eval_dense_after": 0.6, "init": None},
     "augment": {"size": 48, "crop": 44, "rotate": 15.0, "scale": [0.85, 1.15], "shift": 3.0, "flip": True,
                 "brightness": 0.2, "contrast": 0.25, "erase_p": 0.5, "erase_area": [0.02, 0.2]},
     "eval": {"tta": ["none", "flip", "tencrop"]},
@@ -202,6 +202,12 @@ def train_fer(config: dict[str, Any], run_dir: str | Path, *, log: Any = print) 
     arch, kwargs = cfg["model"]["architecture"], dict(cfg["model"].get("kwargs") or {})
     kwargs.setdefault("num_classes", len(LABELS))
     model = create_model(arch, **kwargs).to(memory_format=torch.channels_last)
+    if tr.get("init"):  # a warm restart: start from earlier weights (e.g. a run's best.pt) with a new schedule
+        init = Path(tr["init"])
+        if not init.is_file():
+            raise FileNotFoundError(f"{init}: train.init names weights that do not exist (run the first recipe)")
+        model.load_state_dict(torch.load(init, weights_only=True))
+        log(f"initialised from {init}")
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
