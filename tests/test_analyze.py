@@ -134,3 +134,96 @@ def test_speed_benchmark_runs_and_renders(data, tmp_path):
         assert set(row["stages_s"]) >= {"decode+faces", "face model", "voice model"}
     text = render(result)
     assert "| default |" in text and "| exact |" in text and "× real time" in text
+
+
+# ---------------------------------------------------------------- real situations, built from the real clips
+def _compose(path, frames: list[np.ndarray], fps: int, audio: np.ndarray | None = None, sr: int = 16000,
+             rotation: int | None = None):
+    """An H.264 (+ AAC) mp4 of ``frames`` (RGB) and mono ``audio``, interleaved by time."""
+    import av
+
+    packets = []
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.height, vs.width = frames[0].shape[:2]
+        vs.pix_fmt, vs.codec_context.options = "yuv420p", {"preset": "ultrafast"}
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
+        if audio is not None:
+            aus = out.add_stream("aac", rate=sr, layout="mono")
+        for i, img in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            f.pts = i
+            packets += vs.encode(f)
+        packets += vs.encode(None)
+        if audio is not None:
+            for s in range(0, len(audio), 1024):
+                f = av.AudioFrame.from_ndarray(audio[None, s:s + 1024].astype(np.float32), format="flt", layout="mono")
+                f.sample_rate, f.pts = sr, s
+                packets += aus.encode(f)
+            packets += aus.encode(None)
+        packets.sort(key=lambda p: float((p.dts or 0) * p.time_base))
+        for p in packets:
+            out.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def faces_360(clips):
+    """The RAVDESS and CREMA-D faces at 10 fps: 360x360 and 360x480 RGB frames."""
+    import cv2
+
+    from avemo.media import iter_frames
+
+    rav = [cv2.resize(f.image, (360, 360)) for f in iter_frames(clips["ravdess_mp4"], 10.0)]
+    cre = [cv2.resize(f.image, (480, 360)) for f in iter_frames(clips["cremad_hap"], 10.0)]
+    return rav, cre
+
+
+def test_a_stretch_without_face_and_one_without_speech(analyzer, clips, faces_360, tmp_path):
+    from avemo.media import read_audio
+
+    rav, _ = faces_360
+    blank = np.full_like(rav[0], 90)
+    # 12 s at 10 fps: the face in [0, 4) and [8, 12), an empty room in [4, 8);
+    # speech in [0, 8) (the actor's sentence twice), silence in [8, 12)
+    frames = [rav[i % len(rav)] if (i < 40 or i >= 80) else blank for i in range(120)]
+    speech = read_audio(clips["ravdess_wav"], 16000)[:64000]
+    speech = np.pad(speech, (0, 64000 - len(speech)))
+    audio = np.concatenate([speech, speech, np.zeros(64000, np.float32)])
+    tl = analyzer.analyze(_compose(tmp_path / "stretches.mp4", frames, 10, audio))
+    at = {round(s): r for s, r in zip(tl["start"], tl.itertuples())}
+    assert at[0].source == "av"
+    assert not at[4].face and at[4].speech and at[4].source == "voice"  # window [4, 7): no face, speech
+    assert at[9].face and not at[9].speech and at[9].source == "face"  # window [9, 12): face, silence
+    assert np.isnan(tl.probabilities("face")[~tl["face"].to_numpy()]).all()
+    assert _probs_ok(tl, "fused")[tl["source"].to_numpy() != "none"].all()
+
+
+def test_two_faces_main_face_by_default_and_one_timeline_each_with_all_faces(faces_360, tmp_path):
+    rav, cre = faces_360
+    # the RAVDESS actor on the left (360 wide), the CREMA-D one on the right (480 wide): 3 s, no sound
+    frames = [np.concatenate([rav[i % len(rav)], cre[i % len(cre)]], axis=1) for i in range(30)]
+    path = _compose(tmp_path / "two.mp4", frames, 10)
+    main_only = Analyzer("default").analyze(path)
+    assert isinstance(main_only, EmotionTimeline) and main_only["face"].all()
+    timelines = Analyzer("default", all_faces=True).analyze(path)
+    assert isinstance(timelines, list) and len(timelines) == 2
+    assert len({t.attrs["track"] for t in timelines}) == 2
+    centres = sorted(np.mean([(b[1] + b[3]) / 2 for b in t.attrs["face_boxes"]]) for t in timelines)
+    scale = 640 / 840  # decoded with the longer side at 640
+    assert centres[0] < 360 * scale < centres[1]  # one track per person, each on its own side
+    for t in timelines:
+        assert t["face"].mean() >= 0.6 and "track" in t.columns
+
+
+def test_portrait_phone_video_is_analysed_upright(faces_360, tmp_path):
+    rav, _ = faces_360
+    # a phone held upright records landscape pixels plus a rotation flag: store the portrait frames
+    # turned 90 degrees, flagged so that players (and avemo) turn them back
+    portrait = [np.pad(f, ((140, 140), (0, 0), (0, 0)), constant_values=60) for f in rav[:30]]  # 640x360
+    stored = [np.ascontiguousarray(np.rot90(f, k=-1)) for f in portrait]  # 360x640 landscape pixels
+    tl = Analyzer("default").analyze(_compose(tmp_path / "phone.mp4", stored, 10, rotation=90))
+    assert tl.attrs["media"]["rotation"] in (90, 270) and tl["face"].all()
+    boxes = np.array(tl.attrs["face_boxes"])[:, 1:]
+    assert (boxes[:, 2] <= 360 + 1).all() and (boxes[:, 1] >= 140 - 20).all()  # inside the upright frame

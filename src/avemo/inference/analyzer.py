@@ -174,7 +174,9 @@ class Analyzer:
                                       landmark_every=cfg.landmark_every):
                 faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
                 for face in faces:
-                    tid = int(face.track_id) if face.track_id is not None else 0
+                    # main-face mode: one series of each frame's main face, whatever its track id (a face
+                    # that leaves the picture for longer than the tracker's gap comes back as a new track)
+                    tid = int(face.track_id) if cfg.all_faces and face.track_id is not None else 0
                     pending.append((tid, ff.crops[ff.faces.index(face)]))
                     stamps.setdefault(tid, []).append(ff.time)
                     boxes.setdefault(tid, []).append(tuple(face.box))
