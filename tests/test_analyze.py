@@ -227,3 +227,12 @@ def test_portrait_phone_video_is_analysed_upright(faces_360, tmp_path):
     assert tl.attrs["media"]["rotation"] in (90, 270) and tl["face"].all()
     boxes = np.array(tl.attrs["face_boxes"])[:, 1:]
     assert (boxes[:, 2] <= 360 + 1).all() and (boxes[:, 1] >= 140 - 20).all()  # inside the upright frame
+
+
+@pytest.mark.parametrize("name", ["ravdess_mp4", "ravdess_wav"])
+def test_progress_is_reported_through_the_media(analyzer, clips, name):
+    seen: list[tuple[float, float]] = []
+    tl = analyzer.analyze(clips[name], progress=lambda done, total: seen.append((done, total)))
+    duration = tl.attrs["media"]["duration"]
+    assert len(seen) >= 2 and all(total == duration for _, total in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == duration

@@ -45,14 +45,20 @@ def run(args: argparse.Namespace) -> int:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("analysing", total=len(inputs))
+        media = progress.add_task("", total=None, visible=False)  # seconds of the file under way
 
         def step(path: Path, status: str, message: str) -> None:
             progress.update(task, advance=1, description=f"{status}: {path.name}")
+            progress.update(media, visible=False)
             if status == "failed":
                 progress.console.print(f"[red]failed[/red] {message}")
 
+        def within(path: Path, done: float, total: float) -> None:
+            progress.update(media, completed=done, total=total, visible=True,
+                            description=f"  {path.name}: {done:.0f} / {total:.0f} s of media")
+
         report = analyze_to_folder(inputs, out, analyzer, annotate=args.annotate, force=args.force,
-                                   on_progress=step)
+                                   on_progress=step, on_media=within)
     console.print(f"{len(report.done)} analysed, {len(report.skipped)} already done, "
                   f"{len(report.failed)} failed -> {out}")
     return 1 if report.failed else 0

@@ -105,8 +105,13 @@ class Analyzer:
                                          threads=self.config.model_threads)
         return self._voice
 
-    def analyze(self, path: str | Path) -> EmotionTimeline | list[EmotionTimeline]:
-        """Analyse one file. With ``all_faces`` a list (one timeline per face track) is returned."""
+    def analyze(self, path: str | Path, *, progress: Callable[[float, float], None] | None = None
+                ) -> EmotionTimeline | list[EmotionTimeline]:
+        """Analyse one file. With ``all_faces`` a list (one timeline per face track) is returned.
+
+        ``progress(seconds_done, duration)`` is called as the media is worked through (about every
+        second of video, or every audio chunk of an audio-only file), possibly from a worker thread.
+        """
         from avemo.media import is_image, probe
 
         path = Path(path)
@@ -131,18 +136,25 @@ class Analyzer:
             self.face_model  # noqa: B018
         if info.has_audio:
             self.voice_model  # noqa: B018
+        def report(done: float) -> None:
+            if progress is not None:
+                progress(min(done, duration), duration)
+
         with ThreadPoolExecutor(max_workers=2) as pool:
-            voice_job = pool.submit(self._voice_windows, path, windows, times) if info.has_audio else None
-            tracks = self._face_frames(path, times) if info.has_video else {}
+            voice_job = (pool.submit(self._voice_windows, path, windows, times,
+                                     None if info.has_video else report) if info.has_audio else None)
+            tracks = self._face_frames(path, times, report) if info.has_video else {}
             voice = voice_job.result() if voice_job else None
         t0 = time.perf_counter()
         track_ids = sorted(tracks) if self.config.all_faces else ([self._main(tracks)] if tracks else [None])
         results = [self._timeline(path, info, starts, ends, tracks.get(tid), voice, tid) for tid in track_ids]
         times.add("fusion", time.perf_counter() - t0)
+        report(duration)
         return results if self.config.all_faces else results[0]
 
     # ---- the two paths -------------------------------------------------------------------------
-    def _face_frames(self, path: Path, times: StageTimes, batch: int = 64) -> dict[int, FaceTrackFrames]:
+    def _face_frames(self, path: Path, times: StageTimes, report: Callable[[float], None] | None = None,
+                     batch: int = 64) -> dict[int, FaceTrackFrames]:
         """Per track: sampled-frame times, face probabilities and boxes. Crops are classified in batches
         as they come and then dropped, so memory holds probabilities only (flat in video length)."""
         from avemo.faces import iter_scan_video
@@ -166,7 +178,7 @@ class Analyzer:
                               worker.submit(classify, np.stack([crop for _, crop in pending]))))
                 pending.clear()
 
-            t0 = time.perf_counter()
+            t0, reported = time.perf_counter(), 0.0
             for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
                                       size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
                                       decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref,
@@ -182,6 +194,9 @@ class Analyzer:
                     boxes.setdefault(tid, []).append(tuple(face.box))
                 if len(pending) >= batch:
                     flush()
+                if report is not None and ff.time >= reported + 1.0:
+                    reported = ff.time
+                    report(ff.time)
             times.add("decode+faces", time.perf_counter() - t0)
             if pending:
                 flush()
@@ -192,7 +207,8 @@ class Analyzer:
         return {tid: FaceTrackFrames(np.asarray(stamps[tid]), np.stack(probs[tid]),
                                      np.asarray(boxes[tid], dtype=np.float32)) for tid in stamps}
 
-    def _voice_windows(self, path: Path, windows: list, times: StageTimes) -> tuple[np.ndarray, np.ndarray]:
+    def _voice_windows(self, path: Path, windows: list, times: StageTimes,
+                       report: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per window: speech fraction and voice probabilities (NaN rows where there is no speech).
 
         The audio streams in ``audio_chunk`` pieces; a window is scored once its audio and the VAD decision
@@ -248,6 +264,8 @@ class Analyzer:
             buf = np.concatenate([buf, chunk])
             total += chunk.size
             score(final=False)
+            if report is not None:
+                report(total / sr)
             t0 = time.perf_counter()
         probs_vad.append(vad.finish())
         score(final=True)

@@ -86,10 +86,12 @@ def write_outputs(timelines: EmotionTimeline | list[EmotionTimeline], folder: Pa
 
 
 def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer, *, annotate: bool = False,
-                      force: bool = False, on_progress: Callable[[Path, str, str], None] | None = None) -> BatchReport:
+                      force: bool = False, on_progress: Callable[[Path, str, str], None] | None = None,
+                      on_media: Callable[[Path, float, float], None] | None = None) -> BatchReport:
     """Analyse each input into ``out_dir/<name>/``; ``done.json`` there marks it complete for reruns.
 
-    ``on_progress(path, status, message)`` is called after each input (status done, skipped or failed).
+    ``on_progress(path, status, message)`` is called after each input (status done, skipped or failed);
+    ``on_media(path, seconds_done, duration)`` as each input's media is worked through.
     """
     report = BatchReport()
     names = output_names(list(inputs))
@@ -103,7 +105,8 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
                 on_progress(path, "skipped", "")
             continue
         try:
-            timelines = analyzer.analyze(path)
+            timelines = analyzer.analyze(path, progress=None if on_media is None else
+                                         (lambda done, total, p=path: on_media(p, done, total)))
             write_outputs(timelines, folder)
             if annotate and not isinstance(timelines, list) and timelines["face"].any():
                 from avemo.inference.annotate import annotate_video
