@@ -236,3 +236,10 @@ def test_progress_is_reported_through_the_media(analyzer, clips, name):
     duration = tl.attrs["media"]["duration"]
     assert len(seen) >= 2 and all(total == duration for _, total in seen)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == duration
+
+
+def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):
+    assert main(["analyze", str(clips["cremad_sad"]), "--out", str(tmp_path), "--exact-faces"]) == 0
+    meta = json.loads((tmp_path / "1001_DFA_SAD_XX" / "done.json").read_text())
+    assert meta["config"]["landmark_every"] == 1 and meta["config"]["skip_deblock"] is False
+    assert Analyzer("default").config.landmark_every == 2  # the default carries faces by flow
