@@ -3,10 +3,12 @@
 Landmarks on the rigid part of the face (eyes, nose, forehead, cheeks; not the mouth, jaw or
 brows, which move with the expression) are followed with pyramidal Lucas-Kanade flow, a
 similarity transform (shift, rotation, scale) is fitted to them with RANSAC, and the whole face
-(478 landmarks, box) is moved by it. About 1 ms a face against
-MediaPipe's 7-8 ms a frame. On the speed benchmark's video and the shared clips, faces carried over
-0.2 s put the eye centres within about 2 % of the inter-ocular distance of MediaPipe's own on
-average, closer than interpolating between neighbouring detections (``benchmarks/face_path.py``).
+(478 landmarks, box) is moved by it. About 1 ms a face against MediaPipe's 7-8 ms a frame.
+
+Faces carried over 0.2 s put the eye centres within about 1-2 % of the inter-ocular distance of
+MediaPipe's own on average (BENCHMARKS.md, ``benchmarks/face_path.py``). Linear interpolation
+between neighbouring MediaPipe frames, tried first, was further off (2.5 % against 1.8 % on the
+speed benchmark's video) and needs the next frame before it can answer.
 """
 
 from __future__ import annotations

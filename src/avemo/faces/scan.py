@@ -57,8 +57,9 @@ class FaceScanner:
         keep_history: let the tracker keep every face per track (``--all-faces`` timelines).
         landmark_every: in video mode, run MediaPipe on one frame in ``landmark_every`` and carry its
             faces to the frames after it with optical flow (:func:`~avemo.faces.flow.follow_face`,
-            about 1 ms a face); a face the flow loses sends that frame to MediaPipe. 2 halves
-            MediaPipe's cost (accuracy effect measured by ``benchmarks/face_path.py``).
+            about 1 ms a face); a face the flow loses sends that frame to MediaPipe, and the frames
+            after a MediaPipe frame without a face count as faceless until the next one. 2 halves
+            MediaPipe's cost (what it changes: ``benchmarks/face_path.py``).
     """
 
     def __init__(
@@ -243,8 +244,8 @@ def iter_scan_video(
     core); memory stays flat, bounded by ``prefetch`` frames. ``skip_nonref`` is passed to
     :func:`avemo.media.iter_frames` (faster decoding when ``fps`` is well below the source rate), and so
     are ``skip_deblock`` (no in-loop deblocking: faster, slightly blockier frames) and ``decode_threads``
-    (the decoder's threading). ``landmark_every``:
-    see :class:`FaceScanner` (a passed ``scanner`` keeps its own).
+    (the decoder's threading). ``landmark_every`` is :class:`FaceScanner`'s (a passed ``scanner``
+    keeps its own).
     A passed ``scanner`` is reset (new video) and left open; otherwise one is created and closed here.
     """
     from avemo.media import iter_frames
