@@ -519,10 +519,8 @@ def test_fast_decoding_options_keep_frames_and_content(clips):
 
     path = clips["ravdess_mp4"]
     exact = list(iter_frames(path, 5.0))
-    fast = list(iter_frames(path, 5.0, skip_deblock=True, threads="SLICE"))
+    fast = list(iter_frames(path, 5.0, skip_deblock=True))
     assert [f.time for f in fast] == [f.time for f in exact]
     for a, b in zip(exact, fast):
         mse = np.mean((a.image.astype(np.float32) - b.image.astype(np.float32)) ** 2)
         assert mse == 0 or 10 * np.log10(255**2 / mse) > 30  # the deblocking filter is a small correction
-    with pytest.raises(ValueError, match="threads"):
-        iter_frames(path, 5.0, threads="MANY")

@@ -129,7 +129,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "landmark_every": 1, "skip_deblock": False},
     "MediaPipe on every frame, no deblocking": {"landmark_every": 1},
     "MediaPipe on every 3rd frame + optical flow": {"landmark_every": 3},
-    "frame-threaded decoding (instead of slices)": {"decode_threads": "AUTO"},
     "float face network": {"face_int8": False},
     "face views: none": {"face_tta": "none"},
     "float face network, face views: tencrop (the bundle's FER setting)": {"face_int8": False, "face_tta": "tencrop"},

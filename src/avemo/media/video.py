@@ -59,7 +59,6 @@ def iter_frames(
     end: float | None = None,
     skip_nonref: bool = False,
     skip_deblock: bool = False,
-    threads: str = "AUTO",
 ) -> Iterator[VideoFrame]:
     """The frames of the video at ``path`` between ``start`` and ``end`` seconds.
 
@@ -72,9 +71,7 @@ def iter_frames(
     of sampling instants being matched to the nearest *remaining* frame (fine for fps well below
     the source rate). ``skip_deblock`` skips the decoder's in-loop deblocking filter (H.264/HEVC):
     about a fifth less decoding, with slightly blockier frames (41-49 dB PSNR against the exact decode
-    on the speed benchmark's 720p H.264 video). ``threads`` is the decoder's threading (``"AUTO"``,
-    ``"FRAME"``, ``"SLICE"`` or ``"NONE"``); ``"SLICE"`` costs less CPU than frame threads when
-    other work keeps the cores busy.
+    on the speed benchmark's 720p H.264 video).
 
     Argument errors raise :class:`ValueError`; the file is opened and checked at call time, so a
     missing, empty, non-media, image or video-less file raises :class:`MediaError` right away.
@@ -87,20 +84,18 @@ def iter_frames(
         raise ValueError(f"start must be >= 0, got {start!r}")
     if end is not None and end <= start:
         raise ValueError(f"end ({end!r}) must be after start ({start!r})")
-    if threads not in ("AUTO", "FRAME", "SLICE", "NONE"):
-        raise ValueError(f"threads must be AUTO, FRAME, SLICE or NONE, got {threads!r}")
     container = open_media(path, want="video")
     if skip_nonref:
         video_stream(container).codec_context.skip_frame = "NONREF"
     if skip_deblock:
         video_stream(container).codec_context.options = {"skip_loop_filter": "all"}
-    video_stream(container).codec_context.thread_type = threads
     return _frames(container, str(path), fps, max_side, float(start), end)
 
 
 def _decoded(container, path: str, start: float, end: float | None) -> Iterator[tuple[object, float, float]]:
     """(av frame, time, duration) for the decoded frames in [start, end), times from the stream start."""
     stream = video_stream(container)
+    stream.codec_context.thread_type = "AUTO"
     tb = stream.time_base
     origin = stream.start_time if stream.start_time is not None else 0
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
