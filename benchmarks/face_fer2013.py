@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-fer", action="store_true")
     ap.add_argument("--skip-clips", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "face_fer2013.json")
+    ap.add_argument("--card-from", type=Path, default=None,
+                    help="a training run folder (its results.json): rewrite the bundle's MODEL_CARD.md with it "
+                         "and these measurements")
     args = ap.parse_args(argv)
 
     import torch
@@ -169,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
+    if args.card_from is not None:
+        from avemo.training.fer import write_model_card
+
+        tta_path = ROOT / "benchmarks" / "results" / "speed" / "face_tta.json"
+        card = write_model_card(model.bundle.path, json.loads((args.card_from / "results.json").read_text()),
+                                clips=result.get("clips"), bench=result.get("fer2013"),
+                                tta=json.loads(tta_path.read_text()) if tta_path.is_file() else None)
+        print(f"wrote {card}")
     return 0
 
 

@@ -339,11 +339,16 @@ def train_fer(config: dict[str, Any], run_dir: str | Path, *, log: Any = print) 
 
 
 def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dict[str, Any] | None = None,
-                     bench: dict[str, Any] | None = None) -> Path:
+                     bench: dict[str, Any] | None = None, tta: dict[str, Any] | None = None) -> Path:
     """``MODEL_CARD.md`` of a FER-2013 face bundle from :func:`train_fer`'s results, plus the clip predictions
-    and FER-2013 re-evaluation of ``benchmarks/face_fer2013.py`` when given."""
+    and FER-2013 re-evaluation of ``benchmarks/face_fer2013.py`` and the test-time views and int8 figures of
+    ``benchmarks/face_tta.py`` when given."""
     pub, priv = results["public_test"], results["private_test"]
     tr = results["config"]["train"]
+    recipe = f"recipes/{results['name']}.yaml"
+    restart = (f" A warm restart: the weights started from `{tr['init']}` (the best PublicTest epoch of "
+               "`recipes/face_fer2013.yaml`, 26 epochs from scratch with lr 0.1), and this second warm-up + cosine "
+               "cycle ran on from there." if tr.get("init") else "")
     recall = "\n".join(f"| {lab} | {priv['per_class_recall'].get(lab, float('nan')):.3f} | "
                        f"{pub['per_class_recall'].get(lab, float('nan')):.3f} |" for lab in results["labels"])
     conf = "\n".join("| " + lab + " | " + " | ".join(str(v) for v in row) + " |"
@@ -368,13 +373,14 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
         "PrivateTest 3,589. The corpus's own protocol: trained on **Training**; the epoch and the test-time "
         "views were selected on **PublicTest**; **PrivateTest** was scored once, for the selected model only.",
         "",
-        f"Recipe `recipes/face_fer2013.yaml`, command `python -m avemo.training.fer recipes/face_fer2013.yaml`. "
+        f"Recipe `{recipe}`, command `python -m avemo.training.fer {recipe}`.{restart} "
         f"SGD (Nesterov, momentum {tr['momentum']}, lr {tr['lr']}, weight decay {tr['weight_decay']}), batch "
         f"{tr['batch_size']}, warm-up then cosine; label smoothing {tr['label_smoothing']}; augmentation: random "
         "44 crop, rotation ±15°, scale 0.85–1.15, shift, mirror, brightness/contrast jitter, random erasing; "
         "bf16 autocast on CPU. "
         f"{results['epochs_run']} epochs ({results['train_minutes']:.0f} min wall on a shared 2-core Xeon, "
-        f"{results['threads']} thread, about {results['seconds_per_epoch']:.0f} s per epoch there); best "
+        f"{results['threads']} thread{'s' if results['threads'] > 1 else ''}, about "
+        f"{results['seconds_per_epoch']:.0f} s per epoch there); best "
         f"PublicTest epoch {results['best_epoch']}.",
         "",
         "## Scores",
@@ -415,6 +421,16 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
         lines += [f"| {c['path']} | {c['truth']} | {c['predicted']} | {c['mean_probs'].get(c['truth'], 0):.2f} |"
                   for c in clips.values()]
         lines.append("")
+    if tta and (Path(bundle_dir) / "model.int8.onnx").is_file():
+        rows = tta["rows"]
+        lines += ["## int8 network (what the analyzer runs)",
+                  "`model.int8.onnx` is the same network quantized to int8 by onnxruntime's static quantization "
+                  "(QDQ; int8 weights, uint8 activations), calibrated on 256 evenly spaced FER-2013 Training faces; "
+                  "made by `avemo export face.fer2013 --int8`, tied to these weights by `model.int8.json`. "
+                  f"On {tta['n']} PrivateTest faces with two views (centre + mirror, the analyzer's setting): "
+                  f"{rows['flip, int8']['accuracy']:.1%} against {rows['flip']['accuracy']:.1%} for the float network, "
+                  f"at {rows['flip, int8']['ms_per_face']:.1f} against {rows['flip']['ms_per_face']:.1f} ms a face "
+                  f"(`{tta['command']}`; BENCHMARKS.md, speed section).", ""]
     lines += [
         "## Limits",
         "FER-2013 is web images of posed and spontaneous faces, mostly frontal, with label noise (human accuracy "
