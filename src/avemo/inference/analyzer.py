@@ -50,7 +50,7 @@ class AnalyzerConfig:
     model_threads: int | None = 1  #: onnxruntime threads per network (None: torch's); the paths already overlap
     face_int8: bool = True  #: run the face bundle's shipped int8 network when it has one (onnx backend)
     #: face test-time views: "flip" (2 views; FER-2013 PrivateTest cost in BENCHMARKS.md), "none",
-    #: "tencrop" (the bundle's own, 10 views, 5x the cost), or None for the bundle's setting
+    #: "tencrop" (10 views, 5x the cost), or None for the bundle's setting (face.fer2013: flip, chosen on PublicTest)
     face_tta: str | None = "flip"
 
 

@@ -445,7 +445,7 @@ class LiveAnalyzer:
             the producer thread and MediaPipe need the other core.
         backend: ``"onnx"`` (onnxruntime) or ``"torch"`` for the face and voice networks.
         face_tta: the face network's test-time views (None: the bundle's own; ``face.fer2013``
-            uses ``"tencrop"``, ten passes per frame; ``"flip"`` is two, ``"none"`` one).
+            uses ``"flip"``, two passes per frame; ``"tencrop"`` is ten, ``"none"`` one).
     """
 
     def __init__(self, models: str | dict[str, str] = "default", *, fps: float = 5.0, hop: float = 1.0,

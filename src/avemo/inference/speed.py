@@ -131,7 +131,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "MediaPipe on every 3rd frame + optical flow": {"landmark_every": 3},
     "float face network": {"face_int8": False},
     "face views: none": {"face_tta": "none"},
-    "float face network, face views: tencrop (the bundle's FER setting)": {"face_int8": False, "face_tta": "tencrop"},
+    "float face network, face views: tencrop": {"face_int8": False, "face_tta": "tencrop"},
     "torch eager (no onnxruntime)": {"backend": "torch", "face_int8": False},
 }
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
