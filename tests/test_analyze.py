@@ -126,7 +126,7 @@ def test_shipped_int8_face_network_agrees_with_the_float_one(data):
 def test_speed_benchmark_runs_and_renders(data, tmp_path):
     from avemo.inference.speed import render, run_all
 
-    result = run_all(4.0, {"default": {}, "exact": {"landmark_every": 1, "skip_deblock": False}}, repeat=1)
+    result = run_all(4.0, {"default": {}, "exact": {"landmark_every": 1}}, repeat=1)
     for row in result["rows"].values():
         assert row["video"]["width"] == 1280 and row["video"]["height"] == 720
         assert row["windows"] >= 2 and row["face_windows"] == row["windows"] and row["speech_windows"] >= 1
@@ -241,5 +241,5 @@ def test_progress_is_reported_through_the_media(analyzer, clips, name):
 def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):
     assert main(["analyze", str(clips["cremad_sad"]), "--out", str(tmp_path), "--exact-faces"]) == 0
     meta = json.loads((tmp_path / "1001_DFA_SAD_XX" / "done.json").read_text())
-    assert meta["config"]["landmark_every"] == 1 and meta["config"]["skip_deblock"] is False
+    assert meta["config"]["landmark_every"] == 1
     assert Analyzer("default").config.landmark_every == 2  # the default carries faces by flow

@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="redo inputs already analysed")
     p.add_argument("--exact-faces", action="store_true",
                    help="MediaPipe on every sampled frame and full-quality decoding (the default runs MediaPipe "
-                        "on every 2nd frame, carries faces by optical flow and skips deblocking; ~20%% faster)")
+                        "on every 2nd frame and carries faces by optical flow between; about 25%% faster)")
     p.add_argument("--face-model", default=None, help="face bundle name or folder")
     p.add_argument("--voice-model", default=None, help="voice bundle name or folder")
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model)) if v}
     analyzer = Analyzer(models or "default", window=args.window, hop=args.hop, fps=args.fps,
                         all_faces=args.all_faces,
-                        **({"landmark_every": 1, "skip_deblock": False} if args.exact_faces else {}))
+                        **({"landmark_every": 1} if args.exact_faces else {}))
     out = Path(args.out)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:

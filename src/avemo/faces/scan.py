@@ -231,7 +231,6 @@ def iter_scan_video(
     keep_history: bool = False,
     prefetch: int = 4,
     skip_nonref: bool = False,
-    skip_deblock: bool = False,
     landmark_every: int = 1,
     scanner: FaceScanner | None = None,
 ) -> Iterator[FrameFaces]:
@@ -240,10 +239,9 @@ def iter_scan_video(
     ``decode_max_side`` bounds the decoded frame (the crops are cut from it); ``max_side`` bounds
     MediaPipe's input. With ``prefetch > 0`` a background thread decodes up to that many frames
     ahead (PyAV and MediaPipe both release the GIL, so decoding overlaps detection on a second
-    core); memory stays flat, bounded by ``prefetch`` frames. ``skip_nonref`` and ``skip_deblock``
-    are passed to :func:`avemo.media.iter_frames` (faster decoding: B-frames dropped when ``fps`` is
-    well below the source rate; no in-loop deblocking, slightly blockier frames). ``landmark_every``
-    is :class:`FaceScanner`'s (a passed ``scanner`` keeps its own).
+    core); memory stays flat, bounded by ``prefetch`` frames. ``skip_nonref`` is passed to
+    :func:`avemo.media.iter_frames` (faster decoding: B-frames dropped, fine when ``fps`` is well below
+    the source rate). ``landmark_every`` is :class:`FaceScanner`'s (a passed ``scanner`` keeps its own).
     A passed ``scanner`` is reset (new video) and left open; otherwise one is created and closed here.
     """
     from avemo.media import iter_frames
@@ -263,8 +261,7 @@ def iter_scan_video(
     )
     if not own:
         sc.reset()
-    source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side, skip_nonref=skip_nonref,
-                                        skip_deblock=skip_deblock)
+    source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side, skip_nonref=skip_nonref)
     if prefetch > 0:
         source = prefetched(source, prefetch)
     try:

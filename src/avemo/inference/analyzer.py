@@ -38,7 +38,6 @@ class AnalyzerConfig:
     detect_side: int = 320  #: longer side of the image MediaPipe sees
     decode_side: int = 640  #: longer side frames are decoded at (crops are cut from these)
     skip_nonref: bool = True  #: let the decoder drop B-frames (a third faster; sampling stays within a frame)
-    skip_deblock: bool = True  #: skip the decoder's in-loop deblocking filter (H.264: faster, a little blockier)
     #: run MediaPipe on one sampled frame in k, carrying its faces to the next k-1 by optical flow
     #: (k=2 halves MediaPipe's cost; effect on the face probabilities in BENCHMARKS.md; 1: exact)
     landmark_every: int = 2
@@ -181,7 +180,7 @@ class Analyzer:
             for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
                                       size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
                                       decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref,
-                                      skip_deblock=cfg.skip_deblock, landmark_every=cfg.landmark_every):
+                                      landmark_every=cfg.landmark_every):
                 faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
                 for face in faces:
                     # main-face mode: one series of each frame's main face, whatever its track id (a face

@@ -124,10 +124,8 @@ def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
 
 #: The configurations compared side by side in one run of ``avemo bench speed``.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default: MediaPipe on every 2nd frame + optical flow, no deblocking, int8 face network, face views flip": {},
-    "exact face path (`--exact-faces`): MediaPipe on every frame, full decoding": {
-        "landmark_every": 1, "skip_deblock": False},
-    "MediaPipe on every frame, no deblocking": {"landmark_every": 1},
+    "default: MediaPipe on every 2nd frame + optical flow, int8 face network, face views flip": {},
+    "exact face path (`--exact-faces`): MediaPipe on every frame": {"landmark_every": 1},
     "MediaPipe on every 3rd frame + optical flow": {"landmark_every": 3},
     "float face network": {"face_int8": False},
     "face views: none": {"face_tta": "none"},
@@ -209,7 +207,7 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict
 def render_face_path(path: dict[str, Any]) -> list[str]:
     """The table of ``benchmarks/face_path.py``: what the fast face path changes, frame by frame."""
     lines = [f"What the fast face path changes (`{path['command']}`, commit `{path['commit']}`): each variant "
-             "against the exact path (MediaPipe on every sampled frame, full decoding) on the same frames, with the "
+             "against the exact path (MediaPipe on every sampled frame) on the same frames, with the "
              "shipped face model at the analyzer's settings. Eye error: distance of the eye centres from the exact "
              "path's, as a share of the inter-ocular distance (mean over all frames; mean and max over the frames "
              "carried by flow). The control row changes only MediaPipe's input size, to show how much the exact "

@@ -58,7 +58,6 @@ def iter_frames(
     start: float = 0.0,
     end: float | None = None,
     skip_nonref: bool = False,
-    skip_deblock: bool = False,
 ) -> Iterator[VideoFrame]:
     """The frames of the video at ``path`` between ``start`` and ``end`` seconds.
 
@@ -69,9 +68,7 @@ def iter_frames(
     is at most that. Rotated (phone) videos come out upright. ``skip_nonref`` lets the decoder drop
     frames no other frame depends on (B-frames): about a third less decoding for H.264, at the cost
     of sampling instants being matched to the nearest *remaining* frame (fine for fps well below
-    the source rate). ``skip_deblock`` skips the decoder's in-loop deblocking filter (H.264/HEVC):
-    about a fifth less decoding, with slightly blockier frames (41-49 dB PSNR against the exact decode
-    on the speed benchmark's 720p H.264 video).
+    the source rate).
 
     Argument errors raise :class:`ValueError`; the file is opened and checked at call time, so a
     missing, empty, non-media, image or video-less file raises :class:`MediaError` right away.
@@ -87,8 +84,6 @@ def iter_frames(
     container = open_media(path, want="video")
     if skip_nonref:
         video_stream(container).codec_context.skip_frame = "NONREF"
-    if skip_deblock:
-        video_stream(container).codec_context.options = {"skip_loop_filter": "all"}
     return _frames(container, str(path), fps, max_side, float(start), end)
 
 
