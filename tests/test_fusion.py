@@ -83,3 +83,29 @@ def test_published_fusion_rows_cover_six_folds():
     assert set(res["rows"]) == {"au_only", "voice_only", "late_fusion", "learned_fusion"}
     for row in res["rows"].values():
         assert len(row["folds"]) == 6 and sum(f["n"] for f in row["folds"]) == 1440
+
+
+def test_expected_calibration_error():
+    from avemo.training.face_calibration import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.3, 1.0, 20000)
+    y = np.zeros(20000, dtype=int)
+    pred_right = rng.uniform(size=20000) < conf  # right exactly as often as it claims
+    probs = np.stack([conf, 1 - conf], axis=1)
+    y[~pred_right] = 1
+    assert expected_calibration_error(probs, y) < 0.02
+    assert expected_calibration_error(np.stack([np.ones(20000), np.zeros(20000)], 1), y) > 0.2  # overconfident
+
+
+def test_default_fusion_has_the_face_models_own_temperature(data):
+    from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor
+    from avemo.training.face_calibration import face_scores
+    from avemo.training.fusion import fit_temperature
+
+    bundle = avemo.load(DEFAULT_MODELS["fusion"])
+    shipped = bundle.model.temperatures["face"]
+    face = FacePredictor(DEFAULT_MODELS["face"], tta="flip", int8=True, threads=1)
+    logp, y = face_scores(face, "public_test", data / "fer2013", every=6)  # 599 faces
+    assert fit_temperature(logp, y) == pytest.approx(shipped, abs=0.2)
+    assert bundle.model.temperatures["voice"] == pytest.approx(avemo.load("fusion.ravdess").model.temperatures["voice"])

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plain", action="store_true", help="one plain line per event instead of a live panel")
     p.add_argument("--face-model", default=None, help="face bundle name or folder (default face.fer2013)")
     p.add_argument("--voice-model", default=None, help="voice bundle name or folder (default voice.ravdess8)")
-    p.add_argument("--fusion-model", default=None, help="fusion bundle name (default fusion.ravdess)")
+    p.add_argument("--fusion-model", default=None, help="fusion bundle name (default fusion.fer2013_ravdess)")
     p.add_argument("--face-tta", choices=("none", "flip", "tencrop"), default=None,
                    help="face test-time views (default: the bundle's own; fewer views, less latency)")
     p.add_argument("--threads", type=int, default=1,

@@ -20,10 +20,10 @@ Data flow (producers run in their own threads; the consumer runs in the caller's
 
 Latency (budget: 300 ms from a frame to its label). Measured on the shared clips played in real
 time on the 2-core development machine while other jobs kept it at a load of 10-11, with the
-shipped bundles (face.fer2013, voice.ravdess8, fusion.ravdess), no frame dropped at 5 fps:
-over 57 events, median 87 ms, p95 112 ms, max 149 ms (a later run: max 213 ms). The face
-network's ten-crop test-time views cost 55-73 ms of that per frame; ``face_tta="flip"`` brings it
-to 8-18 ms (median 20 ms, p95 67 ms, max 96 ms). Per call otherwise: MediaPipe + alignment
+shipped bundles of the time (face network with ten-crop views), no frame dropped at 5 fps: over
+57 events, median 87 ms, p95 112 ms, max 149 ms (a later run: max 213 ms). The ten-crop views cost
+55-73 ms of that per frame; the face bundle now ships with flip views (2 passes): on the quiet
+machine, 12 s of 720p video gave median 19 ms, p95 23 ms, max 25 ms. Per call otherwise: MediaPipe + alignment
 11-26 ms, VAD over 3 s 7-26 ms, voice network 3-9 ms. One network thread (``threads=1``) matters:
 with two, the face network took 2-4x longer per frame on the loaded machine (see
 :class:`LiveAnalyzer`).

@@ -12,7 +12,7 @@ from avemo.models.registry import Bundle, load
 
 #: The bundles ``model="default"`` stands for.
 DEFAULT_MODELS: dict[str, str] = {
-    "face": "face.fer2013", "voice": "voice.ravdess8", "fusion": "fusion.ravdess",
+    "face": "face.fer2013", "voice": "voice.ravdess8", "fusion": "fusion.fer2013_ravdess",
 }
 
 
