@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,7 @@ def iter_scan_video(
     skip_nonref: bool = False,
     landmark_every: int = 1,
     scanner: FaceScanner | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> Iterator[FrameFaces]:
     """Stream :class:`FrameFaces` from a video file: decode at ``fps``, detect, track, align.
 
@@ -242,6 +244,8 @@ def iter_scan_video(
     core); memory stays flat, bounded by ``prefetch`` frames. ``skip_nonref`` is passed to
     :func:`avemo.media.iter_frames` (faster decoding: B-frames dropped, fine when ``fps`` is well below
     the source rate). ``landmark_every`` is :class:`FaceScanner`'s (a passed ``scanner`` keeps its own).
+    A ``seconds`` dict receives the time spent decoding (``"decode"``, in the prefetch thread when there
+    is one) and detecting, tracking and aligning (``"faces"``).
     A passed ``scanner`` is reset (new video) and left open; otherwise one is created and closed here.
     """
     from avemo.media import iter_frames
@@ -262,11 +266,17 @@ def iter_scan_video(
     if not own:
         sc.reset()
     source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side, skip_nonref=skip_nonref)
+    if seconds is not None:
+        source = _timed(source, seconds, "decode")
     if prefetch > 0:
         source = prefetched(source, prefetch)
     try:
         for fr in source:
-            yield sc.process(fr.image, time=fr.time, index=fr.index)
+            t0 = time.perf_counter()
+            ff = sc.process(fr.image, time=fr.time, index=fr.index)
+            if seconds is not None:
+                seconds["faces"] = seconds.get("faces", 0.0) + time.perf_counter() - t0
+            yield ff
     finally:
         close = getattr(source, "close", None)
         if close is not None:
@@ -276,6 +286,24 @@ def iter_scan_video(
 
 
 _DONE = object()
+
+
+def _timed(items: Iterator[Any], seconds: dict[str, float], key: str) -> Iterator[Any]:
+    """``items``, adding the time spent producing each to ``seconds[key]``; closing it closes ``items``."""
+    try:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                x = next(items)
+            except StopIteration:
+                return
+            finally:
+                seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
+            yield x
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def prefetched(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:

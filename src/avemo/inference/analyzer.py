@@ -176,11 +176,11 @@ class Analyzer:
                               worker.submit(classify, np.stack([crop for _, crop in pending]))))
                 pending.clear()
 
-            t0, reported = time.perf_counter(), 0.0
+            reported, scan_s = 0.0, {}
             for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
                                       size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
                                       decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref,
-                                      landmark_every=cfg.landmark_every):
+                                      landmark_every=cfg.landmark_every, seconds=scan_s):
                 faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
                 for face in faces:
                     # main-face mode: one series of each frame's main face, whatever its track id (a face
@@ -194,7 +194,8 @@ class Analyzer:
                 if report is not None and ff.time >= reported + 1.0:
                     reported = ff.time
                     report(ff.time)
-            times.add("decode+faces", time.perf_counter() - t0)
+            for stage, sec in scan_s.items():
+                times.add(stage, sec)
             if pending:
                 flush()
             probs: dict[int, list[np.ndarray]] = {}

@@ -177,20 +177,22 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict
              "process (models loaded before timing; peak RSS includes them). "
              f"{result.get('repeat', 1)} rounds, the rows in turn in each round, all in one run: wall time is the "
              "median run [min–max], and the stage and CPU times are those of the median run.",
-             "", "| configuration | wall (s) | × real time | CPU (s) | decode+faces | face model | audio+VAD "
-             "| voice model | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|"]
+             "", "| configuration | wall (s) | × real time | CPU (s) | decode | faces | face model | audio decode "
+             "| VAD | voice model | fusion | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["rows"].items():
         st = r["stages_s"]
         cpu = f"{r['cpu_s']:.2f}" if "cpu_s" in r else "–"
         spread = f" [{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}]" if "wall_min_s" in r else ""
-        lines.append(f"| {name} | {r['wall_s']:.2f}{spread} | {r['realtime_factor']:.1f}× | {cpu} "
-                     f"| {st.get('decode+faces', 0):.2f} "
-                     f"| {st.get('face model', 0):.2f} | {st.get('audio decode', 0) + st.get('vad', 0):.2f} "
-                     f"| {st.get('voice model', 0):.2f} | {r['peak_rss_mb']:.0f} |")
-    lines += ["", "Stage times are summed per thread: the face path (decode, MediaPipe, face model) and the voice "
-              "path (audio decode, Silero VAD, voice model) run in two threads at once, so the wall time is "
-              "about the longer path plus fusion, not the sum; CPU is the process's CPU time during the analysis "
-              "(all threads). Budget (DESIGN.md): ≥ 20× real time, < 1.5 GB peak.", ""]
+        stages = " | ".join(f"{st.get(k, 0):.2f}" for k in ("decode", "faces", "face model", "audio decode", "vad",
+                                                             "voice model", "fusion"))
+        lines.append(f"| {name} | {r['wall_s']:.2f}{spread} | {r['realtime_factor']:.1f}× | {cpu} | {stages} "
+                     f"| {r['peak_rss_mb']:.0f} |")
+    lines += ["", "Stage times are seconds of wall time inside each stage, summed over its calls: decoding (in its "
+              "own prefetch thread), faces (MediaPipe, optical flow, tracking, alignment), the face network (in its "
+              "own thread), and the voice path (audio decode, Silero VAD, voice network) in a fourth thread, so the "
+              "wall time is about the longest chain plus fusion, not the sum, and a stage's time includes waiting "
+              "for a core. CPU is the process's CPU time during the analysis (all threads). Budget (DESIGN.md): "
+              "≥ 20× real time, < 1.5 GB peak.", ""]
     if path:
         lines += render_face_path(path)
     if tta:
