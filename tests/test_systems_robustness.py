@@ -133,3 +133,23 @@ def test_face_occlusion(data: Path) -> None:
     assert isinstance(occ, np.ndarray) and abs((occ == 128).all(-1).mean() - 0.5) < 0.05
     with pytest.raises(ValueError):
         occlude(img, region="chin")
+
+
+def test_channel_corruptions_on_real_speech(clips):
+    from avemo.media import read_audio
+    from avemo.robustness.corruptions import change_gain, codec_round_trip, telephone_band
+
+    x = read_audio(clips["ravdess_wav"], 16000)
+    rms = lambda w: float(np.sqrt(np.mean(w.astype(np.float64) ** 2)))  # noqa: E731
+    assert rms(change_gain(x, 6.0)) == pytest.approx(2 * rms(x), rel=0.01)
+    assert np.abs(change_gain(x, 40.0)).max() <= 1.0
+    t = np.arange(16000) / 16000
+    tones = {f: np.sin(2 * np.pi * f * t).astype(np.float32) for f in (100, 1000, 6000)}
+    kept = {f: rms(telephone_band(w, 16000)[2000:-2000]) / rms(w) for f, w in tones.items()}
+    assert kept[1000] > 0.9 and kept[100] < 0.2 and kept[6000] < 0.05
+    for codec, bitrate, min_snr in (("libmp3lame", 32000, 12.0), ("libopus", 16000, 10.0)):
+        y = codec_round_trip(x, 16000, codec, bitrate)
+        assert y.shape == x.shape  # same length and alignment: the error is small sample by sample
+        assert 10 * np.log10(np.sum(x**2) / np.sum((x - y) ** 2)) > min_snr
+    with pytest.raises(ValueError, match="codec"):
+        codec_round_trip(x, 16000, "aac")

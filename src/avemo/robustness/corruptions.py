@@ -1,11 +1,12 @@
-"""Input corruptions for robustness tests: audio noise at a given SNR and face occlusion."""
+"""Input corruptions for robustness tests: audio noise at a given SNR, the channel (gain, telephone band,
+lossy codec) and face occlusion."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["add_noise", "occlude"]
+__all__ = ["add_noise", "change_gain", "codec_round_trip", "occlude", "telephone_band"]
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -26,6 +27,56 @@ def add_noise(wave: np.ndarray, snr_db: float, *, noise: np.ndarray | None = Non
         return x.copy()
     scale = np.sqrt(p_signal / (p_noise * 10 ** (snr_db / 10)))
     return (x + scale * n).astype(np.float32)
+
+
+def change_gain(wave: np.ndarray, db: float) -> np.ndarray:
+    """``wave`` scaled by ``db`` decibels and clipped to [-1, 1] (a louder or quieter microphone)."""
+    return np.clip(np.asarray(wave, dtype=np.float32) * np.float32(10 ** (db / 20)), -1.0, 1.0)
+
+
+def telephone_band(wave: np.ndarray, sample_rate: int, low: float = 300.0, high: float = 3400.0) -> np.ndarray:
+    """``wave`` through a 4th-order Butterworth band-pass (default: the 300-3400 Hz telephone band)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(4, [low, min(high, 0.45 * sample_rate)], btype="bandpass", fs=sample_rate, output="sos")
+    return sosfiltfilt(sos, np.asarray(wave, dtype=np.float64)).astype(np.float32)
+
+
+def codec_round_trip(wave: np.ndarray, sample_rate: int, codec: str = "libmp3lame", bitrate: int = 32000
+                     ) -> np.ndarray:
+    """``wave`` encoded with a lossy ``codec`` (``libmp3lame`` or ``libopus``, through PyAV) at ``bitrate``
+    and decoded again, at the same rate, length and alignment (both decoders drop their priming samples;
+    FFmpeg's AAC does not, so it is not offered)."""
+    if codec not in ("libmp3lame", "libopus"):
+        raise ValueError(f"codec must be libmp3lame or libopus, not {codec!r}")
+    import io
+
+    import av
+
+    x = np.asarray(wave, dtype=np.float32)
+    buf = io.BytesIO()
+    fmt = {"libmp3lame": "mp3", "libopus": "ogg"}[codec]
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=sample_rate if codec != "libopus" else 48000, layout="mono")
+        stream.bit_rate = bitrate
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
+        frame = av.AudioFrame.from_ndarray(x[None, :], format="flt", layout="mono")
+        frame.sample_rate = sample_rate
+        for f in resampler.resample(frame) + resampler.resample(None):
+            for pkt in stream.encode(f):
+                out.mux(pkt)
+        for pkt in stream.encode(None):
+            out.mux(pkt)
+    buf.seek(0)
+    parts = []
+    with av.open(buf) as inp:
+        back = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        for f in inp.decode(audio=0):
+            f.pts = None
+            parts += [r.to_ndarray().reshape(-1) for r in back.resample(f)]
+        parts += [r.to_ndarray().reshape(-1) for r in back.resample(None)]
+    y = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    return np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
 
 
 _REGIONS = {  # (top, left) of the occluder as a fraction of the free space; None = random
