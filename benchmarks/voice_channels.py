@@ -5,7 +5,7 @@ band, MP3 at 32 kbit/s and Opus at 16 kbit/s. Same features as training (16 kHz,
 log-mel), 3 s windows every second, averaged per utterance. Then the same again with every test
 utterance scaled to the corpus's median speech level (-38 dB RMS) before the features: a test-time
 fix that needs no retraining. Accuracy and macro-F1 per fold, mean and std; writes
-benchmarks/results/voice_channels.json and the BENCHMARKS.md section.
+benchmarks/results/robustness/voice_channels.json and the BENCHMARKS.md section.
 
     python benchmarks/voice_channels.py [--run runs/voice_ravdess]
 """
@@ -56,7 +56,7 @@ def level_normalised(wave: np.ndarray, db: float = LEVEL_DB) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=Path("runs/voice_ravdess"))
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/voice_channels.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/robustness/voice_channels.json"))
     ap.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"))
     args = ap.parse_args()
     torch.set_num_threads(2)
