@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from avemo.inference.predictors import FacePredictor
 from avemo.labels import EMOTIONS
 from avemo.models.registry import create_model, load, save_bundle
 from avemo.training.fusion import fit_temperature, log_softmax, nll
+from avemo.training.loop import git_commit
 
 OUT = Path(__file__).resolve().parents[1] / "weights" / "fusion.fer2013_ravdess"
 
@@ -90,7 +90,7 @@ def write_bundle(result: dict[str, Any], out: Path = OUT) -> Path:
                 preprocessing={"weights": weights, "temperatures": temps, "labels": list(EMOTIONS),
                                "rule": source.get("rule"), "face_without_calm": source.get("face_without_calm")},
                 meta={"calibration": result, "command": "python -m avemo.training.face_calibration",
-                      "commit": _commit()})
+                      "commit": git_commit()})
     rows = "\n".join(f"| {name} | {r['nll']:.4f} | {r['ece']:.4f} | {r['accuracy']:.4f} |"
                      for name, r in result["private_test"].items())
     (out / "MODEL_CARD.md").write_text(f"""# fusion.fer2013_ravdess
@@ -124,20 +124,12 @@ shared CREMA-D clips (another corpus) the face model is right and the voice mode
 principled default; per-modality columns are in every timeline.
 
 ## Reproduce
-`python -m avemo.training.face_calibration` (commit {_commit()}).
+`python -m avemo.training.face_calibration` (commit {git_commit()}).
 
 ## Licence
 Fitted on FER-2013 and RAVDESS outputs (RAVDESS: CC BY-NC-SA 4.0): research and non-commercial use only.
 """)
     return out
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
