@@ -144,7 +144,8 @@ class Analyzer:
             tracks = self._face_frames(path, times, report) if info.has_video else {}
             voice = voice_job.result() if voice_job else None
         t0 = time.perf_counter()
-        track_ids = sorted(tracks) if self.config.all_faces else ([self._main(tracks)] if tracks else [None])
+        # main-face mode keeps one series (key 0, see _face_frames); --all-faces one per track
+        track_ids = sorted(tracks) if self.config.all_faces else (list(tracks) or [None])
         results = [self._timeline(path, info, starts, ends, tracks.get(tid), voice, tid) for tid in track_ids]
         times.add("fusion", time.perf_counter() - t0)
         report(duration)
@@ -270,10 +271,6 @@ class Analyzer:
         return fraction, out
 
     # ---- assembling ----------------------------------------------------------------------------
-    @staticmethod
-    def _main(tracks: dict[int, FaceTrackFrames]) -> int:
-        return max(tracks, key=lambda t: len(tracks[t].times))
-
     def _timeline(self, path: Path, info: Any, starts: np.ndarray, ends: np.ndarray,
                   face: FaceTrackFrames | None, voice: tuple[np.ndarray, np.ndarray] | None,
                   track: int | None) -> EmotionTimeline:
