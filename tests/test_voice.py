@@ -81,3 +81,19 @@ def test_bundle_classifies_real_clips_better_than_chance(bundle, data: Path, cli
     with torch.no_grad():
         out = bundle.model(torch.from_numpy(eval_windows(log_mel(wave, cfg), frames, frames)))
     assert out.shape[1] == 8 and torch.isfinite(out).all()
+
+
+def test_gain_augmentation_is_exact_in_the_log_mel_domain(clips):
+    import torch
+
+    from avemo.audio import MelConfig, log_mel
+    from avemo.media import read_audio
+    from avemo.training.voice import gain_augment
+
+    x = read_audio(clips["ravdess_wav"], 16000)
+    cfg = MelConfig()
+    loud = torch.from_numpy(log_mel(x, cfg))[None]
+    quiet = torch.from_numpy(log_mel(x * 0.1, cfg))[None]  # the same recording 20 dB quieter
+    g = torch.Generator().manual_seed(0)
+    assert torch.allclose(gain_augment(loud, g, low_db=-20, high_db=-20, log_offset=cfg.log_offset), quiet, atol=1e-4)
+    assert (loud - quiet).abs().max() > 1.0  # and the change is not negligible

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from avemo.audio.mel import MelConfig
 from avemo.labels import EMOTIONS
 from avemo.training import loop
 from avemo.training.data import Fold, labels_of, voice_logmels, voice_settings
@@ -80,6 +81,16 @@ def spec_augment(x: torch.Tensor, g: torch.Generator, *, freq: int, time: int, n
     return x
 
 
+def gain_augment(x: torch.Tensor, g: torch.Generator, *, low_db: float, high_db: float,
+                 log_offset: float) -> torch.Tensor:
+    """The same audio at a random level: each example's power scaled by ``10^(d/10)``, ``d`` uniform in
+    ``[low_db, high_db]``. Exact for ``log(mel + log_offset)`` features: the floor stays where it is, so
+    quieter copies sink towards it as quieter recordings do."""
+    d = low_db + (high_db - low_db) * torch.rand(x.shape[0], 1, 1, generator=g)
+    power = (x.exp() - log_offset).clamp_min(0.0)
+    return torch.log(power * 10 ** (d / 10) + log_offset)
+
+
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     """Linear warm-up then cosine decay to zero."""
     if step < warmup:
@@ -112,6 +123,8 @@ def train_model(recipe: Recipe, mels: Sequence[np.ndarray], y: np.ndarray, train
     smoothing = float(opt_cfg.get("label_smoothing", 0.1))
     mix_alpha = float(aug.get("mixup", 0.0))
     sa = aug.get("specaugment") or {}
+    gain_db = aug.get("gain_db")  # [low, high] dB: random level per example (None: off)
+    log_offset = MelConfig.from_dict(recipe.section("features").get("mel") or {}).log_offset
     length, hop = frames_per_window(recipe)
 
     torch.manual_seed(recipe.seed * 1000 + fold)
@@ -142,6 +155,8 @@ def train_model(recipe: Recipe, mels: Sequence[np.ndarray], y: np.ndarray, train
             if idx.size < 2:
                 continue
             x = torch.from_numpy(np.stack([random_window(mels[i], length, rng) for i in idx]))
+            if gain_db:
+                x = gain_augment(x, g, low_db=float(gain_db[0]), high_db=float(gain_db[1]), log_offset=log_offset)
             x = spec_augment(x, g, freq=int(sa.get("freq", 0)), time=int(sa.get("time", 0)), n=int(sa.get("n", 0)))
             target = F.one_hot(torch.from_numpy(y[idx]), n_classes).float()
             target = target * (1 - smoothing) + smoothing / n_classes
