@@ -124,6 +124,8 @@ def _final_voice(recipe: Recipe, folder: Path, run_dir: Path, show: bool) -> Pat
     cv_line = _score_line(cv["rows"][recipe.name]) if cv else "not yet run"
     ens_text = (f" The ensemble of the {len(models)} seeds (fusion recipe's voice row): "
                 f"{_score_line(ens_row) if ens_row else 'not yet run'}." if len(models) > 1 else "")
+    gain_db = recipe.section("augment").get("gain_db")
+    gain = f" a random level per example ({gain_db[0]:+g} to {gain_db[1]:+g} dB)," if gain_db else ""
     what = (f"an ensemble of {len(models)} such networks trained with different seeds ({', '.join(members)}), "
             "averaging their log-probabilities" if len(models) > 1 else "one network")
     (folder / "MODEL_CARD.md").write_text(f"""# {folder.name}
@@ -144,7 +146,7 @@ batched as (batch, {settings['mel']['n_mels']}, frames); normalisation happens i
 RAVDESS speech (Livingstone & Russo 2018), audio only, {meta['trained_on']}. **This shipped model was
 trained on all 24 actors after cross-validation, with the settings chosen there**; it has no held-out
 actor of its own. Leading/trailing silence trimmed ({settings['trim_db']:g} dB under peak), random
-{preprocessing['window_s']:g} s crops, SpecAugment, mixup, label smoothing, AdamW with warm-up + cosine
+{preprocessing['window_s']:g} s crops, SpecAugment, mixup,{gain} label smoothing, AdamW with warm-up + cosine
 schedule, {meta['epochs']} epochs. Recipes: {", ".join(f"`recipes/{m}.yaml`" for m in members)};
 command: `avemo train recipes/{recipe.name}.yaml --final`. Training took {seconds / 60:.1f} min on
 {meta['machine']['cpu_count']} shared CPU cores ({meta['machine']['torch_threads']} torch thread per process),
