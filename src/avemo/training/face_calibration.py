@@ -91,6 +91,7 @@ def write_bundle(result: dict[str, Any], out: Path = OUT) -> Path:
                                "rule": source.get("rule"), "face_without_calm": source.get("face_without_calm")},
                 meta={"calibration": result, "command": "python -m avemo.training.face_calibration",
                       "commit": git_commit()})
+    old_w = load(result["voice_fusion"]).model.weights
     rows = "\n".join(f"| {name} | {r['nll']:.4f} | {r['ece']:.4f} | {r['accuracy']:.4f} |"
                      for name, r in result["private_test"].items())
     (out / "MODEL_CARD.md").write_text(f"""# fusion.fer2013_ravdess
@@ -113,9 +114,9 @@ weights: face 1, voice 1. The face model has no *calm*: calm takes neutral's pro
 
 - **Voice temperature**: `{result['voice_fusion']}`'s, fitted on the voice model's RAVDESS inner-validation
   actors in each of 6 actor-independent folds (see that bundle's card).
-- **Weights 1 and 1**: `{result['voice_fusion']}` fitted its weights (1.07 face, 0.97 voice) with an
-  action-unit classifier in the face slot; no corpus here pairs this face model's video frames with
-  audio, so neither modality is favoured.
+- **Weights 1 and 1**: `{result['voice_fusion']}` fitted its weights ({old_w['face']:.2f} face,
+  {old_w['voice']:.2f} voice) with an action-unit classifier in the face slot; no corpus here pairs this face
+  model's video frames with audio, so neither modality is favoured.
 
 ## What was not validated
 The fused accuracy of this face model with this voice model: no corpus here has both. On the three
