@@ -53,6 +53,8 @@ def codec_round_trip(wave: np.ndarray, sample_rate: int, codec: str = "libmp3lam
 
     import av
 
+    from avemo.media.audio import _pieces
+
     x = np.asarray(wave, dtype=np.float32)
     buf = io.BytesIO()
     fmt = {"libmp3lame": "mp3", "libopus": "ogg"}[codec]
@@ -68,13 +70,7 @@ def codec_round_trip(wave: np.ndarray, sample_rate: int, codec: str = "libmp3lam
         for pkt in stream.encode(None):
             out.mux(pkt)
     buf.seek(0)
-    parts = []
-    with av.open(buf) as inp:
-        back = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        for f in inp.decode(audio=0):
-            f.pts = None
-            parts += [r.to_ndarray().reshape(-1) for r in back.resample(f)]
-        parts += [r.to_ndarray().reshape(-1) for r in back.resample(None)]
+    parts = list(_pieces(av.open(buf), f"<{codec} round trip>", sample_rate))  # avemo.media's decode + resample
     y = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
     return np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
 
