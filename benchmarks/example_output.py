@@ -1,5 +1,5 @@
 """The README's example output: ``avemo analyze`` on the shared RAVDESS clip of actor 19 (its video with
-its own speech, looped to 12 s by :func:`avemo.inference.speed.build_test_video`), with the default
+its own speech, looped to 12 s by :func:`avemo.bench.speed.build_test_video`), with the default
 settings. Writes docs/example_timeline.png and prints the per-window table the README quotes.
 
     python benchmarks/example_output.py
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from avemo.bench.speed import build_test_video
 from avemo.commands.demo import format_timeline
 from avemo.config import cache_root
 from avemo.inference.analyzer import analyze
-from avemo.inference.speed import build_test_video
 
 
 def main() -> None:

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from avemo.bench.speed import build_test_video
 from avemo.config import data_root
 from avemo.faces import iter_scan_video
 from avemo.inference.analyzer import AnalyzerConfig
 from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor
-from avemo.inference.speed import _commit, build_test_video, machine
+from avemo.provenance import git_commit, machine
 
 VARIANTS = {
     # a control: a change of no intended consequence, to show how much the exact path itself moves
@@ -108,7 +109,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"rows": rows, "variants": VARIANTS, "face_model": DEFAULT_MODELS["face"],
-                               "commit": _commit(), "machine": machine(),
+                               "commit": git_commit(), "machine": machine(),
                                "command": "python benchmarks/face_path.py"}, indent=2) + "\n")
 
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from avemo.datasets import load_fer_image, read_corpus
 from avemo.inference.predictors import FacePredictor
-from avemo.inference.speed import _commit, machine
 from avemo.labels import EMOTIONS
+from avemo.provenance import git_commit, machine
 from avemo.training.metrics import classification_scores
 
 
@@ -49,7 +49,7 @@ def main() -> None:
               f"{rows[name]['ms_per_face']:.2f} ms/face")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"n": len(subset), "rows": rows, "bundle": "face.fer2013", "commit": _commit(),
+    out.write_text(json.dumps({"n": len(subset), "rows": rows, "bundle": "face.fer2013", "commit": git_commit(),
                                "machine": machine(), "command": "python benchmarks/face_tta.py"}, indent=2) + "\n")
 
 

@@ -124,7 +124,7 @@ def test_shipped_int8_face_network_agrees_with_the_float_one(data):
 
 
 def test_speed_benchmark_runs_and_renders(data, tmp_path):
-    from avemo.inference.speed import render, run_all
+    from avemo.bench.speed import render, run_all
 
     result = run_all(4.0, {"default": {}, "exact": {"landmark_every": 1}}, repeat=1)
     for row in result["rows"].values():

@@ -11,7 +11,8 @@ import torch
 
 import avemo
 from avemo.labels import BASIC7, EMOTIONS
-from avemo.models.fusion.late import CalibratedLateFusion, onto_emotions
+from avemo.models.fusion.calibrated import CalibratedLateFusion
+from avemo.models.fusion.late import onto_emotions
 from avemo.training.fusion import fit_temperature, fit_weights, log_softmax
 
 RESULTS = Path(__file__).parents[1] / "benchmarks" / "results" / "fusion_ravdess.json"
@@ -86,7 +87,7 @@ def test_published_fusion_rows_cover_six_folds():
 
 
 def test_expected_calibration_error():
-    from avemo.training.face_calibration import expected_calibration_error
+    from avemo.training.metrics import expected_calibration_error
 
     rng = np.random.default_rng(0)
     conf = rng.uniform(0.3, 1.0, 20000)
@@ -99,8 +100,9 @@ def test_expected_calibration_error():
 
 
 def test_default_fusion_has_the_face_models_own_temperature(data):
-    from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor
     from avemo.training.face_calibration import face_scores
+
+    from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor
     from avemo.training.fusion import fit_temperature
 
     bundle = avemo.load(DEFAULT_MODELS["fusion"])

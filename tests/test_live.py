@@ -13,8 +13,10 @@ import pytest
 
 from avemo import cli
 from avemo.errors import AvemoError, MediaError
-from avemo.inference.live import LiveAnalyzer, LiveEvent, LiveSource, latency_stats, open_device, parse_source
+from avemo.inference.events import LiveEvent, latency_stats
+from avemo.inference.live import LiveAnalyzer
 from avemo.labels import EMOTIONS
+from avemo.media.live import LiveSource, open_device, parse_source
 
 
 @pytest.fixture(scope="module")

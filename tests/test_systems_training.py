@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from avemo.cli import main
+from avemo.models.blocks.au import swap_visual_encoders
 from avemo.training import ablation
 from avemo.training.recipe import RecipeError, load_recipe
-from avemo.training.systems import swap_visual_encoders, usable
+from avemo.training.systems import usable
 
 ROOT = Path(__file__).parents[1]
 TINY = ["--set", "epochs=1", "--set", "data.speakers=[1,5]", "--set", "data.per_speaker=6",

@@ -7,22 +7,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from avemo.errors import AvemoError, DatasetError, MediaError, ModelError
+from avemo.errors import AvemoError, DatasetError, MediaError, ModelError, RecipeError, SplitError
 from avemo.labels import EMOTIONS
 
 __version__ = "0.1.0"
-__all__ = ["EMOTIONS", "AvemoError", "DatasetError", "MediaError", "ModelError", "list_models", "load"]
+__all__ = ["EMOTIONS", "AvemoError", "DatasetError", "MediaError", "ModelError", "RecipeError", "SplitError",
+           "analyze", "list_models", "load"]
 
 
-def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
-    """Registered architectures and shipped bundles matching ``pattern``."""
+def analyze(path_or_paths: Any, **settings: Any) -> Any:
+    """Analyse a video, audio file or image (or a list of them) into an
+    :class:`~avemo.inference.result.EmotionTimeline`: see :func:`avemo.inference.analyzer.analyze` for the
+    settings. Runs on onnxruntime; torch is not imported."""
+    from avemo.inference.analyzer import analyze as _analyze
+
+    return _analyze(path_or_paths, **settings)
+
+
+def list_models(pattern: str = "*", *, pretrained: bool = False, kind: str | None = None) -> list[str]:
+    """Registered architectures and shipped bundles matching ``pattern`` (imports torch, for the architectures)."""
     from avemo.models.registry import list_models as _list
 
-    return _list(pattern, pretrained=pretrained)
+    return _list(pattern, pretrained=pretrained, kind=kind)
 
 
 def load(name: str) -> Any:
-    """Load a shipped model bundle by name (see :func:`list_models` with ``pretrained=True``)."""
-    from avemo.models.registry import load as _load
+    """A shipped model bundle by name (``avemo.list_models(pretrained=True)``) or a bundle folder: weights, labels,
+    sample rate and preprocessing in one checked, frozen object (no torch import)."""
+    from avemo.models.bundles import load as _load
 
     return _load(name)

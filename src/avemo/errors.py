@@ -29,3 +29,11 @@ class DatasetError(AvemoError):
 
 class ModelError(AvemoError):
     """A model or bundle name is unknown, or its weights do not match its architecture."""
+
+
+class RecipeError(AvemoError):
+    """A recipe file is missing or malformed."""
+
+
+class SplitError(AvemoError, ValueError):
+    """A split cannot be made as asked, or a given split leaks speakers or takes across its sides."""

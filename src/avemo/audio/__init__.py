@@ -16,10 +16,10 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "MelConfig": "mel",
+    "MelConfig": "melconfig",
     "LogMel": "mel",
     "log_mel": "mel",
-    "mel_filterbank": "mel",
+    "mel_filterbank": "melconfig",
     "export_onnx": "mel",
     "VoiceActivityDetector": "vad",
     "SpeechSegment": "vad",

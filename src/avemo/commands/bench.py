@@ -1,6 +1,6 @@
 """``avemo bench accuracy``: render the accuracy section of BENCHMARKS.md from benchmarks/results/*.json;
-``avemo bench ablation [--run]``: the systems ablation section (:mod:`avemo.training.ablation`);
-``avemo bench speed``: time ``avemo analyze`` on 60 s of 720p video (:mod:`avemo.inference.speed`)."""
+``avemo bench ablation [--run]``: the systems ablation section (:mod:`avemo.bench.ablation`);
+``avemo bench speed``: time ``avemo analyze`` on 60 s of 720p video (:mod:`avemo.bench.speed`)."""
 
 from __future__ import annotations
 
@@ -22,16 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from avemo.training.report import write_accuracy_section
+    from avemo.bench.accuracy import write_accuracy_section
 
     if args.what == "ablation":
-        from avemo.training.ablation import main
+        from avemo.bench.ablation import main
 
         return main(args)
     if args.what == "speed":
         import json
 
-        from avemo.inference.speed import run_all, write_section
+        from avemo.bench.speed import run_all, write_section
 
         result = run_all(args.seconds, repeat=args.repeat)
         stored = Path(args.results) / "speed" / "speed.json"

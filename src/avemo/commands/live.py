@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from avemo.inference.live import LiveAnalyzer, check_source, parse_source
+    from avemo.inference.live import LiveAnalyzer
+    from avemo.media.live import check_source, parse_source
 
     check_source(parse_source(args.source, args.mic))  # a bad source fails before the models load
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),

@@ -12,11 +12,13 @@ def parse_overrides(pairs: list[str]) -> dict:
     """``key.sub=value`` pairs, values read as YAML (numbers, lists, booleans)."""
     import yaml
 
+    from avemo.training.recipe import RecipeError
+
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
+            raise RecipeError(f"--set expects key=value, got {pair!r}")
         out[key] = yaml.safe_load(value)
     return out
 

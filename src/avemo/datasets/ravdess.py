@@ -179,3 +179,16 @@ def pair_ravdess_au(samples: Sequence[Sample], au_table: pd.DataFrame) -> tuple[
         raise DatasetError("au_table", f"{len(missing)} takes have no AU row: {shown}")
     features = au_table.loc[keys].to_numpy(dtype=np.float32, copy=True)
     return samples, features
+
+
+def audio_only_twin(path: str | Path) -> Path | None:
+    """The audio-only file (``03-...``, WAV or FLAC) of the same take beside a full-AV or video-only
+    RAVDESS file (``01-...`` / ``02-...``), or None when there is none."""
+    path = Path(path)
+    if path.stem[:2] not in ("01", "02"):
+        return None
+    for ext in (".wav", ".flac"):
+        other = path.with_name("03" + path.stem[2:] + ext)
+        if other.is_file():
+            return other
+    return None

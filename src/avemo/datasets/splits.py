@@ -21,11 +21,10 @@ from typing import NamedTuple
 import numpy as np
 
 from avemo.datasets.base import Sample
-from avemo.errors import AvemoError
+from avemo.errors import SplitError
 
-
-class SplitError(AvemoError, ValueError):
-    """A split cannot be made as asked, or a given split leaks speakers or takes across its sides."""
+__all__ = ["Fold", "InnerSplit", "SplitError", "check_speaker_independent", "inner_split", "predefined_split",
+           "ravdess_folds", "speaker_folds"]
 
 
 @dataclass(frozen=True)

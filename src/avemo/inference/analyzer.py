@@ -42,7 +42,7 @@ class AnalyzerConfig:
     #: (k=2 halves MediaPipe's cost; effect on the face probabilities in BENCHMARKS.md; 1: exact)
     landmark_every: int = 2
     min_speech: float = 0.25  #: share of a window VAD must call speech for the voice to count
-    all_faces: bool = False  #: one timeline per tracked face instead of the main face only
+    all_faces: bool = False  #: rows for every tracked face (a ``track`` column) instead of the main face only
     max_faces: int = 1  #: most faces detected per frame (raised to 4 by ``all_faces``)
     backend: str = "onnx"  #: run the networks with ``"onnx"`` (onnxruntime) or ``"torch"``
     audio_chunk: float = 20.0  #: seconds of audio decoded at a time (memory is flat in file length)
@@ -104,8 +104,9 @@ class Analyzer:
         return self._voice
 
     def analyze(self, path: str | Path, *, progress: Callable[[float, float], None] | None = None
-                ) -> EmotionTimeline | list[EmotionTimeline]:
-        """Analyse one file. With ``all_faces`` a list (one timeline per face track) is returned.
+                ) -> EmotionTimeline:
+        """Analyse one file into one timeline (with ``all_faces``, the rows of every face track, told apart
+        by the ``track`` column).
 
         ``progress(seconds_done, duration)`` is called as the media is worked through (about every
         second of video, or every audio chunk of an audio-only file), possibly from a worker thread.
@@ -145,11 +146,12 @@ class Analyzer:
             voice = voice_job.result() if voice_job else None
         t0 = time.perf_counter()
         # main-face mode keeps one series (key 0, see _face_frames); --all-faces one per track
-        track_ids = sorted(tracks) if self.config.all_faces else (list(tracks) or [None])
-        results = [self._timeline(path, info, starts, ends, tracks.get(tid), voice, tid) for tid in track_ids]
+        track_ids = (sorted(tracks) if self.config.all_faces else list(tracks)) or [None]
+        parts = [self._timeline(path, info, starts, ends, tracks.get(tid), voice, tid) for tid in track_ids]
+        out = parts[0] if len(parts) == 1 else EmotionTimeline.concat(parts)
         times.add("fusion", time.perf_counter() - t0)
         report(duration)
-        return results if self.config.all_faces else results[0]
+        return out
 
     # ---- the two paths -------------------------------------------------------------------------
     def _face_frames(self, path: Path, times: StageTimes, report: Callable[[float], None] | None = None,
@@ -217,7 +219,7 @@ class Analyzer:
         from avemo.audio.vad import CHUNK
         from avemo.media import iter_audio
 
-        sr, cfg = 16000, self.config
+        sr, cfg = self.voice_model.sample_rate, self.config
         vad = VoiceActivityDetector().stream()
         probs_vad: list[np.ndarray] = []
         fraction = np.zeros(len(windows))
@@ -284,7 +286,7 @@ class Analyzer:
         if voice is None:
             voice = (np.zeros(n), np.full_like(face_probs, np.nan))
         speech_frac, voice_probs = voice
-        face_labels = self.face_model.model.labels if face is not None else EMOTIONS
+        face_labels = self.face_model.labels if face is not None else EMOTIONS
         fused = self.fusion.fuse({"face": face_probs, "voice": voice_probs}, face_labels)
         has_face = ~np.isnan(face_probs).any(axis=1)
         has_voice = ~np.isnan(voice_probs).any(axis=1)
@@ -299,15 +301,16 @@ class Analyzer:
         cols["label"] = np.where(ok, np.array(EMOTIONS, dtype=object)[np.nan_to_num(fused).argmax(1)], None)
         cols["confidence"] = np.where(ok, np.nan_to_num(fused).max(1), np.nan)
         out = EmotionTimeline(pd.DataFrame(cols))
-        out.attrs.update(self._metadata(path, info, track))
-        if face is not None:  # per sampled frame: time and box, for drawing
-            out.attrs["face_boxes"] = np.round(np.column_stack([face.times, face.boxes]), 2).tolist()
+        out.attrs.update(self._metadata(path, info))
+        if face is not None:  # per sampled frame: time, track and box (EmotionTimeline.boxes), for drawing
+            track_col = np.full(len(face.times), -1 if track is None else track)
+            out.attrs["face_boxes"] = np.round(np.column_stack([face.times, track_col, face.boxes]), 2).tolist()
         return out
 
-    def _metadata(self, path: Path, info: Any, track: int | None) -> dict[str, Any]:
+    def _metadata(self, path: Path, info: Any) -> dict[str, Any]:
         return {
             "source": str(path), "labels": list(EMOTIONS), "avemo_version": __version__,
-            "config": asdict(self.config), "track": track,
+            "config": asdict(self.config),
             "models": {"face": self.model_names["face"], "voice": self.model_names["voice"],
                        "fusion": self.fusion.name},
             "media": {k: (v if isinstance(v, str | int | float | bool) or v is None else str(v))
@@ -336,9 +339,10 @@ def analyze(path_or_paths: str | Path | list[str | Path], *, window: float = 3.0
             model: str | dict[str, str] = "default",
             on_error: Callable[[Path, Exception], None] | None = None,
             **config: Any) -> EmotionTimeline | list[EmotionTimeline | None]:
-    """Analyse a file (returns an :class:`EmotionTimeline`) or a list of files (returns a list).
+    """Analyse a file (returns its :class:`EmotionTimeline`) or a list of files (returns a list of them).
 
-    In a list, a file that fails is reported to ``on_error`` (default: re-raise) and gives ``None``.
+    ``config``: any :class:`AnalyzerConfig` setting. In a list, a file that fails is reported to
+    ``on_error`` (default: re-raise) and gives ``None``. ``avemo.analyze`` is this function.
     """
     analyzer = Analyzer(model, window=window, fps=fps, **config)
     if isinstance(path_or_paths, str | Path):

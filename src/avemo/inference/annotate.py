@@ -20,12 +20,18 @@ _COLOURS = {  # RGB, one per emotion
 def annotate_video(source: str | Path, timeline: EmotionTimeline, out_path: str | Path, *,
                    decode_side: int | None = None) -> Path:
     """Write ``out_path`` (mp4): every frame of ``source`` with the face box and the fused emotion of the
-    window around it; the source's audio is kept."""
+    window around it (of the face seen longest, when several faces were followed); the source's audio is kept."""
     from avemo.media import iter_frames, probe, write_video
 
     info = probe(source)
     side = decode_side or int(timeline.attrs.get("config", {}).get("decode_side", 720))
-    boxes = np.asarray(timeline.attrs.get("face_boxes", []), dtype=np.float32).reshape(-1, 5)
+    if len(timeline.tracks) > 1:
+        main = timeline.groupby("track")["face"].sum().idxmax()
+        timeline = timeline[timeline["track"] == main]
+    table = timeline.boxes
+    if len(timeline.tracks) == 1 and timeline.tracks[0] is not None:
+        table = table[table["track"] == timeline.tracks[0]]
+    boxes = table[["time", "x0", "y0", "x1", "y1"]].to_numpy(dtype=np.float32)
     centres = ((timeline["start"] + timeline["end"]) / 2).to_numpy(dtype=np.float64)
     fused = np.nan_to_num(timeline.probabilities("fused"))
 

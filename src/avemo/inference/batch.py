@@ -70,18 +70,14 @@ def _stamp(path: Path, analyzer: Analyzer, annotate: bool) -> dict[str, Any]:
             "models": analyzer.model_names, "annotate": annotate}
 
 
-def write_outputs(timelines: EmotionTimeline | list[EmotionTimeline], folder: Path) -> list[Path]:
-    """Timeline (CSV, JSON), summary (JSON) and timeline plot (PNG) of each face track into ``folder``."""
+def write_outputs(timeline: EmotionTimeline, folder: Path) -> list[Path]:
+    """Timeline (CSV, JSON), summary (JSON) and timeline plot (PNG) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    many = isinstance(timelines, list)
-    written = []
-    for tl in timelines if many else [timelines]:
-        suffix = f"_track{tl.attrs.get('track')}" if many else ""
-        tl.to_csv(folder / f"timeline{suffix}.csv", index=False)
-        tl.to_json(folder / f"timeline{suffix}.json")
-        (folder / f"summary{suffix}.json").write_text(json.dumps(tl.summary(), indent=2) + "\n")
-        tl.plot(folder / f"timeline{suffix}.png")
-        written.append(folder / f"timeline{suffix}.csv")
+    written = [folder / name for name in ("timeline.csv", "timeline.json", "summary.json", "timeline.png")]
+    timeline.to_csv(written[0], index=False)
+    timeline.save_json(written[1])
+    written[2].write_text(json.dumps(timeline.summary(), indent=2) + "\n")
+    timeline.plot(written[3])
     return written
 
 
@@ -105,13 +101,13 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
                 on_progress(path, "skipped", "")
             continue
         try:
-            timelines = analyzer.analyze(path, progress=None if on_media is None else
-                                         (lambda done, total, p=path: on_media(p, done, total)))
-            write_outputs(timelines, folder)
-            if annotate and not isinstance(timelines, list) and timelines["face"].any():
+            timeline = analyzer.analyze(path, progress=None if on_media is None else
+                                        (lambda done, total, p=path: on_media(p, done, total)))
+            write_outputs(timeline, folder)
+            if annotate and timeline["face"].any():
                 from avemo.inference.annotate import annotate_video
 
-                annotate_video(path, timelines, folder / "annotated.mp4")
+                annotate_video(path, timeline, folder / "annotated.mp4")
             marker.write_text(json.dumps(stamp, indent=2) + "\n")
             report.done.append(names[path])
             status = "done"

@@ -31,252 +31,21 @@ with two, the face network took 2-4x longer per frame on the loaded machine (see
 
 from __future__ import annotations
 
-import contextlib
-import heapq
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from avemo.errors import AvemoError, MediaError
-from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor, VoicePredictor, load_fusion
+from avemo.inference.events import LiveEvent, LiveSummary, as_dict, latency_stats
+from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor, Fusion, VoicePredictor
 from avemo.labels import EMOTIONS
+from avemo.media.live import Item, LiveSource, open_source, parse_source
 
-SAMPLE_RATE = 16000
-_AUDIO_CHUNK_S = 0.05  # audio is handed over in pieces of this length
 _EPS = 1e-6
-
-Item = tuple[str, float, np.ndarray]  # ("video" | "audio", media time, RGB image | 16 kHz samples)
-
-
-# ---- sources ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SourceSpec:
-    """What to read: ``kind`` is ``"file"``, ``"url"`` or ``"webcam"``; ``mic`` an input device
-    ``(format, name)`` such as ``("alsa", "default")``, or None."""
-
-    kind: str
-    target: str
-    mic: tuple[str, str] | None = None
-
-    @property
-    def realtime(self) -> bool:
-        """Devices deliver in real time by themselves; files and streams are paced."""
-        return self.kind == "webcam"
-
-
-def parse_source(source: str | Path, mic: str | None = None) -> SourceSpec:
-    """``webcam`` / ``webcam:N`` / ``/dev/videoN`` (v4l2), a URL (``scheme://...``), or a file path.
-
-    ``mic`` is ``default``, ``alsa:NAME`` or ``pulse:NAME``; it only goes with a webcam (a file or
-    stream brings its own audio).
-    """
-    text = str(source)
-    if text == "webcam" or text.startswith("webcam:"):
-        index = text.partition(":")[2] or "0"
-        if not index.isdigit():
-            raise AvemoError(f"--source {text}: the webcam number must be an integer (webcam:0, webcam:1, ...)")
-        spec = SourceSpec("webcam", f"/dev/video{int(index)}")
-    elif text.startswith("/dev/video"):
-        spec = SourceSpec("webcam", text)
-    elif "://" in text or text.startswith("file:"):
-        spec = SourceSpec("url", text)
-    else:
-        spec = SourceSpec("file", text)
-    if mic is None:
-        return spec
-    if spec.kind != "webcam":
-        raise AvemoError(f"--mic goes with a webcam source; {text} brings its own audio track")
-    fmt, sep, name = mic.partition(":")
-    device = (fmt, name) if sep and fmt in ("alsa", "pulse") else ("alsa", mic)
-    return SourceSpec(spec.kind, spec.target, device)
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-
-
-def _device_label(fmt: str, name: str) -> str:
-    return name if fmt == "v4l2" else f"{fmt}:{name}"
-
-
-def _check_device(fmt: str, name: str, what: str) -> None:
-    import av
-
-    label = _device_label(fmt, name)
-    if fmt == "v4l2" and not Path(name).exists():
-        raise MediaError(label, f"no {what} there (device not found; is a camera connected?)")
-    if fmt not in av.formats_available:
-        raise MediaError(label, f"cannot open the {what}: this FFmpeg build (PyAV {av.__version__}) has no "
-                                f"'{fmt}' input device support")
-
-
-def check_source(spec: SourceSpec) -> None:
-    """The cheap checks of :func:`open_source` (file readable, devices present and supported), so a
-    command can fail before it loads models; network streams are only tried when opened."""
-    if spec.kind == "file":
-        from avemo.media import probe
-
-        probe(spec.target)
-    if spec.kind == "webcam":
-        _check_device("v4l2", spec.target, "webcam")
-    if spec.mic is not None:
-        _check_device(spec.mic[0], spec.mic[1], "microphone")
-
-
-def open_device(fmt: str, name: str, what: str, options: dict[str, str] | None = None):
-    """An FFmpeg input device (``v4l2`` camera, ``alsa``/``pulse`` microphone) as a PyAV container."""
-    import av
-    import av.error
-
-    _check_device(fmt, name, what)
-    label = _device_label(fmt, name)
-    try:
-        return av.open(name, format=fmt, options=options or {})
-    except (av.error.FFmpegError, OSError) as exc:
-        raise MediaError(label, f"cannot open the {what}: {_reason(exc)}") from None
-
-
-def open_stream(url: str, timeout: float = 10.0):
-    """A network stream (or ``file:`` URL) as a PyAV container, with a clear error when it fails."""
-    import av
-    import av.error
-
-    try:
-        container = av.open(url, timeout=timeout)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise MediaError(url, f"cannot open the stream: {_reason(exc)}") from None
-    from avemo.media._errors import audio_stream, video_stream
-
-    if video_stream(container) is None and audio_stream(container) is None:
-        container.close()
-        raise MediaError(url, "has neither a video nor an audio track")
-    return container
-
-
-def _scaled(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    if max_side is None or max(width, height) <= max_side:
-        return width, height
-    s = max_side / max(width, height)
-    return max(2, round(width * s)), max(2, round(height * s))
-
-
-def container_items(container, name: str, *, max_side: int | None, clock: float | None = None) -> Iterator[Item]:
-    """Decoded video (RGB) and audio (16 kHz mono) of a PyAV container in arrival order.
-
-    Times come from the timestamps (from the first one), or with ``clock`` (a ``perf_counter`` origin,
-    for devices) from the wall time of arrival. Closes the container at the end.
-    """
-    import av
-    import av.error
-
-    from avemo.media._errors import audio_stream, video_stream
-
-    v, a = video_stream(container), audio_stream(container)
-    streams = [s for s in (v, a) if s is not None]
-    resampler = av.AudioResampler(format="fltp", layout="mono", rate=SAMPLE_RATE) if a is not None else None
-    origin: float | None = None
-    samples = 0
-    try:
-        for packet in container.demux(streams):
-            for frame in packet.decode():
-                if clock is not None:
-                    t = time.perf_counter() - clock
-                else:
-                    ft = frame.time if frame.time is not None else 0.0
-                    origin = ft if origin is None else origin
-                    t = max(0.0, ft - origin)
-                if packet.stream is v:
-                    w, h = _scaled(frame.width, frame.height, max_side)
-                    yield "video", t, frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
-                else:
-                    frame.pts = None
-                    for out in resampler.resample(frame):
-                        chunk = out.to_ndarray()[0].astype(np.float32, copy=False)
-                        samples += chunk.size
-                        yield "audio", (t if clock is not None else samples / SAMPLE_RATE), chunk
-    except (av.error.FFmpegError, OSError) as exc:
-        raise MediaError(name, f"reading failed: {_reason(exc)}") from None
-    finally:
-        container.close()
-
-
-def file_items(path: str | Path, *, video: bool, audio: bool, max_side: int | None) -> Iterator[Item]:
-    """Every frame and consecutive audio pieces of a file, merged in media-time order (audio pieces
-    at their end time)."""
-    from avemo.media import iter_audio, iter_frames
-
-    parts: list[Iterator[Item]] = []
-    if video:
-        parts.append(("video", f.time, f.image) for f in iter_frames(path, None, max_side=max_side))
-    if audio:
-        parts.append(_timed_audio(iter_audio(path, SAMPLE_RATE, chunk_seconds=_AUDIO_CHUNK_S)))
-    return heapq.merge(*parts, key=lambda item: item[1])
-
-
-def _timed_audio(chunks: Iterable[np.ndarray]) -> Iterator[Item]:
-    n = 0
-    for chunk in chunks:
-        n += chunk.size
-        yield "audio", n / SAMPLE_RATE, chunk
-
-
-@dataclass
-class LiveSource:
-    """A source ready to play (once): one item iterator per producer thread.
-
-    Items are ``("video", time, image)`` with an RGB uint8 ``H x W x 3`` image, or ``("audio", time,
-    samples)`` with float32 16 kHz mono samples ending at ``time``; times in seconds, increasing.
-    ``paced`` holds each item until its time falls due (files, streams); otherwise items count as
-    captured when they arrive (devices, or any blocking iterator, e.g. frames from OpenCV).
-    """
-
-    name: str
-    readers: list[Iterator[Item]]
-    has_video: bool
-    has_audio: bool
-    paced: bool = False
-    clock: list[float] = field(default_factory=lambda: [0.0])  # devices' time origin, set at start
-
-
-def open_source(spec: SourceSpec, *, max_side: int | None = 720) -> LiveSource:
-    """Open (and check) a source before any thread starts, so a bad source fails at once."""
-    if spec.kind == "file":
-        from avemo.media import probe
-
-        info = probe(spec.target)
-        if not info.has_video and not info.has_audio:
-            raise MediaError(spec.target, "has neither a video nor an audio track")
-        items = file_items(spec.target, video=info.has_video, audio=info.has_audio, max_side=max_side)
-        return LiveSource(spec.target, [items], info.has_video, info.has_audio, paced=True)
-    if spec.kind == "url":
-        from avemo.media._errors import audio_stream, video_stream
-
-        container = open_stream(spec.target)
-        has_v, has_a = video_stream(container) is not None, audio_stream(container) is not None
-        return LiveSource(spec.target, [container_items(container, spec.target, max_side=max_side)],
-                            has_v, has_a, paced=True)
-    cam = open_device("v4l2", spec.target, "webcam")
-    clock = [0.0]
-    readers = [_clocked(cam, spec.target, max_side, clock)]
-    if spec.mic is not None:
-        try:
-            mic = open_device(spec.mic[0], spec.mic[1], "microphone")
-        except MediaError:
-            cam.close()
-            raise
-        readers.append(_clocked(mic, f"{spec.mic[0]}:{spec.mic[1]}", None, clock))
-    return LiveSource(spec.target, readers, True, spec.mic is not None, paced=False, clock=clock)
-
-
-def _clocked(container, name: str, max_side: int | None, clock: list[float]) -> Iterator[Item]:
-    # the clock origin is only known when the threads start, hence the indirection
-    yield from container_items(container, name, max_side=max_side, clock=clock[0])
 
 
 # ---- hand-over between threads ---------------------------------------------------------------------
@@ -356,76 +125,6 @@ class _Producer(threading.Thread):
             self.inbox.producer_done()
 
 
-# ---- events and summary ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LiveEvent:
-    """One emitted label. Probabilities are dicts over :data:`EMOTIONS` (None where absent);
-    ``label``/``confidence`` come from ``smoothed`` (None when neither a face nor speech is there)."""
-
-    time: float  #: media time, seconds
-    label: str | None
-    confidence: float | None
-    source: str  #: "av", "face", "voice" or "none"
-    face: dict[str, float] | None
-    voice: dict[str, float] | None
-    fused: dict[str, float] | None
-    smoothed: dict[str, float] | None
-    latency_ms: float  #: wall time from capture to emission
-    speech_fraction: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class LiveSummary:
-    """What a live run did; ``latency_ms`` has ``median``, ``p95``, ``max`` and ``mean``."""
-
-    source: str
-    events: int
-    labelled: int
-    frames: int  #: frames the source delivered
-    processed: int  #: frames run through the face path
-    dropped: int  #: sampling instants missed because the consumer was busy
-    voice_steps: int
-    media_seconds: float
-    wall_seconds: float
-    speed: float
-    latency_ms: dict[str, float]
-    stage_ms: dict[str, float]  #: mean milliseconds per call of each stage
-    label_share: dict[str, float]
-    interrupted: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def format(self) -> str:
-        lat = self.latency_ms
-        lines = [f"{self.events} events ({self.labelled} labelled) over {self.media_seconds:.2f} s of media "
-                 f"in {self.wall_seconds:.2f} s (speed {self.speed:g}x)"]
-        if lat:
-            lines.append(f"latency frame->label: median {lat['median']:.0f} ms, p95 {lat['p95']:.0f} ms, "
-                         f"max {lat['max']:.0f} ms")
-        lines.append(f"frames: {self.frames} delivered, {self.processed} analysed, {self.dropped} dropped; "
-                     f"voice steps: {self.voice_steps}")
-        if self.stage_ms:
-            lines.append("stages (mean ms): " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items()))
-        return "\n".join(lines)
-
-
-def latency_stats(values: Iterable[float]) -> dict[str, float]:
-    """median, p95, max and mean of latencies (empty dict for none)."""
-    arr = np.asarray(list(values), dtype=np.float64)
-    if arr.size == 0:
-        return {}
-    return {"median": round(float(np.median(arr)), 2), "p95": round(float(np.percentile(arr, 95)), 2),
-            "max": round(float(arr.max()), 2), "mean": round(float(arr.mean()), 2), "n": int(arr.size)}
-
-
-def _as_dict(p: np.ndarray | None) -> dict[str, float] | None:
-    return None if p is None else {name: round(float(v), 5) for name, v in zip(EMOTIONS, p)}
-
-
 # ---- the analyzer ----------------------------------------------------------------------------------
 class LiveAnalyzer:
     """Loads the models once; :meth:`run` then plays any number of sources.
@@ -438,8 +137,7 @@ class LiveAnalyzer:
         window: seconds of audio the voice model sees.
         min_speech: share of the window VAD must call speech for the voice to count.
         detect_side / decode_side: MediaPipe's input size and the decoded frame size (longer side).
-        threads: the networks' threads (torch's intra-op count, which the onnxruntime sessions
-            follow) while the analyzer loads and runs; restored after. One is fastest for these
+        threads: the networks' onnxruntime threads. One is fastest for these
             batch-of-one calls: on the 2 loaded cores the face network took 6-7 ms per frame with
             one thread and 15-26 ms with two (onnxruntime; eager torch: 20 ms and 300-1500 ms), as
             the producer thread and MediaPipe need the other core.
@@ -462,10 +160,10 @@ class LiveAnalyzer:
         self.fps, self.hop, self.smooth, self.window = float(fps), float(hop), float(smooth), float(window)
         self.min_speech, self.detect_side, self.decode_side = min_speech, detect_side, decode_side
         self.threads = threads
-        with _torch_threads(threads):  # onnxruntime sessions take their thread count from torch's
-            self.face_model = FacePredictor(names["face"], backend=backend, tta=face_tta)
-            self.voice_model = VoicePredictor(names["voice"], backend=backend)
-        self.fusion = load_fusion(names["fusion"])
+        self.face_model = FacePredictor(names["face"], backend=backend, tta=face_tta, threads=threads)
+        self.voice_model = VoicePredictor(names["voice"], backend=backend, threads=threads)
+        self.sample_rate = self.voice_model.sample_rate
+        self.fusion = Fusion(names["fusion"])
         self._warm = False
 
     def _warm_up(self) -> None:
@@ -475,7 +173,7 @@ class LiveAnalyzer:
         size = self.face_model.crop_size
         for _ in range(3):
             self.face_model.predict(np.zeros((1, size, size), np.uint8))
-            self.voice_model.predict(np.zeros((1, int(self.window * SAMPLE_RATE)), np.float32))
+            self.voice_model.predict(np.zeros((1, int(self.window * self.sample_rate)), np.float32))
         self._warm = True
 
     def run(self, source: str | Path | LiveSource, on_event: Callable[[LiveEvent], None] | None = None,
@@ -489,31 +187,16 @@ class LiveAnalyzer:
         if isinstance(source, LiveSource):
             opened = source
         else:
-            opened = open_source(parse_source(source, mic), max_side=self.decode_side)
+            opened = open_source(parse_source(source, mic), max_side=self.decode_side, sample_rate=self.sample_rate)
         session = None
-        with _torch_threads(self.threads):
-            try:
-                self._warm_up()
-                session = _Session(self, opened, on_event)
-                session.warm_up()
-                return session.play(duration, speed if opened.paced else None)
-            finally:
-                if session is not None:
-                    session.close()
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` inside the block (unchanged for None)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        try:
+            self._warm_up()
+            session = _Session(self, opened, on_event)
+            session.warm_up()
+            return session.play(duration, speed if opened.paced else None)
+        finally:
+            if session is not None:
+                session.close()
 
 
 class _Session:
@@ -528,8 +211,9 @@ class _Session:
                                    max_side=owner.detect_side) if opened.has_video else None
         self.vad = VoiceActivityDetector() if opened.has_audio else None
         self.period = 1.0 / owner.fps
-        self.face_labels = tuple(owner.face_model.model.labels)  # the fusion treats absent classes itself
-        self.window_n = int(round(owner.window * SAMPLE_RATE))
+        self.face_labels = owner.face_model.labels  # the fusion treats absent classes itself
+        self.sample_rate = owner.sample_rate
+        self.window_n = int(round(owner.window * self.sample_rate))
         self.audio = np.zeros(0, np.float32)
         self.audio_end = 0.0  # media time at the end of the audio buffer
         self.audio_wall = 0.0  # capture time of the newest audio piece
@@ -553,7 +237,7 @@ class _Session:
             self.scanner.process(np.zeros((240, 320, 3), np.uint8), time=0.0, index=0)
             self.scanner.reset()
         if self.vad is not None:
-            self.vad.probabilities(np.zeros(2048, np.float32), SAMPLE_RATE)
+            self.vad.probabilities(np.zeros(2048, np.float32), self.sample_rate)
 
     def close(self) -> None:
         if self.scanner is not None:
@@ -618,15 +302,15 @@ class _Session:
         if self.audio.size == 0:
             return
         t0 = time.perf_counter()
-        seconds = self.audio.size / SAMPLE_RATE
-        segs = segments_from_probs(self.vad.probabilities(self.audio, SAMPLE_RATE), n_samples=self.audio.size)
+        seconds = self.audio.size / self.sample_rate
+        segs = segments_from_probs(self.vad.probabilities(self.audio, self.sample_rate), n_samples=self.audio.size)
         self.speech = speech_fraction(segs, 0.0, seconds)
         self._timed("vad", t0)
         self.voice_steps += 1
         self.voice = None
         if self.speech >= a.min_speech:
             t0 = time.perf_counter()
-            chunk = frame_windows(self.audio, SAMPLE_RATE, [Window(0.0, seconds)], window_s=a.window)
+            chunk = frame_windows(self.audio, self.sample_rate, [Window(0.0, seconds)], window_s=a.window)
             self.voice = a.voice_model.predict(chunk)[0]
             self._timed("voice model", t0)
         if self.face_time < self.audio_end - self.a.hop:  # no frames (any more): the voice speaks alone
@@ -673,8 +357,8 @@ class _Session:
             (face is not None, voice is not None), "none")
         latency = (time.perf_counter() - captured) * 1000.0
         event = LiveEvent(time=round(float(t), 4), label=label, confidence=confidence, source=source,
-                          face=_as_dict(face), voice=_as_dict(voice), fused=_as_dict(fused) if present else None,
-                          smoothed=_as_dict(self.ema) if present else None, latency_ms=round(latency, 2),
+                          face=as_dict(face), voice=as_dict(voice), fused=as_dict(fused) if present else None,
+                          smoothed=as_dict(self.ema) if present else None, latency_ms=round(latency, 2),
                           speech_fraction=None if self.speech is None else round(self.speech, 3))
         self.latencies.append(latency)
         self.event_time = t

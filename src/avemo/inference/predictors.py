@@ -1,14 +1,16 @@
 """The per-modality predictors the analyzer runs: each takes raw crops or waveform windows and
 returns probabilities over :data:`avemo.labels.EMOTIONS`, so callers never see a bundle's own label
-order or preprocessing."""
+order or preprocessing. They run the bundles' ONNX networks with onnxruntime (``backend="onnx"``,
+the default: no torch is imported) or their torch modules (``backend="torch"``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
 
 from avemo.labels import EMOTIONS, project_probs
-from avemo.models.registry import Bundle, load
+from avemo.models.bundles import Bundle, FaceBundle, FusionBundle, VoiceBundle, load
 
 #: The bundles ``model="default"`` stands for.
 DEFAULT_MODELS: dict[str, str] = {
@@ -16,76 +18,104 @@ DEFAULT_MODELS: dict[str, str] = {
 }
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _bundle(bundle: str | Bundle, kind: type[Bundle]) -> Any:
+    from avemo.errors import ModelError
+
+    out = load(bundle)
+    if not isinstance(out, kind):
+        raise ModelError(f"bundle {out.name} is a {out.kind} bundle, not a {kind.kind} bundle")
+    return out
+
+
+class _TorchNetwork:
+    """A bundle's torch module called like an :class:`~avemo.models.onnx.OnnxNetwork` (numpy in and out)."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.module = bundle.get_model("torch")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).float().numpy()
+
+
+def _network(bundle: Bundle, backend: str, **options: Any) -> Any:
+    return _TorchNetwork(bundle) if backend == "torch" else bundle.get_model(backend, **options)
+
+
 class FacePredictor:
     """Aligned grey face crops ``(N, H, W)`` uint8 -> probabilities ``(N, len(EMOTIONS))``.
 
-    ``backend="onnx"`` runs the network with onnxruntime (exported once into the cache);
     ``tta`` overrides the bundle's test-time views (``"none"`` halves the cost of ``"flip"``);
-    ``int8`` runs the bundle's shipped int8 network (``avemo export --int8``) when it has one.
+    ``int8`` runs the bundle's int8 network when it ships one (onnx backend).
     """
 
     def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["face"], *, backend: str = "onnx",
-                 tta: str | None = None, threads: int | None = None, int8: bool = False) -> None:
-        from avemo.models.encoders.visual import FaceEmotionModel
+                 tta: str | None = None, threads: int | None = 1, int8: bool = False,
+                 batch_size: int = 256) -> None:
+        self.bundle: FaceBundle = _bundle(bundle, FaceBundle)
+        self.name = self.bundle.name
+        self.labels: tuple[str, ...] = self.bundle.labels
+        self.tta = tta or self.bundle.tta
+        self.int8 = bool(int8 and backend == "onnx" and self.bundle.has_int8)
+        self.network = _network(self.bundle, backend, **({"int8": self.int8, "threads": threads}
+                                                         if backend == "onnx" else {}))
+        self.batch_size = batch_size
 
-        self.model = FaceEmotionModel(bundle)
-        self.name = self.model.bundle.name
-        self.crop_size = int(self.model.preprocessing.get("resize", 48))
-        if tta is not None:
-            self.model.preprocessing["tta"] = tta
-        self.int8 = False
-        if backend == "onnx":
-            from avemo.inference.runtime import OnnxModule, onnx_cache_path, shipped_int8
+    @property
+    def crop_size(self) -> int:
+        """Side of the aligned crop the face path must deliver."""
+        return self.bundle.input_size
 
-            crop = int(self.model.preprocessing["crop"])
-            quantized = shipped_int8(self.model.bundle) if int8 else None
-            self.int8 = quantized is not None
-            self.model.model = OnnxModule(self.model.model, torch.zeros(2, 1, crop, crop),
-                                          quantized or onnx_cache_path(self.model.bundle, "crops"), threads=threads)
+    def logits(self, crops: np.ndarray) -> np.ndarray:
+        """Logits ``(N, C)`` over the bundle's own labels, averaged over the test-time views."""
+        from avemo.models.face_input import face_input, face_views
+
+        pre = self.bundle.preprocessing
+        x = face_input(crops, size=pre.resize, mean=pre.mean, std=pre.std)
+        out = []
+        for i in range(0, len(x), self.batch_size):
+            views = face_views(x[i:i + self.batch_size], crop=pre.crop, mode=self.tta)
+            v, n = views.shape[:2]
+            out.append(self.network(views.reshape(v * n, *views.shape[2:])).reshape(v, n, -1).mean(0))
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def probs(self, crops: np.ndarray) -> np.ndarray:
+        """Probabilities ``(N, C)`` over the bundle's own labels."""
+        return softmax(self.logits(crops)).astype(np.float32)
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
+        """Probabilities ``(N, len(EMOTIONS))`` (0 for classes the bundle does not have)."""
         if len(crops) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        return project_probs(self.model.predict(np.asarray(crops)), self.model.labels, EMOTIONS)
+        return project_probs(self.probs(np.asarray(crops)), self.labels, EMOTIONS)
 
 
 class VoicePredictor:
-    """16 kHz mono windows ``(N, samples)`` float32 -> probabilities ``(N, len(EMOTIONS))``.
-
-    The log-mel front end and the network run as one module (``backend="onnx"``: one onnxruntime
-    graph, exported once into the cache).
-    """
+    """Mono windows ``(N, samples)`` float32 at the bundle's ``sample_rate`` -> probabilities
+    ``(N, len(EMOTIONS))``. The log-mel front end is part of the bundle's network."""
 
     def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["voice"], *, batch_size: int = 32,
-                 backend: str = "onnx", threads: int | None = None) -> None:
-        from avemo.audio import LogMel, MelConfig
-
-        self.bundle = load(bundle) if isinstance(bundle, str) else bundle
+                 backend: str = "onnx", threads: int | None = 1) -> None:
+        self.bundle: VoiceBundle = _bundle(bundle, VoiceBundle)
         self.name = self.bundle.name
-        self.mel_config = MelConfig.from_dict(self.bundle.preprocessing.get("mel", {}))
-        self.sample_rate = self.mel_config.sample_rate
-        self.network: torch.nn.Module | object = torch.nn.Sequential(LogMel(self.mel_config), self.bundle.model).eval()
-        if backend == "onnx":
-            from avemo.inference.runtime import OnnxModule, onnx_cache_path
-
-            self.network = OnnxModule(self.network, torch.zeros(2, 3 * self.sample_rate),
-                                      onnx_cache_path(self.bundle, "wave"), dynamic_length=True, threads=threads)
+        self.sample_rate = self.bundle.sample_rate
+        self.network = _network(self.bundle, backend, **({"threads": threads} if backend == "onnx" else {}))
         self.batch_size = batch_size
 
-    @torch.inference_mode()
     def predict(self, windows: np.ndarray) -> np.ndarray:
         windows = np.asarray(windows, dtype=np.float32)
         if len(windows) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        logits = [self.network(torch.from_numpy(windows[i:i + self.batch_size])).numpy()
-                  for i in range(0, len(windows), self.batch_size)]
-        return project_probs(_softmax(np.concatenate(logits)), self.bundle.labels, EMOTIONS)
+        logits = [self.network(windows[i:i + self.batch_size]) for i in range(0, len(windows), self.batch_size)]
+        return project_probs(softmax(np.concatenate(logits)), self.bundle.labels, EMOTIONS)
 
 
 class Fusion:
@@ -96,16 +126,12 @@ class Fusion:
     """
 
     def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["fusion"]) -> None:
-        self.bundle = load(bundle) if isinstance(bundle, str) else bundle
+        self.bundle: FusionBundle = _bundle(bundle, FusionBundle)
         self.name = self.bundle.name
+        self.model = self.bundle.get_model()
 
     def fuse(self, probs: dict[str, np.ndarray], face_labels: tuple[str, ...] = EMOTIONS) -> np.ndarray:
         """``{"face": (N, 8), "voice": (N, 8)}`` over EMOTIONS, NaN rows where absent -> fused (N, 8)."""
         idx = [EMOTIONS.index(name) for name in face_labels]
         given = {m: p[:, idx] if m == "face" else p for m, p in probs.items()}
-        return self.bundle.model.fuse(given, labels={"face": face_labels})
-
-
-def load_fusion(name: str = DEFAULT_MODELS["fusion"]) -> Fusion:
-    """The fusion bundle ``name`` ready for :meth:`Fusion.fuse`."""
-    return Fusion(name)
+        return self.model.fuse(given, labels={"face": face_labels})

@@ -4,8 +4,12 @@ Columns: ``start``, ``end`` (seconds), ``face`` and ``speech`` (found in the win
 (``"av"``, ``"face"``, ``"voice"`` or ``"none"``: which modalities the fused row rests on),
 ``face_<emotion>``, ``voice_<emotion>`` and ``fused_<emotion>`` probabilities over
 :data:`avemo.labels.EMOTIONS` (NaN where that modality is absent), ``label`` and ``confidence``
-(the fused top class). With several faces, a ``track`` column says which face a row belongs to.
-``attrs`` holds the source file, the sampling, and the names and versions of the models used.
+(the fused top class). With several faces (``all_faces``), a ``track`` column says which face a row
+belongs to; live events (:meth:`EmotionTimeline.from_events`) are rows with ``start == end``.
+``attrs`` holds the source file, the sampling, the names and versions of the models used, and the
+face box of every sampled frame (:attr:`EmotionTimeline.boxes`). pandas' own methods (``to_csv``,
+``to_json``, ``to_parquet``, ...) work as on any DataFrame; :meth:`EmotionTimeline.save_json` writes
+the timeline with its metadata and summary, :meth:`EmotionTimeline.load_json` reads it back.
 """
 
 from __future__ import annotations
@@ -40,6 +44,47 @@ class EmotionTimeline(pd.DataFrame):
         """The emotion classes of the probability columns."""
         return tuple(self.attrs.get("labels", EMOTIONS))
 
+    @classmethod
+    def concat(cls, parts: Sequence[EmotionTimeline]) -> EmotionTimeline:
+        """The rows of several timelines of one input (e.g. one per face track): metadata of the first, the
+        face boxes of all."""
+        out = cls(pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True))
+        out.attrs.update({k: v for k, v in parts[0].attrs.items() if k != "face_boxes"})
+        boxes = [row for p in parts for row in p.attrs.get("face_boxes", [])]
+        if boxes:
+            out.attrs["face_boxes"] = boxes
+        return out
+
+    @classmethod
+    def from_events(cls, events: Sequence[Any], **attrs: Any) -> EmotionTimeline:
+        """Live events (:class:`avemo.inference.events.LiveEvent` or their dicts) as a timeline: one row per
+        event at its media time (``start == end``), with the smoothed probabilities and latency besides."""
+        rows = []
+        for event in events:
+            e = event if isinstance(event, dict) else event.to_dict()
+            row = {"start": e["time"], "end": e["time"], "face": e["face"] is not None,
+                   "speech": e["voice"] is not None, "speech_fraction": e.get("speech_fraction"),
+                   "source": e["source"]}
+            for modality in (*MODALITIES, "smoothed"):
+                probs = e.get(modality) or {}
+                row.update({f"{modality}_{name}": probs.get(name, np.nan) for name in EMOTIONS})
+            row.update({"label": e["label"], "confidence": e["confidence"], "latency_ms": e["latency_ms"]})
+            rows.append(row)
+        out = cls(pd.DataFrame.from_records(rows, columns=_event_columns()))
+        out.attrs.update({"labels": list(EMOTIONS), **attrs})
+        return out
+
+    @property
+    def tracks(self) -> list[Any]:
+        """The face tracks the rows belong to (``[None]`` without a ``track`` column)."""
+        return sorted(self["track"].dropna().unique().tolist()) if "track" in self.columns else [None]
+
+    @property
+    def boxes(self) -> pd.DataFrame:
+        """The face box of every sampled frame: ``time``, ``track`` (-1 in main-face mode), ``x0 y0 x1 y1``
+        in decoded-frame pixels."""
+        return pd.DataFrame(self.attrs.get("face_boxes", []), columns=["time", "track", "x0", "y0", "x1", "y1"])
+
     def probabilities(self, modality: str = "fused") -> np.ndarray:
         """The (windows, classes) probability matrix of one modality (NaN rows where absent)."""
         return self[prob_columns(modality, self.labels)].to_numpy(dtype=np.float64)
@@ -69,10 +114,13 @@ class EmotionTimeline(pd.DataFrame):
         out["dominant"] = out["fused_dominant"]
         shares = covered["label"].value_counts(normalize=True) if len(covered) else pd.Series(dtype=float)
         out["label_share"] = {str(k): round(float(v), 4) for k, v in shares.items()}
+        if len(self.tracks) > 1:
+            out["tracks"] = {str(t): self[self["track"] == t].summary() for t in self.tracks}
         return out
 
     def plot(self, path: str | Path | None = None, *, title: str | None = None):
-        """A timeline figure: face, voice and fused probabilities stacked over time (saved when ``path``)."""
+        """A timeline figure: face, voice and fused probabilities stacked over time, one group of three
+        panels per face track (saved when ``path``). A single window is drawn across its span."""
         import matplotlib
 
         if path is not None:
@@ -81,17 +129,27 @@ class EmotionTimeline(pd.DataFrame):
 
         labels = self.labels
         colors = plt.get_cmap("tab10").colors
-        fig, axes = plt.subplots(3, 1, figsize=(10, 6.5), sharex=True)
-        mids = ((self["start"] + self["end"]) / 2).to_numpy(dtype=np.float64)
-        for ax, modality in zip(axes, MODALITIES, strict=True):
-            probs = np.nan_to_num(self.probabilities(modality), nan=0.0)
-            if len(mids):
-                ax.stackplot(mids, probs.T, labels=labels, colors=colors[: len(labels)], alpha=0.85)
-            ax.set_ylim(0, 1)
-            ax.set_ylabel(modality)
-            ax.margins(x=0)
-        axes[-1].set_xlabel("time (s)")
-        axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        tracks = self.tracks
+        fig, axes = plt.subplots(3 * len(tracks), 1, figsize=(10, 1.0 + 1.85 * 3 * len(tracks)), sharex=True,
+                                 squeeze=False)
+        for k, track in enumerate(tracks):
+            rows = self if track is None else self[self["track"] == track]
+            x = ((rows["start"] + rows["end"]) / 2).to_numpy(dtype=np.float64)
+            if len(rows) == 1:  # one window: a band over its span, not a single point
+                start, end = float(rows["start"].iloc[0]), float(rows["end"].iloc[0])
+                x = np.array([start, end]) if end > start else np.array([start - 0.5, start + 0.5])
+            for j, modality in enumerate(MODALITIES):
+                ax = axes[3 * k + j, 0]
+                probs = np.nan_to_num(rows.probabilities(modality), nan=0.0)
+                if len(rows) == 1:
+                    probs = np.repeat(probs, 2, axis=0)
+                if len(x):
+                    ax.stackplot(x, probs.T, labels=labels, colors=colors[: len(labels)], alpha=0.85)
+                ax.set_ylim(0, 1)
+                ax.set_ylabel(modality if track is None else f"{modality}\ntrack {track}")
+                ax.margins(x=0)
+        axes[-1, 0].set_xlabel("time (s)")
+        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         fig.suptitle(title or f"avemo — {Path(str(self.attrs.get('source', ''))).name}")
         fig.tight_layout()
         if path is not None:
@@ -100,24 +158,29 @@ class EmotionTimeline(pd.DataFrame):
             plt.close(fig)
         return fig
 
-    def to_json(self, path: str | Path | None = None, **kwargs: Any) -> str | None:  # type: ignore[override]
-        """JSON with ``metadata``, ``summary`` and ``windows`` (records); written to ``path`` when given."""
+    def save_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
+        """JSON with ``metadata``, ``summary`` and ``windows`` (records); also written to ``path`` when given."""
         frame = pd.DataFrame(self).astype(object).where(pd.notna(self), None)
         doc = {"metadata": _jsonable(self.attrs), "summary": self.summary(),
                "windows": frame.to_dict(orient="records")}
-        text = json.dumps(doc, indent=kwargs.get("indent", 2), default=_default)
-        if path is None:
-            return text
-        Path(path).write_text(text + "\n")
-        return None
+        text = json.dumps(doc, indent=indent, default=_default)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
 
     @classmethod
-    def read_json(cls, path: str | Path) -> EmotionTimeline:
-        """Read back what :meth:`to_json` wrote."""
+    def load_json(cls, path: str | Path) -> EmotionTimeline:
+        """Read back what :meth:`save_json` wrote."""
         doc = json.loads(Path(path).read_text())
         out = cls(pd.DataFrame.from_records(doc["windows"]))
         out.attrs.update(doc["metadata"])
         return out
+
+
+def _event_columns() -> list[str]:
+    base = ["start", "end", "face", "speech", "speech_fraction", "source"]
+    probs = [c for m in (*MODALITIES, "smoothed") for c in prob_columns(m)]
+    return base + probs + ["label", "confidence", "latency_ms"]
 
 
 def _default(obj: Any) -> Any:

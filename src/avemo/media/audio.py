@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from avemo.errors import MediaError
-from avemo.media._errors import audio_stream, decode_checked, open_media, translated
+from avemo.media.container import audio_stream, decode_checked, open_media, translated
 
 
 def _check_rate(sample_rate: int) -> int:

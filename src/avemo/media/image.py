@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from avemo.errors import MediaError
-from avemo.media._errors import IMAGE_EXTENSIONS, check_file, is_image_path
+from avemo.media.container import IMAGE_EXTENSIONS, check_file, is_image_path
 
 
 def is_image(path: str | os.PathLike[str]) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import av.error
 
-from avemo.media._errors import audio_stream, open_media, translated, video_stream
+from avemo.media.container import audio_stream, open_media, translated, video_stream
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from avemo.errors import MediaError
-from avemo.media._errors import decode_checked, open_media, translated, video_stream
+from avemo.media.container import decode_checked, open_media, translated, video_stream
 from avemo.media.probe import display_size, legacy_rotation, normalize_rotation
 
 _EPS = 1e-6

@@ -52,6 +52,11 @@ def make_estimator(name: str, params: dict[str, Any] | None = None, seed: int = 
     return make_pipeline(StandardScaler(), clf)
 
 
+def candidates(recipe: Recipe) -> list[dict[str, Any]]:
+    """The recipe's ``models:`` as ``{"name", "grid"}`` dicts (empty when it names none)."""
+    return [{"name": c.name, "grid": {k: list(v) for k, v in c.grid.items()}} for c in recipe.models]
+
+
 def _grid(grid: dict[str, list]) -> list[dict[str, Any]]:
     from sklearn.model_selection import ParameterGrid
 
@@ -103,8 +108,7 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
     """Select, refit and predict each fold; writes ``fold_k/predictions.npz`` and ``fold_k/fold.json``."""
     from avemo.labels import EMOTIONS
 
-    feats = recipe.section("features")
-    name = feats.get("set")
+    name = recipe.features.set
     if name not in FEATURE_SETS:
         raise RecipeError(f"{recipe.path}: features.set must be one of {sorted(FEATURE_SETS)}, got {name!r}")
     timer = loop.Timer()
@@ -112,7 +116,7 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
     feature_seconds = timer.seconds
     y = labels_of(samples)
     groups = np.array([s.speaker for s in samples])
-    candidates = recipe.get("models") or DEFAULT_MODELS
+    chosen_from = candidates(recipe) or DEFAULT_MODELS
     written = []
     with loop.progress(show) as bar:
         task = bar.add_task(f"{recipe.name}: folds", total=len(folds))
@@ -122,7 +126,7 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
             out = run_dir / f"fold_{fold.index}"
             timer = loop.Timer()
             tr = fold.outer_train
-            choice = select(candidates, X[tr], y[tr], groups[tr], len(EMOTIONS), recipe.seed)
+            choice = select(chosen_from, X[tr], y[tr], groups[tr], len(EMOTIONS), recipe.seed)
             est = make_estimator(choice["name"], choice["params"], recipe.seed).fit(X[tr], y[tr])
             probs = full_probs(est, X[fold.test], len(EMOTIONS))
             out.mkdir(parents=True, exist_ok=True)

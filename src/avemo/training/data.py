@@ -16,7 +16,7 @@ import numpy as np
 
 from avemo.errors import DatasetError
 from avemo.labels import EMOTIONS, index
-from avemo.training.recipe import Recipe, RecipeError
+from avemo.training.recipe import Features, Recipe, RecipeError
 
 
 @dataclass(frozen=True)
@@ -50,20 +50,20 @@ def load_samples(recipe: Recipe) -> list:
     """The recipe's samples: its corpus, optionally limited (``data.speakers``, ``data.per_speaker``)."""
     from avemo.datasets import read_corpus
 
-    data = recipe.section("data")
-    kwargs = {"root": data["root"]} if data.get("root") else {}
+    data = recipe.data
+    kwargs = {"root": data.root} if data.root else {}
     samples = list(read_corpus(recipe.corpus, **kwargs))
     if not samples:
         raise DatasetError(recipe.corpus, "no samples")
-    if data.get("speakers"):
-        wanted = {int(s) for s in data["speakers"]}
+    if data.speakers:
+        wanted = {int(s) for s in data.speakers}
         samples = [s for s in samples if _actor(s.speaker) in wanted]
-    if data.get("per_speaker"):
+    if data.per_speaker:
         rng = np.random.default_rng(recipe.seed)
         keep: list = []
         for spk in sorted({s.speaker for s in samples}):
             own = [s for s in samples if s.speaker == spk]
-            pick = rng.choice(len(own), size=min(int(data["per_speaker"]), len(own)), replace=False)
+            pick = rng.choice(len(own), size=min(int(data.per_speaker), len(own)), replace=False)
             keep += [own[i] for i in sorted(pick)]
         samples = keep
     return sorted(samples, key=lambda s: str(s.path))
@@ -99,13 +99,13 @@ def make_folds(recipe: Recipe, samples: Sequence) -> list[Fold]:
     (``protocol.test_speakers`` held out). The inner validation speakers depend on ``protocol.split_seed``
     (default 0) only, so recipes with different model seeds share them (and can be ensembled)."""
     proto = recipe.protocol
-    n_val = int(proto.get("val_speakers", 4))
-    if proto["name"] == "ravdess6":
+    n_val = proto.val_speakers
+    if proto.name == "ravdess6":
         from avemo.datasets.splits import ravdess_folds
 
         outer = [(np.asarray(f.train_idx), np.asarray(f.test_idx)) for f in ravdess_folds(samples)]
     else:
-        test = {int(s) for s in proto.get("test_speakers") or []}
+        test = {int(s) for s in proto.test_speakers}
         if not test:
             raise RecipeError(f"{recipe.path}: a holdout protocol needs test_speakers")
         is_test = np.array([_actor(s.speaker) in test for s in samples])
@@ -116,7 +116,7 @@ def make_folds(recipe: Recipe, samples: Sequence) -> list[Fold]:
         test_spk = {samples[i].speaker for i in test_idx}
         if train_spk & test_spk:
             raise RecipeError(f"fold {k}: speakers {sorted(train_spk & test_spk)} on both sides")
-        tr, va, val_spk = _inner(samples, train_idx, n_val, int(proto.get("split_seed", 0)), k)
+        tr, va, val_spk = _inner(samples, train_idx, n_val, proto.split_seed, k)
         folds.append(Fold(k, tr, va, np.asarray(test_idx), tuple(sorted(test_spk, key=_actor)), val_spk))
     return folds
 
@@ -131,12 +131,11 @@ def cached(path: str | Path, namespace: str, settings: dict[str, Any],
 
 # -- features ------------------------------------------------------------------------------------------
 
-def voice_settings(features: dict[str, Any]) -> dict[str, Any]:
-    """The log-mel settings of a voice recipe, complete (MelConfig fields and trimming)."""
+def voice_settings(features: Features) -> dict[str, Any]:
+    """The log-mel settings of a recipe's features, complete (MelConfig fields and trimming)."""
     from avemo.audio import MelConfig
 
-    mel = MelConfig.from_dict(features.get("mel") or {})
-    return {"mel": mel.to_dict(), "trim_db": float(features.get("trim_db", 0.0))}
+    return {"mel": MelConfig.from_dict(dict(features.mel)).to_dict(), "trim_db": float(features.trim_db)}
 
 
 def trim_silence(wave: np.ndarray, top_db: float) -> np.ndarray:
@@ -149,7 +148,7 @@ def trim_silence(wave: np.ndarray, top_db: float) -> np.ndarray:
     return trimmed if trimmed.size >= 1600 else wave
 
 
-def voice_logmels(samples: Sequence, features: dict[str, Any]) -> list[np.ndarray]:
+def voice_logmels(samples: Sequence, features: Features) -> list[np.ndarray]:
     """Log-mels ``(n_mels, frames)`` of the (trimmed) speech of every sample, cached on disk."""
     from avemo.audio import MelConfig, log_mel
     from avemo.media import read_audio

@@ -1,4 +1,4 @@
-"""FER-2013 holdout training of the face expression network (CPU, bf16 autocast where available).
+"""The ``face`` runner: the face expression network on FER-2013's own holdout split (CPU, bf16 autocast).
 
 Protocol (the corpus's own ``Usage`` split): train on *Training* (28,709 faces), choose the epoch and
 the test-time augmentation on *PublicTest* (3,589), then score *PrivateTest* (3,589) once, for the
@@ -9,26 +9,20 @@ Dataflow::
     fer2013 folders ──► uint8 array (N, 48, 48) cached as .npy under avemo.config.cache_root()
         ──► batch augmentation in torch (affine: crop 44 + rotation + scale + shift + mirror,
             brightness/contrast, random erasing) ──► FaceExpressionNet ──► cross-entropy (label smoothing)
-        ──► per epoch: PublicTest accuracy (crop + mirror), checkpoint ``last.pt``, best weights ``best.pt``
-        ──► end: TTA chosen on PublicTest, PrivateTest scored once, bundle + results.json
+        ──► Trainer: PublicTest accuracy (centre crop) per validation, ``best.pt`` kept (``train.select: best``)
+        ──► end: views chosen on PublicTest, PrivateTest scored once, ``results.json``, the bundle (``ship``)
 
-The learning rate follows a warm-up then cosine schedule over ``epochs``; with ``time_budget_min``
-set, the schedule's progress is ``max(step fraction, elapsed-time fraction)``, so a run on a busy
-machine still anneals fully inside its time budget (the epochs actually run are reported).
-
-Run: ``python -m avemo.training.fer recipes/face_fer2013.yaml [--run-dir runs/face_fer2013]``;
-from code: :func:`train_fer` ``(config, run_dir) -> results``.
+Run: ``avemo train recipes/face_fer2013.yaml``; from code: :func:`train_face` ``(recipe, run_dir)``.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
 import math
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,28 +33,13 @@ from torch.nn import functional as F
 from avemo.config import cache_root, data_root
 from avemo.labels import BASIC7
 from avemo.models.encoders.visual import DEFAULT_PREPROCESSING, tta_logits
-from avemo.models.registry import create_model, save_bundle
+from avemo.models.registry import create_model
 from avemo.training.metrics import classification_scores, plot_confusion
+from avemo.training.recipe import Augment, Recipe, RecipeError
+from avemo.training.trainer import Trainer, TrainingTask
 
 SPLIT_CODES = {"train": 0, "public_test": 1, "private_test": 2}
 LABELS: tuple[str, ...] = BASIC7
-
-DEFAULTS: dict[str, Any] = {
-    "name": "face_fer2013",
-    "corpus": "fer2013",
-    "seed": 0,
-    "data": None,
-    "model": {"architecture": "face", "kwargs": {}},
-    "train": {"epochs": 60, "time_budget_min": None, "batch_size": 128, "lr": 0.1, "momentum": 0.9,
-              "nesterov": True, "weight_decay": 5e-4, "warmup": 0.03, "label_smoothing": 0.1,
-              "bf16": True, "threads": 2, "eval_every": 3,
-              "eval_dense_after": 0.6, "init": None},
-    "augment": {"size": 48, "crop": 44, "rotate": 15.0, "scale": [0.85, 1.15], "shift": 3.0, "flip": True,
-                "brightness": 0.2, "contrast": 0.25, "erase_p": 0.5, "erase_area": [0.02, 0.2]},
-    "eval": {"tta": ["none", "flip", "tencrop"]},
-    "bundle": {"name": "face.fer2013", "out": None},
-}
-
 
 # --------------------------------------------------------------------------- data
 
@@ -91,7 +70,7 @@ def load_fer_arrays(root: str | Path | None = None, *, cache: bool = True) -> di
     return arrays
 
 
-def augment_batch(xb: torch.Tensor, cfg: dict[str, Any], mean: float, std: float,
+def augment_batch(xb: torch.Tensor, cfg: Augment, mean: float, std: float,
                   gen: torch.Generator) -> torch.Tensor:
     """uint8 ``(B, S, S)`` → normalised float ``(B, 1, crop, crop)``, randomly transformed.
 
@@ -99,31 +78,31 @@ def augment_batch(xb: torch.Tensor, cfg: dict[str, Any], mean: float, std: float
     jitter and random erasing (a rectangle set to the mean grey).
     """
     b, size = xb.shape[0], xb.shape[-1]
-    crop = int(cfg["crop"])
+    crop = int(cfg.crop)
     x = xb.float().unsqueeze(1) / 255.0
 
     def u(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(b, generator=gen)
 
-    ang = u(-1, 1) * math.radians(float(cfg["rotate"]))
-    scale = u(*cfg["scale"])
+    ang = u(-1, 1) * math.radians(float(cfg.rotate))
+    scale = u(*cfg.scale)
     half = size / 2.0
     # output pixel grid (normalised over the crop) → input coordinates (normalised over the image)
-    shift_max = ((size - crop) / 2.0 + float(cfg["shift"])) / half
+    shift_max = ((size - crop) / 2.0 + float(cfg.shift)) / half
     tx, ty = u(-1, 1) * shift_max, u(-1, 1) * shift_max
-    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if cfg["flip"] else torch.ones(b)
+    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(b)
     k = (crop / size) / scale
     cos, sin = torch.cos(ang) * k, torch.sin(ang) * k
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, [b, 1, crop, crop], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    c = u(1 - cfg["contrast"], 1 + cfg["contrast"]).view(b, 1, 1, 1)
-    br = u(-cfg["brightness"], cfg["brightness"]).view(b, 1, 1, 1) * 0.5
+    c = u(1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1)
+    br = u(-cfg.brightness, cfg.brightness).view(b, 1, 1, 1) * 0.5
     m = x.mean(dim=(2, 3), keepdim=True)
     x = ((x - m) * c + m + br).clamp(0, 1)
     x = (x - mean) / std
-    if cfg["erase_p"] > 0:
-        area = u(*cfg["erase_area"]) * crop * crop
+    if cfg.erase_p > 0:
+        area = u(*cfg.erase_area) * crop * crop
         aspect = torch.exp(u(math.log(0.3), math.log(3.3)))
         h = (area * aspect).sqrt().clamp(1, crop)
         w = (area / aspect).sqrt().clamp(1, crop)
@@ -132,7 +111,7 @@ def augment_batch(xb: torch.Tensor, cfg: dict[str, Any], mean: float, std: float
         ar = torch.arange(crop, dtype=torch.float32)
         rows = (ar.view(1, -1) >= y0.view(-1, 1)) & (ar.view(1, -1) < (y0 + h).view(-1, 1))
         cols = (ar.view(1, -1) >= x0.view(-1, 1)) & (ar.view(1, -1) < (x0 + w).view(-1, 1))
-        on = (torch.rand(b, generator=gen) < cfg["erase_p"]).view(-1, 1, 1)
+        on = (torch.rand(b, generator=gen) < cfg.erase_p).view(-1, 1, 1)
         mask = (rows.unsqueeze(2) & cols.unsqueeze(1) & on).unsqueeze(1)
         x = x.masked_fill(mask, 0.0)
     return x.contiguous(memory_format=torch.channels_last)
@@ -158,141 +137,80 @@ def _scores(logits: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- training
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
+class FaceTask(TrainingTask):
+    """Augmented FER-2013 Training batches, label-smoothed cross-entropy, PublicTest accuracy (centre crop)."""
+
+    def __init__(self, recipe: Recipe, data: dict[str, np.ndarray]) -> None:
+        self.recipe = recipe
+        x, y, split = data["x"], data["y"], data["split"]
+        self.xtr, self.ytr = torch.from_numpy(x[split == 0]), torch.from_numpy(y[split == 0])
+        self.xpub, self.ypub = x[split == 1], y[split == 1]
+        self.mean = float(self.xtr.float().mean() / 255.0)
+        self.std = float(self.xtr.float().std() / 255.0)
+
+    def build_model(self) -> torch.nn.Module:
+        kwargs = dict(self.recipe.model.kwargs)
+        kwargs.setdefault("num_classes", len(LABELS))
+        return create_model(self.recipe.model.name or "face", **kwargs).to(memory_format=torch.channels_last)
+
+    def steps_per_epoch(self) -> int:
+        return len(self.xtr) // self.recipe.optim.batch_size
+
+    def batches(self, epoch: int, gen: torch.Generator, rng: np.random.Generator) -> Iterator[Any]:
+        bs = self.recipe.optim.batch_size
+        perm = torch.randperm(len(self.xtr), generator=gen)
+        for i in range(self.steps_per_epoch()):
+            idx = perm[i * bs:(i + 1) * bs]
+            yield augment_batch(self.xtr[idx], self.recipe.augment, self.mean, self.std, gen), self.ytr[idx]
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, int, int]:
+        xb, yb = batch
+        logits = model(xb)
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.recipe.optim.label_smoothing)
+        return loss, int((logits.argmax(1) == yb).sum()), len(yb)
+
+    def validate(self, model: torch.nn.Module) -> dict[str, float]:
+        pub = predict_logits(model, self.xpub, mean=self.mean, std=self.std, crop=self.recipe.augment.crop,
+                             tta="none", bf16=self.recipe.train.bf16)
+        return {"val_acc": float((pub.argmax(1) == self.ypub).mean())}
 
 
-def _lr_at(progress: float, base: float, warmup: float) -> float:
-    if progress < warmup:
-        return base * max(progress / warmup, 0.02)
-    t = min(1.0, (progress - warmup) / max(1e-8, 1.0 - warmup))
-    return base * 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-def train_fer(config: dict[str, Any], run_dir: str | Path, *, log: Any = print) -> dict[str, Any]:
+def train_face(recipe: Recipe, run_dir: str | Path, *, log: Any = print, bundle_dir: Path | None = None,
+               show: bool = True) -> dict[str, Any]:
     """Train on FER-2013 Training, select on PublicTest, score PrivateTest once; returns the results.
 
-    ``run_dir`` receives ``last.pt`` (resumable checkpoint, every epoch), ``best.pt`` (best PublicTest
-    weights), ``history.json``, ``results.json`` and ``confusion_private.png``. With ``bundle.out``
-    set, the selected model is also written there as a bundle (safetensors + bundle.json).
+    ``run_dir`` receives the :class:`~avemo.training.trainer.Trainer`'s ``checkpoint.pt``, ``best.pt`` and
+    ``log.jsonl``, then ``results.json`` and ``confusion_private.png``. With ``ship.bundle`` (and
+    ``ship.write``) the selected model is also written as that bundle (under ``bundle_dir``, default the
+    package's weights).
     """
-    cfg = _merge(DEFAULTS, config)
-    tr, au = cfg["train"], cfg["augment"]
+    from avemo.training import loop
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(tr["threads"]))
-    torch.manual_seed(int(cfg["seed"]))
-    bf16 = bool(tr["bf16"])
-
+    if recipe.protocol.name != "fer2013":
+        raise RecipeError(f"{recipe.path}: a face recipe runs the fer2013 protocol, not {recipe.protocol.name!r}")
     t0 = time.time()
-    data = load_fer_arrays(cfg["data"])
-    x, y, split = data["x"], data["y"], data["split"]
-    xtr, ytr = torch.from_numpy(x[split == 0]), torch.from_numpy(y[split == 0])
-    xpub, ypub = x[split == 1], y[split == 1]
-    xpriv, ypriv = x[split == 2], y[split == 2]
-    mean = float(xtr.float().mean() / 255.0)
-    std = float(xtr.float().std() / 255.0)
-    crop = int(au["crop"])
-    log(f"data: train {len(xtr)}, public {len(xpub)}, private {len(xpriv)}; mean {mean:.4f} std {std:.4f}; "
+    data = load_fer_arrays(recipe.data.root)
+    task = FaceTask(recipe, data)
+    split = data["split"]
+    xpriv, ypriv = data["x"][split == 2], data["y"][split == 2]
+    xpub, ypub, mean, std = task.xpub, task.ypub, task.mean, task.std
+    crop, bf16 = recipe.augment.crop, recipe.train.bf16
+    log(f"data: train {len(task.xtr)}, public {len(xpub)}, private {len(xpriv)}; mean {mean:.4f} std {std:.4f}; "
         f"loaded in {time.time() - t0:.1f}s")
-
-    arch, kwargs = cfg["model"]["architecture"], dict(cfg["model"].get("kwargs") or {})
-    kwargs.setdefault("num_classes", len(LABELS))
-    model = create_model(arch, **kwargs).to(memory_format=torch.channels_last)
-    if tr.get("init"):  # a warm restart: start from earlier weights (e.g. a run's best.pt) with a new schedule
-        init = Path(tr["init"])
-        if not init.is_file():
-            raise FileNotFoundError(f"{init}: train.init names weights that do not exist (run the first recipe)")
-        model.load_state_dict(torch.load(init, weights_only=True))
-        log(f"initialised from {init}")
+    with loop.progress(show) as bar:
+        model = Trainer(task, optim=recipe.optim, train=recipe.train, out_dir=run_dir, seed=(recipe.seed,),
+                        bar=bar if show else None, log=None if show else log).fit()
+    history = loop.read_jsonl(run_dir / "log.jsonl")
+    best = max((h for h in history if h.get("val_acc") is not None), key=lambda h: h["val_acc"], default=None)
+    arch = recipe.model.name or "face"
+    kwargs = {**dict(recipe.model.kwargs), "num_classes": len(LABELS)}
     n_params = sum(p.numel() for p in model.parameters())
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": float(tr["weight_decay"])},
-                           {"params": no_decay, "weight_decay": 0.0}], lr=float(tr["lr"]),
-                          momentum=float(tr["momentum"]), nesterov=bool(tr["nesterov"]))
-    bs = int(tr["batch_size"])
-    steps_per_epoch = len(xtr) // bs
-    epochs = int(tr["epochs"])
-    total_steps = epochs * steps_per_epoch
-    budget = float(tr["time_budget_min"]) * 60.0 if tr.get("time_budget_min") else None
-
-    state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_acc": -1.0, "best_epoch": -1, "history": []}
-    last, best = run_dir / "last.pt", run_dir / "best.pt"
-    gen = torch.Generator().manual_seed(int(cfg["seed"]))
-    if last.is_file():
-        ck = torch.load(last, weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        state = json.loads(ck["state"])
-        gen.set_state(ck["gen"])
-        log(f"resumed from {last} at epoch {state['epoch']} ({state['elapsed'] / 60:.1f} min trained)")
-    log(f"model {arch} {kwargs}: {n_params / 1e6:.2f} M parameters; {steps_per_epoch} steps/epoch, "
-        f"up to {epochs} epochs" + (f", time budget {budget / 60:.0f} min" if budget else ""))
-
-    def progress() -> float:
-        p = state["step"] / total_steps
-        return max(p, state["elapsed"] / budget) if budget else p
-
-    while state["epoch"] < epochs and progress() < 1.0:
-        model.train()
-        t_ep = time.time()
-        perm = torch.randperm(len(xtr), generator=gen)
-        tot_loss, correct, seen = 0.0, 0, 0
-        for i in range(steps_per_epoch):
-            t_step = time.time()
-            lr = _lr_at(progress(), float(tr["lr"]), float(tr["warmup"]))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            idx = perm[i * bs:(i + 1) * bs]
-            xb = augment_batch(xtr[idx], au, mean, std, gen)
-            yb = ytr[idx]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=float(tr["label_smoothing"]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot_loss += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += len(idx)
-            state["step"] += 1
-            state["elapsed"] += time.time() - t_step
-            if progress() >= 1.0:
-                break
-        state["epoch"] += 1
-        train_s = time.time() - t_ep
-        t_ev = time.time()
-        # PublicTest every epoch in the last part of the schedule, every few epochs before
-        if progress() >= float(tr["eval_dense_after"]) or state["epoch"] % int(tr["eval_every"]) == 0:
-            pub = predict_logits(model, xpub, mean=mean, std=std, crop=crop, tta="none", bf16=bf16)
-            acc = float((pub.argmax(1) == ypub).mean())
-        else:
-            acc = float("nan")
-        state["elapsed"] += time.time() - t_ev  # the time budget covers evaluation too
-        row = {"epoch": state["epoch"], "steps": state["step"], "lr": lr, "train_loss": tot_loss / max(seen, 1),
-               "train_acc": correct / max(seen, 1), "public_acc": acc, "epoch_s": train_s,
-               "eval_s": time.time() - t_ev, "elapsed_min": state["elapsed"] / 60, "progress": progress()}
-        state["history"].append(row)
-        if acc == acc and acc > state["best_acc"]:
-            state["best_acc"], state["best_epoch"] = acc, state["epoch"]
-            torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, best)
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": json.dumps(state),
-                    "gen": gen.get_state()}, last)
-        (run_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
-        log(f"epoch {state['epoch']:3d} step {state['step']} lr {lr:.4f} loss {row['train_loss']:.3f} "
-            f"train {row['train_acc']:.3f} "
-            f"public {acc:.4f} (best {state['best_acc']:.4f} @ {state['best_epoch']}) "
-            f"{train_s:.0f}s+{row['eval_s']:.0f}s, {state['elapsed'] / 60:.1f} min, progress {progress():.2f}")
 
     # ---- selection on PublicTest only: the best epoch, then the TTA mode
-    model.load_state_dict(torch.load(best, weights_only=True))
-    model.eval()
     public_by_tta = {}
-    for mode in cfg["eval"]["tta"]:
+    for mode in recipe.eval.tta:
         lg = predict_logits(model, xpub, mean=mean, std=std, crop=crop, tta=mode, bf16=bf16)
         public_by_tta[mode] = _scores(lg, ypub)
         log(f"PublicTest tta={mode}: acc {public_by_tta[mode]['accuracy']:.4f} "
@@ -304,38 +222,53 @@ def train_fer(config: dict[str, Any], run_dir: str | Path, *, log: Any = print) 
         f"macro-F1 {private['macro_f1']:.4f} UAR {private['uar']:.4f}")
     plot_confusion(private["confusion"], LABELS, run_dir / "confusion_private.png",
                    title=f"FER-2013 PrivateTest, acc {private['accuracy']:.3f}")
-    hist = state["history"]
     results = {
-        "name": cfg["name"], "corpus": "fer2013",
+        "name": recipe.name, "corpus": "fer2013", "bundle": recipe.ship.bundle,
         "protocol": "train on Training; epoch and TTA selected on PublicTest; PrivateTest scored once",
         "architecture": arch, "kwargs": kwargs, "parameters": n_params, "labels": list(LABELS),
-        "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-        "train_minutes": state["elapsed"] / 60,
-        "seconds_per_epoch": float(np.median([h["epoch_s"] for h in hist])) if hist else None,
-        "threads": int(tr["threads"]), "bf16": bf16, "tta": tta,
+        "epochs_run": len(history), "best_epoch": best["epoch"] + 1 if best else None,
+        "train_minutes": history[-1]["elapsed_min"] if history else 0.0,
+        "seconds_per_epoch": float(np.median([h["seconds"] for h in history])) if history else None,
+        "threads": torch.get_num_threads(), "bf16": bf16, "tta": tta,
         "public_test": public_by_tta[tta], "public_test_by_tta": {m: s["accuracy"] for m, s in public_by_tta.items()},
-        "private_test": private, "normalisation": {"mean": mean, "std": std}, "config": cfg,
+        "private_test": private, "normalisation": {"mean": mean, "std": std}, "config": dict(recipe.raw),
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=1))
-
-    out = cfg["bundle"].get("out")
-    if out:
-        preprocessing = {**DEFAULT_PREPROCESSING, "mean": round(mean, 4), "std": round(std, 4),
-                         "resize": int(au["size"]), "crop": crop, "tta": tta}
-        meta = {"corpus": "fer2013", "protocol": results["protocol"],
-                "public_test_accuracy": public_by_tta[tta]["accuracy"],
-                "private_test_accuracy": private["accuracy"], "private_test_macro_f1": private["macro_f1"],
-                "epochs": state["epoch"], "best_epoch": state["best_epoch"],
-                "license": "weights: non-commercial research use (trained on FER-2013)"}
-        # float16 storage halves the bundle (loaded back into float32 parameters)
-        save_bundle(out, architecture=arch, model=copy.deepcopy(model).half(), labels=LABELS, kwargs=kwargs,
-                    preprocessing=preprocessing, meta={**meta, "weights_dtype": "float16"})
-        import shutil
-
-        shutil.copy(run_dir / "confusion_private.png", Path(out) / "confusion_private.png")
-        write_model_card(out, results)
+    if recipe.ship.bundle and recipe.ship.write:
+        out = write_face_bundle(recipe, model, results, run_dir, bundle_dir)
         log(f"bundle written to {out}")
     return results
+
+
+def write_face_bundle(recipe: Recipe, model: torch.nn.Module, results: dict[str, Any], run_dir: Path,
+                      bundle_dir: Path | None = None) -> Path:
+    """The selected network as the recipe's face bundle (float16 weights, ONNX checked on PublicTest faces)."""
+    import shutil
+
+    from avemo.models.bundles import WEIGHTS_DIR, save_bundle
+    from avemo.models.face_input import face_input, face_views
+
+    out = Path(bundle_dir or WEIGHTS_DIR) / str(recipe.ship.bundle)
+    norm = results["normalisation"]
+    preprocessing = {**DEFAULT_PREPROCESSING, "mean": round(norm["mean"], 4), "std": round(norm["std"], 4),
+                     "resize": recipe.augment.size, "crop": recipe.augment.crop, "tta": results["tta"]}
+    meta = {"corpus": "fer2013", "protocol": results["protocol"],
+            "public_test_accuracy": results["public_test"]["accuracy"],
+            "private_test_accuracy": results["private_test"]["accuracy"],
+            "private_test_macro_f1": results["private_test"]["macro_f1"], "epochs": results["epochs_run"],
+            "best_epoch": results["best_epoch"], "weights_dtype": "float16",
+            "license": "weights: non-commercial research use (trained on FER-2013)"}
+    pub = load_fer_arrays(recipe.data.root)
+    faces = pub["x"][pub["split"] == 1][::56][:64]
+    x = face_views(face_input(faces, size=preprocessing["resize"], mean=preprocessing["mean"],
+                              std=preprocessing["std"]), crop=preprocessing["crop"], mode="none")[0]
+    # float16 storage halves the bundle (loaded back into float32 parameters)
+    save_bundle(out, kind="face", architecture=results["architecture"], labels=LABELS, kwargs=results["kwargs"],
+                preprocessing=preprocessing, meta=meta, model=copy.deepcopy(model).float(),
+                check_inputs=torch.from_numpy(x), half_weights=True)
+    shutil.copy(run_dir / "confusion_private.png", out / "confusion_private.png")
+    write_model_card(out, results)
+    return out
 
 
 def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dict[str, Any] | None = None,
@@ -344,7 +277,7 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
     and FER-2013 re-evaluation of ``benchmarks/face_fer2013.py`` and the test-time views and int8 figures of
     ``benchmarks/face_tta.py`` when given."""
     pub, priv = results["public_test"], results["private_test"]
-    tr = results["config"]["train"]
+    tr = results["config"].get("train") or {}
     recipe = f"recipes/{results['name']}.yaml"
     restart = (f" A warm restart: the weights started from `{tr['init']}` (the best PublicTest epoch of "
                "`recipes/face_fer2013.yaml`, 26 epochs from scratch with lr 0.1), and this second warm-up + cosine "
@@ -354,7 +287,7 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
     conf = "\n".join("| " + lab + " | " + " | ".join(str(v) for v in row) + " |"
                      for lab, row in zip(results["labels"], priv["confusion"], strict=True))
     lines = [
-        f"# {results['config']['bundle']['name']} — face expression network trained on FER-2013",
+        f"# {results['bundle']} — face expression network trained on FER-2013",
         "",
         f"Architecture `{results['architecture']}` ({results['parameters'] / 1e6:.2f} M parameters): a compact "
         "ResNet for 44×44 grey faces (stem of two 3×3 convolutions, three residual stages 64/128/256 at "
@@ -446,32 +379,3 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
     path = Path(bundle_dir) / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    import yaml
-
-    ap = argparse.ArgumentParser(prog="python -m avemo.training.fer", description=__doc__.split("\n")[0])
-    ap.add_argument("recipe", type=Path)
-    ap.add_argument("--run-dir", type=Path, default=None)
-    ap.add_argument("--bundle-out", type=Path, default=None, help="write the selected model as a bundle here")
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--time-budget-min", type=float, default=None)
-    args = ap.parse_args(argv)
-    config = yaml.safe_load(args.recipe.read_text()) or {}
-    config.setdefault("train", {})
-    config.setdefault("bundle", {})
-    if args.epochs is not None:
-        config["train"]["epochs"] = args.epochs
-    if args.time_budget_min is not None:
-        config["train"]["time_budget_min"] = args.time_budget_min
-    if args.bundle_out is not None:
-        config["bundle"]["out"] = str(args.bundle_out)
-    run_dir = args.run_dir or Path("runs") / config.get("name", "face_fer2013")
-    results = train_fer(config, run_dir, log=lambda m: print(time.strftime("%H:%M:%S"), m, flush=True))
-    print(json.dumps({k: results[k] for k in ("epochs_run", "best_epoch", "tta", "train_minutes")}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from avemo.labels import EMOTIONS
-from avemo.models.registry import WEIGHTS_DIR, save_bundle
+from avemo.models.bundles import WEIGHTS_DIR, save_bundle
 from avemo.training import loop
 from avemo.training.recipe import Recipe, RecipeError
 from avemo.training.runner import RESULTS_DIR
@@ -41,10 +41,10 @@ def _score_line(row: dict[str, Any]) -> str:
 
 
 def _bundle_dir(recipe: Recipe, bundle_dir: Path | None) -> Path:
-    ship = recipe.section("ship")
-    if not ship.get("bundle"):
+    bundle = recipe.ship.bundle
+    if not bundle:
         raise RecipeError(f"{recipe.path}: no ship.bundle; this recipe has no shipped model")
-    return Path(bundle_dir) / ship["bundle"] if bundle_dir else WEIGHTS_DIR / ship["bundle"]
+    return Path(bundle_dir) / bundle if bundle_dir else WEIGHTS_DIR / bundle
 
 
 def train_final(recipe: Recipe, bundle_dir: Path | None = None, *, run_dir: Path | None = None,
@@ -52,7 +52,7 @@ def train_final(recipe: Recipe, bundle_dir: Path | None = None, *, run_dir: Path
     """Write the recipe's shipped bundle; returns its folder (for a voice recipe without ``ship``: the
     final model's run folder, for use as an ensemble member by another recipe)."""
     run_dir = Path(run_dir or recipe.default_run_dir())
-    if recipe.kind == "voice" and not recipe.section("ship").get("bundle"):
+    if recipe.kind == "voice" and not recipe.ship.bundle:
         _final_voice_model(recipe, run_dir, show)
         return run_dir / "final"
     folder = _bundle_dir(recipe, bundle_dir)
@@ -69,7 +69,7 @@ def _final_voice_model(recipe: Recipe, run_dir: Path, show: bool):
     from avemo.training.voice import train_model
 
     samples = load_samples(recipe)
-    mels = voice_logmels(samples, recipe.section("features"))
+    mels = voice_logmels(samples, recipe.features)
     out = run_dir / "final"
     with loop.progress(show) as bar:
         model = train_model(recipe, mels, labels_of(samples), np.arange(len(samples)), out, fold=len(samples),
@@ -87,7 +87,7 @@ def _final_voice(recipe: Recipe, folder: Path, run_dir: Path, show: bool) -> Pat
     model, samples, seconds = _final_voice_model(recipe, run_dir, show)
     members = [recipe.name]
     models = [model]
-    for name in recipe.section("ship").get("members") or []:
+    for name in recipe.ship.members:
         other = load_recipe(Path("recipes") / f"{name}.yaml")
         if model_kwargs(other) != model_kwargs(recipe):
             raise RecipeError(f"ensemble member {name} has other model settings than {recipe.name}")
@@ -98,33 +98,34 @@ def _final_voice(recipe: Recipe, folder: Path, run_dir: Path, show: bool) -> Pat
     kwargs = model_kwargs(recipe)
     if len(models) > 1:
         kwargs["members"] = len(models)
-        model = create_model(recipe.section("model").get("name", "voice"), **kwargs)
+        model = create_model(recipe.model.name or "voice", **kwargs)
         for slot, trained in zip(model.members, models, strict=True):
             slot.load_state_dict(trained.state_dict())
         model.eval()
-    feats = recipe.section("features")
+    feats = recipe.features
     settings = voice_settings(feats)
-    preprocessing = {"mel": settings["mel"], "window_s": float(feats.get("window_s", 3.0)),
-                     "eval_hop_s": float(feats.get("eval_hop_s", 1.0)), "trim_db": settings["trim_db"],
-                     "input": "avemo.audio.log_mel of a 16 kHz mono window: (batch, n_mels, frames)",
+    preprocessing = {"mel": settings["mel"], "window_s": feats.window_s, "eval_hop_s": feats.eval_hop_s,
+                     "trim_db": settings["trim_db"],
+                     "input": "16 kHz mono waveform windows (batch, samples); the log-mel front end "
+                              "(preprocessing.mel) is part of the network",
                      "normalisation": "inside the model: per-mel mean removed, divided by the window's std",
                      "output": "logits over labels (softmax for probabilities)"}
     cv = _results(recipe.name)
-    fused = _results(recipe.section("ship").get("ensemble_results", ""))
+    fused = _results(recipe.ship.ensemble_results or "")
     ens_row = (fused or {}).get("rows", {}).get("voice_only")
     meta = {"recipe": recipe.name, "members": members, "trained_on": f"{recipe.corpus}: all {len(samples)} clips, "
-            f"{len({s.speaker for s in samples})} speakers", "epochs": int(recipe.get("epochs", 40)),
+            f"{len({s.speaker for s in samples})} speakers", "epochs": recipe.train.epochs,
             "train_seconds": round(seconds, 1), "commit": loop.git_commit(), "machine": loop.machine(),
             "cross_validation": cv["rows"][recipe.name]["summary"] if cv else None,
             "cross_validation_ensemble": ens_row["summary"] if ens_row else None}
-    save_bundle(folder, architecture=recipe.section("model").get("name", "voice"), model=model, labels=EMOTIONS,
-                kwargs=kwargs, preprocessing=preprocessing, meta=meta)
+    save_bundle(folder, kind="voice", architecture=recipe.model.name or "voice", model=model, labels=EMOTIONS,
+                kwargs=kwargs, preprocessing=preprocessing, meta=meta, check_inputs=_check_waves(samples))
     size = (folder / "model.safetensors").stat().st_size
     n_params = sum(p.numel() for p in model.parameters())
     cv_line = _score_line(cv["rows"][recipe.name]) if cv else "not yet run"
     ens_text = (f" The ensemble of the {len(models)} seeds (fusion recipe's voice row): "
                 f"{_score_line(ens_row) if ens_row else 'not yet run'}." if len(models) > 1 else "")
-    gain_db = recipe.section("augment").get("gain_db")
+    gain_db = recipe.augment.gain_db
     gain = f" a random level per example ({gain_db[0]:+g} to {gain_db[1]:+g} dB)," if gain_db else ""
     what = (f"an ensemble of {len(models)} such networks trained with different seeds ({', '.join(members)}), "
             "averaging their log-probabilities" if len(models) > 1 else "one network")
@@ -139,8 +140,10 @@ windows where voice activity detection finds speech and averages over windows). 
 speech, two sentences: expect lower accuracy on spontaneous speech, other languages, noise.
 
 ## Input
-`avemo.audio.log_mel(window, MelConfig(**preprocessing["mel"]))` of a {preprocessing['window_s']:g} s window,
-batched as (batch, {settings['mel']['n_mels']}, frames); normalisation happens inside the model. Output: logits.
+A batch of {preprocessing['window_s']:g} s windows of 16 kHz mono audio, (batch, samples). The bundle's network
+(`model.onnx`, or `get_model(backend="torch")`) computes the log-mel itself
+(`avemo.audio.log_mel` with `preprocessing["mel"]`, {settings['mel']['n_mels']} bands) and normalises it.
+Output: logits.
 
 ## Training data and procedure
 RAVDESS speech (Livingstone & Russo 2018), audio only, {meta['trained_on']}. **This shipped model was
@@ -167,9 +170,15 @@ windows without speech give meaningless output (use voice activity detection fir
     return folder
 
 
-def _final_fusion(recipe: Recipe, folder: Path, run_dir: Path) -> Path:
-    from avemo.models.fusion.late import CalibratedLateFusion
+def _check_waves(samples: list, n: int = 8) -> np.ndarray:
+    """3 s of real speech from ``n`` of the samples (for the ONNX check of :func:`save_bundle`)."""
+    from avemo.media import read_audio
 
+    step = max(1, len(samples) // n)
+    return np.stack([np.resize(read_audio(s.path, 16000), 48000) for s in samples[::step][:n]]).astype(np.float32)
+
+
+def _final_fusion(recipe: Recipe, folder: Path, run_dir: Path) -> Path:
     fold_files = sorted((run_dir / "rows" / "late_fusion").glob("fold_*/fold.json"))
     params = [json.loads(p.read_text()) for p in fold_files]
     if not params:
@@ -177,14 +186,12 @@ def _final_fusion(recipe: Recipe, folder: Path, run_dir: Path) -> Path:
     mods = ("face", "voice")
     temps = {m: float(np.exp(np.mean([np.log(p["temperatures"][m]) for p in params]))) for m in mods}
     weights = {m: float(np.mean([p["weights"][m] for p in params])) for m in mods}
-    model = CalibratedLateFusion(modalities=mods)
-    model.set_parameters(temps, weights)
     cv = _results(recipe.name)
     rows = cv["rows"] if cv else {}
     meta = {"recipe": recipe.name, "per_fold": [{k: p[k] for k in ("fold", "temperatures", "weights")} for p in params],
             "commit": loop.git_commit(),
             "cross_validation": {name: row["summary"] for name, row in rows.items()}}
-    save_bundle(folder, architecture="fusion", model=model, labels=EMOTIONS, kwargs={"modalities": list(mods)},
+    save_bundle(folder, kind="fusion", architecture="fusion", labels=EMOTIONS, kwargs={"modalities": list(mods)},
                 preprocessing={"weights": weights, "temperatures": temps, "labels": list(EMOTIONS),
                                "rule": "p ∝ Π_m softmax(log p_m / T_m)^w_m over present modalities; "
                                        "one modality: its calibrated probabilities",

@@ -5,7 +5,7 @@ Rows (each scored on the outer test actors of every fold):
 * ``au_only``        — the AU classifier chosen by grouped inner CV on the 20 training actors, refitted on them;
 * ``voice_only``     — the voice run's predictions (its model saw the 16 inner-training actors);
 * ``late_fusion``    — per-modality temperature scaling, then a weighted log-linear pool
-  (:class:`avemo.models.fusion.late.CalibratedLateFusion`); the voice temperature is fitted on the
+  (:class:`avemo.models.fusion.calibrated.CalibratedLateFusion`); the voice temperature is fitted on the
   voice model's inner-validation actors, the AU temperature on the AU model's out-of-fold
   predictions over the training actors (grouped inner CV), and the two weights on the
   inner-validation actors, where both modalities' predictions are held out;
@@ -28,7 +28,7 @@ import numpy as np
 
 from avemo.labels import EMOTIONS
 from avemo.training import loop
-from avemo.training.classic import make_estimator, select
+from avemo.training.classic import candidates, make_estimator, select
 from avemo.training.data import Fold, au_features, labels_of
 from avemo.training.recipe import Recipe, RecipeError
 
@@ -192,12 +192,11 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
     """Compute every row for every fold from a finished voice run (``fusion.voice_run``)."""
     from avemo.training.classic import full_probs
 
-    cfg = recipe.section("fusion")
-    runs = cfg.get("voice_runs", ["runs/voice_ravdess"])
-    voice_runs = [Path(r) for r in ([runs] if isinstance(runs, str) else runs)]
-    grid = [float(v) for v in cfg.get("weight_grid", np.round(np.arange(0, 2.01, 0.1), 2).tolist())]
-    Cs = cfg.get("stack_C", [0.01, 0.03, 0.1, 0.3, 1.0])
-    au_models = recipe.get("models") or [{"name": "logreg", "grid": {"C": [0.1, 1.0]}}]
+    cfg = recipe.fusion
+    voice_runs = [Path(r) for r in cfg.voice_runs]
+    grid = [float(v) for v in cfg.weight_grid]
+    Cs = list(cfg.stack_C)
+    au_models = candidates(recipe) or [{"name": "logreg", "grid": {"C": [0.1, 1.0]}}]
     y = labels_of(samples)
     au = au_features(samples)
     groups = np.array([s.speaker for s in samples])

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,24 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from avemo.provenance import git_commit, machine
 
-def git_commit() -> str:
-    """The current commit (short), with ``+dirty`` when tracked files under src/ differ from it."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine() -> dict[str, Any]:
-    """Platform, CPU count, torch version and the torch threads used."""
-    return {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version()}
+__all__ = ["git_commit", "machine"]  # re-exported: runs record them
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:

@@ -72,3 +72,15 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-class confidence in ``bins`` equal-width bins."""
+    conf, pred = probs.max(1), probs.argmax(1)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    err = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            err += inside.mean() * abs(float((pred[inside] == y[inside]).mean()) - float(conf[inside].mean()))
+    return float(err)

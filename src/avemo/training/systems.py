@@ -13,7 +13,7 @@ What the system sees (the recipe's ``inputs`` section; defaults from the system'
   (:func:`avemo.models.systems.akturk2024_onn.key_frame_input`).
 * ``video: au35`` — the clip's 35 OpenFace action-unit means (RAVDESS, ``ravdess-au``), standardised
   on the fold's training actors and fed as a one-frame "video" ``(B, 1, 1, 1, 35)``; every
-  frame-level visual encoder of the system is replaced by a small MLP (:class:`AUEncoder`).
+  frame-level visual encoder of the system is replaced by a small MLP (:class:`avemo.models.blocks.au.AUEncoder`).
   This is an adapter, not the published visual branch.
 * ``none`` for either side leaves that modality out (the system answers from the other).
 
@@ -31,8 +31,9 @@ Prediction averages the softmax over windows every ``features.eval_hop_s``. A fo
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,62 +43,24 @@ import torch
 from torch import nn
 
 from avemo.labels import EMOTIONS
+from avemo.models.blocks.au import swap_visual_encoders
 from avemo.training import loop
 from avemo.training.data import Fold, au_features, cached, labels_of, trim_silence, voice_settings
-from avemo.training.recipe import Recipe, RecipeError
-from avemo.training.voice import eval_windows, lr_at, random_window, spec_augment
+from avemo.training.recipe import Features, Recipe, RecipeError
+from avemo.training.trainer import Trainer, TrainingTask
+from avemo.training.voice import eval_windows, random_window, spec_augment
 
 VIDEO_INPUTS = ("faces", "keyframe", "au35", "none")
 AUDIO_INPUTS = ("logmel", "none")
-#: Kwargs that wrap another registered system (their own kwargs go to ``base_kwargs``).
-WRAPPERS = ("ma2020_shgr", "goncalves2024_robust")
-
-
-class AUEncoder(nn.Module):
-    """Stand-in for a frame-level visual encoder when the "video" is a clip's action-unit vector:
-    ``(B, T, C, H, W)`` (flattened per frame to ``in_dim``) -> per-frame ``(B, T, out_dim)``; :meth:`pooled`
-    averages over frames, like :class:`avemo.models.blocks.FrameCNN`."""
-
-    def __init__(self, *, in_dim: int, out_dim: int, hidden: int = 64, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.in_dim, self.out_dim = in_dim, out_dim
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                 nn.Linear(hidden, out_dim), nn.ReLU(inplace=True))
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        if video.dim() == 4:
-            video = video.unsqueeze(1)
-        b, t = video.shape[:2]
-        flat = video.reshape(b, t, -1)
-        if flat.shape[-1] != self.in_dim:
-            raise RecipeError(f"AU adapter expects {self.in_dim} features per frame, got {flat.shape[-1]}")
-        return self.mlp(flat)
-
-    def pooled(self, video: torch.Tensor) -> torch.Tensor:
-        return self(video).mean(1)
-
-
-def swap_visual_encoders(model: nn.Module, in_dim: int, hidden: int = 64) -> list[str]:
-    """Replace every frame-level visual encoder of ``model`` (each :class:`~avemo.models.blocks.FrameCNN`,
-    and a per-frame ``face_net``) by an :class:`AUEncoder` of the same output size; returns their names."""
-    from avemo.models.blocks import FrameCNN, TimeDistributed
-
-    targets = [(name, mod) for name, mod in model.named_modules()
-               if isinstance(mod, FrameCNN) or (name.split(".")[-1] == "face_net" and isinstance(mod, TimeDistributed))]
-    for name, mod in targets:
-        out_dim = mod.out_dim if isinstance(mod, FrameCNN) else mod.module.out_dim
-        parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-        setattr(parent, name.rsplit(".", 1)[-1], AUEncoder(in_dim=in_dim, out_dim=out_dim, hidden=hidden))
-    return [name for name, _ in targets]
 
 
 # -- inputs ------------------------------------------------------------------------------------------
 
 def input_modes(recipe: Recipe, modalities: Sequence[str]) -> dict[str, str]:
     """The recipe's ``inputs`` (checked), defaulting to log-mels and face crops for the system's modalities."""
-    given = recipe.section("inputs")
-    modes = {"audio": str(given.get("audio", "logmel" if "audio" in modalities else "none")),
-             "video": str(given.get("video", "faces" if "video" in modalities else "none"))}
+    given = recipe.inputs
+    modes = {"audio": str(given.audio or ("logmel" if "audio" in modalities else "none")),
+             "video": str(given.video or ("faces" if "video" in modalities else "none"))}
     if modes["audio"] not in AUDIO_INPUTS:
         raise RecipeError(f"{recipe.path}: inputs.audio must be one of {AUDIO_INPUTS}, got {modes['audio']!r}")
     if modes["video"] not in VIDEO_INPUTS:
@@ -113,16 +76,15 @@ def input_modes(recipe: Recipe, modalities: Sequence[str]) -> dict[str, str]:
 def audio_path(sample: Any) -> Path:
     """Where a sample's audio is: the file itself, or for a RAVDESS full-AV file without an audio track
     the audio-only file of the same take (``03-...``) beside it."""
+    from avemo.datasets.ravdess import audio_only_twin
     from avemo.media.probe import probe
 
     path = Path(sample.path)
     if path.suffix.lower() in (".wav", ".flac", ".mp3", ".ogg", ".m4a") or probe(path).has_audio:
         return path
-    if sample.corpus == "ravdess" and path.stem[:2] in ("01", "02"):
-        for ext in (".wav", ".flac"):
-            other = path.with_name("03" + path.stem[2:] + ext)
-            if other.is_file():
-                return other
+    twin = audio_only_twin(path) if sample.corpus == "ravdess" else None
+    if twin is not None:
+        return twin
     raise RecipeError(f"{path}: has no audio track and no audio-only file of the same take beside it")
 
 
@@ -137,7 +99,7 @@ def front_end(dotted: str) -> Any:
         raise RecipeError(f"audio_front_end {dotted!r} is not an importable function") from None
 
 
-def logmels(samples: Sequence, features: dict[str, Any], *, trim: bool = True,
+def logmels(samples: Sequence, features: Features, *, trim: bool = True,
             audio_front_end: str | None = None) -> list[np.ndarray]:
     """Log-mels ``(n_mels, frames)`` of every sample's speech, cached (same namespace as the voice runner);
     with ``audio_front_end`` (e.g. a system's noise reduction then log-mel), that function's output instead."""
@@ -164,7 +126,7 @@ def logmels(samples: Sequence, features: dict[str, Any], *, trim: bool = True,
     return [one(audio_path(s)) for s in samples]
 
 
-def face_tracks(samples: Sequence, faces: dict[str, Any]) -> list[dict[str, np.ndarray]]:
+def face_tracks(samples: Sequence, faces: Mapping[str, Any]) -> list[dict[str, np.ndarray]]:
     """Per sample: ``crops`` ``(T, size, size)`` uint8 grey (blank where no face was found) and ``found``
     ``(T,)``, sampled at ``faces.fps``; cached."""
     from avemo.faces import scan_video
@@ -280,12 +242,12 @@ def load_data(recipe: Recipe, samples: Sequence, modes: dict[str, str], keep: np
     (all by default; the others get ``None``)."""
     from avemo.models.systems.base import AUDIO_FPS
 
-    feats = recipe.section("features")
-    kwargs = recipe.section("model").get("kwargs") or {}
+    feats = recipe.features
+    kwargs = recipe.model.kwargs
     spec = kwargs.get("base_kwargs", kwargs)
-    length = int(round(float(feats.get("window_s", 3.0)) * AUDIO_FPS))
-    hop = int(round(float(feats.get("eval_hop_s", 1.0)) * AUDIO_FPS))
-    faces_cfg = feats.get("faces") or {}
+    length = int(round(feats.window_s * AUDIO_FPS))
+    hop = int(round(feats.eval_hop_s * AUDIO_FPS))
+    faces_cfg = feats.faces
     data = SystemData(y=labels_of(samples), modes=modes, length=length, hop=hop,
                       video_frames=int(spec.get("video_frames", 15)), fps=float(faces_cfg.get("fps", 5.0)))
     keep = np.ones(len(samples), bool) if keep is None else keep
@@ -297,10 +259,10 @@ def load_data(recipe: Recipe, samples: Sequence, modes: dict[str, str], keep: np
 
     if modes["audio"] == "logmel":
         data.mels = spread(logmels(kept, feats, trim=modes["video"] != "faces",
-                                   audio_front_end=recipe.get("audio_front_end")))
+                                   audio_front_end=recipe.audio_front_end))
     if modes["video"] == "au35":
         data.au = np.zeros((len(samples), 35), np.float32)
-        data.au[keep] = au_features(kept, feats.get("au_csv"))
+        data.au[keep] = au_features(kept, feats.au_csv)
     elif modes["video"] in ("faces", "keyframe"):
         data.faces = spread(face_tracks(kept, faces_cfg))
     if modes["video"] == "keyframe":
@@ -321,18 +283,17 @@ def load_data(recipe: Recipe, samples: Sequence, modes: dict[str, str], keep: np
 
 def model_kwargs(recipe: Recipe, modes: dict[str, str], data: SystemData) -> dict[str, Any]:
     """The system's constructor kwargs: the recipe's, with the input spec and label smoothing filled in."""
-    spec = recipe.section("model")
-    kwargs = dict(spec.get("kwargs") or {})
-    inner = kwargs.setdefault("base_kwargs", {}) if spec.get("architecture") in WRAPPERS else kwargs
+    from avemo.models.registry import model_info
+
+    kwargs = copy.deepcopy(dict(recipe.model.kwargs))
+    inner = kwargs.setdefault("base_kwargs", {}) if model_info(recipe.model.name).wraps else kwargs
     inner["audio_frames"] = data.length
-    inner.setdefault("n_mels", voice_settings(recipe.section("features"))["mel"]["n_mels"])
+    inner.setdefault("n_mels", voice_settings(recipe.features)["mel"]["n_mels"])
     if modes["video"] == "au35":
         inner.update(video_frames=1, channels=1)
     elif modes["video"] == "faces":
-        inner["face_size"] = int((recipe.section("features").get("faces") or {}).get("size", 48))
-    smoothing = recipe.section("optim").get("label_smoothing")
-    if smoothing is not None:
-        inner.setdefault("label_smoothing", float(smoothing))
+        inner["face_size"] = int(recipe.features.faces.get("size", 48))
+    inner.setdefault("label_smoothing", float(recipe.optim.label_smoothing))
     return kwargs
 
 
@@ -343,7 +304,7 @@ def create_system(recipe: Recipe, name: str | None, kwargs: dict[str, Any]) -> n
     from avemo.models.registry import create_model
 
     if not name:
-        raise RecipeError(f"{recipe.path}: model.architecture (a registered system) is missing")
+        raise RecipeError(f"{recipe.path}: model.name (a registered system) is missing")
     try:
         return create_model(name, **kwargs)
     except (TypeError, ValueError, ModelError) as err:
@@ -351,13 +312,13 @@ def create_system(recipe: Recipe, name: str | None, kwargs: dict[str, Any]) -> n
 
 
 def build_system(recipe: Recipe, modes: dict[str, str], data: SystemData) -> tuple[nn.Module, list[str]]:
-    """The registered system (``model.architecture``), with the AU adapter where ``inputs.video`` is au35."""
-    name = recipe.section("model").get("architecture")
+    """The registered system (``model.name``), with the AU adapter where ``inputs.video`` is au35."""
+    name = recipe.model.name
     model = create_system(recipe, name, model_kwargs(recipe, modes, data))
     swapped: list[str] = []
     if modes["video"] == "au35":
         swapped = swap_visual_encoders(model, in_dim=data.au.shape[1],
-                                       hidden=int(recipe.section("inputs").get("au_hidden", 64)))
+                                       hidden=recipe.inputs.au_hidden)
         if not swapped:
             raise RecipeError(f"{recipe.path}: {name} has no frame-level visual encoder the AU adapter can replace")
     return model, swapped
@@ -391,70 +352,66 @@ def used_params(model: nn.Module, modes: dict[str, str], data: SystemData) -> in
 
 
 def modalities_of(recipe: Recipe) -> tuple[str, ...]:
-    """The modalities of the recipe's system, read from a default-built instance (cheap for these sizes)."""
-    spec = recipe.section("model")
-    model = create_system(recipe, spec.get("architecture"), spec.get("kwargs") or {})
-    return tuple(getattr(model, "modalities", ("audio", "video")))
+    """The modalities of the recipe's system: its ``modalities`` argument, else the registry's record."""
+    from avemo.errors import ModelError
+    from avemo.models.registry import model_info
+
+    if not recipe.model.name:
+        raise RecipeError(f"{recipe.path}: model.name (a registered system) is missing")
+    try:
+        info = model_info(recipe.model.name)
+    except ModelError as err:
+        raise RecipeError(f"{recipe.path}: {err}") from None
+    return tuple(recipe.model.kwargs.get("modalities") or info.modalities)
 
 
 # -- training and prediction ----------------------------------------------------------------------------
 
-def train_system(recipe: Recipe, data: SystemData, modes: dict[str, str], train_idx: np.ndarray, out_dir: Path, *,
-                 fold: int, val_idx: np.ndarray | None = None, bar: Any = None) -> nn.Module:
-    """Train (or resume) the system on ``train_idx`` for ``epochs``; returns it in eval mode."""
-    opt_cfg = recipe.section("optim")
-    sa = recipe.section("augment").get("specaugment") or {}
-    epochs = int(recipe.get("epochs", 40))
-    batch = int(opt_cfg.get("batch_size", 32))
-    base_lr = float(opt_cfg.get("lr", 1e-3))
-    torch.manual_seed(recipe.seed * 1000 + fold)
-    model, _ = build_system(recipe, modes, data)
-    optim = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=float(opt_cfg.get("weight_decay", 1e-4)))
-    ckpt_path, log_path = out_dir / "checkpoint.pt", out_dir / "log.jsonl"
-    state = loop.load_checkpoint(ckpt_path)
-    start = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optim.load_state_dict(state["optim"])
-        start = int(state["epoch"]) + 1
-    steps = max(1, math.ceil(len(train_idx) / batch))
-    total, warmup = epochs * steps, int(opt_cfg.get("warmup_epochs", 1)) * steps
-    task = bar.add_task(f"fold {fold}: epochs", total=epochs, completed=start) if bar is not None else None
-    for epoch in range(start, epochs):
-        timer = loop.Timer()
-        model.train()
-        g = loop.generator(recipe.seed, fold, epoch)
-        rng = np.random.default_rng([recipe.seed, fold, epoch])
-        order = train_idx[torch.randperm(len(train_idx), generator=g).numpy()]
-        losses, correct, seen = [], 0, 0
-        for b in range(steps):
+class SystemTask(TrainingTask):
+    """One random window per clip and epoch (with its face frames), SpecAugment on the audio, the system's
+    own loss; validation accuracy over every window of the inner-validation clips."""
+
+    def __init__(self, recipe: Recipe, data: SystemData, modes: dict[str, str], train_idx: np.ndarray,
+                 val_idx: np.ndarray | None = None) -> None:
+        self.recipe, self.data, self.modes, self.train_idx, self.val_idx = recipe, data, modes, train_idx, val_idx
+
+    def build_model(self) -> nn.Module:
+        return build_system(self.recipe, self.modes, self.data)[0]
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_idx) / self.recipe.optim.batch_size)
+
+    def batches(self, epoch: int, gen: torch.Generator, rng: np.random.Generator) -> Iterator[Any]:
+        batch, sa = self.recipe.optim.batch_size, dict(self.recipe.augment.specaugment)
+        order = self.train_idx[torch.randperm(len(self.train_idx), generator=gen).numpy()]
+        for b in range(self.steps_per_epoch()):
             idx = order[b * batch:(b + 1) * batch]
             if idx.size < 2:  # batch norm and metric losses need two examples
                 continue
-            x = collate([data.windows(int(i), rng)[0] for i in idx])
+            x = collate([self.data.windows(int(i), rng)[0] for i in idx])
             if "audio" in x:
-                x["audio"] = spec_augment(x["audio"], g, freq=int(sa.get("freq", 0)), time=int(sa.get("time", 0)),
+                x["audio"] = spec_augment(x["audio"], gen, freq=int(sa.get("freq", 0)), time=int(sa.get("time", 0)),
                                           n=int(sa.get("n", 0)))
-            target = torch.from_numpy(data.y[idx])
-            for group in optim.param_groups:
-                group["lr"] = lr_at(epoch * steps + b, total, base_lr, warmup)
-            out = model(**x)
-            loss = model.loss(out, target)
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-            losses.append(loss.item())
-            correct += int((out["logits"].argmax(1) == target).sum())
-            seen += idx.size
-        record: dict[str, Any] = {"fold": fold, "epoch": epoch, "train_loss": float(np.mean(losses)),
-                                  "train_acc": correct / max(1, seen), "lr_end": optim.param_groups[0]["lr"],
-                                  "seconds": round(timer.seconds, 2)}
-        if val_idx is not None and val_idx.size and epoch == epochs - 1:
-            probs = predict(model, data, val_idx)["probs"]
-            record["val_acc"] = float((probs.argmax(1) == data.y[val_idx]).mean())
-        loop.end_epoch(record, log_path, ckpt_path, model, optim, bar, task)
-    model.eval()
-    return model
+            yield x, torch.from_numpy(self.data.y[idx])
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, int, int]:
+        x, target = batch
+        out = model(**x)
+        return model.loss(out, target).float(), int((out["logits"].argmax(1) == target).sum()), len(target)
+
+    def validate(self, model: nn.Module) -> dict[str, float] | None:
+        if self.val_idx is None or not self.val_idx.size:
+            return None
+        probs = predict(model, self.data, self.val_idx)["probs"]
+        return {"val_acc": float((probs.argmax(1) == self.data.y[self.val_idx]).mean())}
+
+
+def train_system(recipe: Recipe, data: SystemData, modes: dict[str, str], train_idx: np.ndarray, out_dir: Path, *,
+                 fold: int, val_idx: np.ndarray | None = None, bar: Any = None) -> nn.Module:
+    """Train (or resume) the system on ``train_idx`` with the :class:`~avemo.training.trainer.Trainer`."""
+    task = SystemTask(recipe, data, modes, train_idx, val_idx)
+    return Trainer(task, optim=recipe.optim, train=recipe.train, out_dir=out_dir, seed=(recipe.seed, fold),
+                   log_extra={"fold": fold}, bar=bar, label=f"fold {fold}: epochs").fit()
 
 
 @torch.no_grad()
@@ -509,9 +466,9 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
             loop.write_json(out / "fold.json", {**fold.describe(), **used, **extra})
             written.append(pred_path)
     model, swapped = build_system(recipe, modes, data)
-    about = {"description": recipe.get("description", ""), "architecture": recipe.section("model")["architecture"],
+    about = {"description": recipe.description, "architecture": recipe.model.name,
              "inputs": modes, "n_params": n_params(model), "n_params_used": used_params(model, modes, data),
-             "epochs": int(recipe.get("epochs", 40)),
+             "epochs": recipe.train.epochs,
              "adapter": ({"replaced": swapped, "by": "AUEncoder (MLP over the 35 clip-level AU features)"}
                          if swapped else None)}
     loop.write_json(run_dir / "row.json", about)

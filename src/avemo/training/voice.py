@@ -1,8 +1,9 @@
 """The voice runner: a neural voice model trained on cached log-mels, fold by fold, resumably.
 
-Training draws a random window (``features.window_s``, 3 s) from each trimmed utterance, applies
-SpecAugment and mixup, and minimises label-smoothed cross-entropy with AdamW under a warm-up +
-cosine learning-rate schedule. Prediction averages the softmax over windows with hop
+Training (:class:`VoiceTask` in the :class:`~avemo.training.trainer.Trainer`) draws a random window
+(``features.window_s``, 3 s) from each trimmed utterance, applies gain augmentation, SpecAugment and
+mixup, and minimises label-smoothed cross-entropy with AdamW under a warm-up + cosine schedule.
+Prediction averages the softmax over windows with hop
 ``features.eval_hop_s`` (test-time averaging over crops), the way the analyzer runs the model over
 a long video. Each fold writes ``fold_k/checkpoint.pt`` (every epoch), ``fold_k/log.jsonl`` and,
 when done, ``fold_k/predictions.npz`` (inner-validation and test probabilities, logits and
@@ -12,7 +13,7 @@ embeddings, used by evaluation and fusion).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +21,20 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from avemo.audio.mel import MelConfig
+from avemo.audio.melconfig import MelConfig
 from avemo.labels import EMOTIONS
 from avemo.training import loop
 from avemo.training.data import Fold, labels_of, voice_logmels, voice_settings
 from avemo.training.recipe import Recipe
+from avemo.training.trainer import Trainer, TrainingTask
 
 
 def frames_per_window(recipe: Recipe) -> tuple[int, int]:
     """Window and evaluation hop in frames."""
-    feats = recipe.section("features")
+    feats = recipe.features
     mel = voice_settings(feats)["mel"]
     rate = mel["sample_rate"] / mel["hop_length"]
-    return int(round(float(feats.get("window_s", 3.0)) * rate)), int(round(float(feats.get("eval_hop_s", 1.0)) * rate))
+    return int(round(feats.window_s * rate)), int(round(feats.eval_hop_s * rate))
 
 
 def _pad(mel: np.ndarray, length: int, offset: int) -> np.ndarray:
@@ -91,17 +93,10 @@ def gain_augment(x: torch.Tensor, g: torch.Generator, *, low_db: float, high_db:
     return torch.log(power * 10 ** (d / 10) + log_offset)
 
 
-def lr_at(step: int, total: int, base: float, warmup: int) -> float:
-    """Linear warm-up then cosine decay to zero."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
 def model_kwargs(recipe: Recipe) -> dict[str, Any]:
     """The model's constructor arguments: the recipe's, plus n_mels and n_classes from the data."""
-    kwargs = dict(recipe.section("model").get("kwargs") or {})
-    kwargs.setdefault("n_mels", voice_settings(recipe.section("features"))["mel"]["n_mels"])
+    kwargs = dict(recipe.model.kwargs)
+    kwargs.setdefault("n_mels", voice_settings(recipe.features)["mel"]["n_mels"])
     kwargs.setdefault("n_classes", len(EMOTIONS))
     return kwargs
 
@@ -109,82 +104,69 @@ def model_kwargs(recipe: Recipe) -> dict[str, Any]:
 def build_model(recipe: Recipe) -> torch.nn.Module:
     from avemo.models.registry import create_model
 
-    return create_model(recipe.section("model").get("name", "voice"), **model_kwargs(recipe))
+    return create_model(recipe.model.name or "voice", **model_kwargs(recipe))
+
+
+class VoiceTask(TrainingTask):
+    """Random windows of cached log-mels with gain augmentation, SpecAugment and mixup; soft-target
+    cross-entropy (label smoothing); validation accuracy and NLL over each utterance's windows."""
+
+    def __init__(self, recipe: Recipe, mels: Sequence[np.ndarray], y: np.ndarray, train_idx: np.ndarray,
+                 val_idx: np.ndarray | None = None) -> None:
+        self.recipe, self.mels, self.y, self.train_idx, self.val_idx = recipe, mels, y, train_idx, val_idx
+        self.length, self.hop = frames_per_window(recipe)
+        self.log_offset = MelConfig.from_dict(dict(recipe.features.mel)).log_offset
+
+    def build_model(self) -> torch.nn.Module:
+        return build_model(self.recipe)
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_idx) / self.recipe.optim.batch_size)
+
+    def batches(self, epoch: int, gen: torch.Generator, rng: np.random.Generator) -> Iterator[Any]:
+        aug, batch, n_classes = self.recipe.augment, self.recipe.optim.batch_size, len(EMOTIONS)
+        smoothing = self.recipe.optim.label_smoothing
+        sa = dict(aug.specaugment)
+        order = self.train_idx[torch.randperm(len(self.train_idx), generator=gen).numpy()]
+        for b in range(self.steps_per_epoch()):
+            idx = order[b * batch:(b + 1) * batch]
+            if idx.size < 2:
+                continue
+            x = torch.from_numpy(np.stack([random_window(self.mels[i], self.length, rng) for i in idx]))
+            if aug.gain_db:
+                x = gain_augment(x, gen, low_db=float(aug.gain_db[0]), high_db=float(aug.gain_db[1]),
+                                 log_offset=self.log_offset)
+            x = spec_augment(x, gen, freq=int(sa.get("freq", 0)), time=int(sa.get("time", 0)), n=int(sa.get("n", 0)))
+            target = F.one_hot(torch.from_numpy(self.y[idx]), n_classes).float()
+            target = target * (1 - smoothing) + smoothing / n_classes
+            if aug.mixup > 0:
+                lam = float(rng.beta(aug.mixup, aug.mixup))
+                perm = torch.randperm(idx.size, generator=gen)
+                x = lam * x + (1 - lam) * x[perm]
+                target = lam * target + (1 - lam) * target[perm]
+            yield x, target, torch.from_numpy(self.y[idx])
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, int, int]:
+        x, target, y = batch
+        logits = model(x).float()
+        loss = -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
+        return loss, int((logits.argmax(1) == y).sum()), len(y)
+
+    def validate(self, model: torch.nn.Module) -> dict[str, float] | None:
+        if self.val_idx is None or not self.val_idx.size:
+            return None
+        probs = predict(model, [self.mels[i] for i in self.val_idx], self.length, self.hop)["probs"]
+        y = self.y[self.val_idx]
+        return {"val_acc": float((probs.argmax(1) == y).mean()),
+                "val_nll": float(-np.log(probs[np.arange(y.size), y] + 1e-9).mean())}
 
 
 def train_model(recipe: Recipe, mels: Sequence[np.ndarray], y: np.ndarray, train_idx: np.ndarray,
                 out_dir: Path, *, fold: int, val_idx: np.ndarray | None = None, bar: Any = None) -> torch.nn.Module:
-    """Train (or resume) one model on ``train_idx``; returns it in eval mode after the last epoch."""
-    opt_cfg = recipe.section("optim")
-    aug = recipe.section("augment")
-    epochs = int(recipe.get("epochs", 40))
-    batch = int(opt_cfg.get("batch_size", 32))
-    base_lr = float(opt_cfg.get("lr", 3e-3))
-    smoothing = float(opt_cfg.get("label_smoothing", 0.1))
-    mix_alpha = float(aug.get("mixup", 0.0))
-    sa = aug.get("specaugment") or {}
-    gain_db = aug.get("gain_db")  # [low, high] dB: random level per example (None: off)
-    log_offset = MelConfig.from_dict(recipe.section("features").get("mel") or {}).log_offset
-    length, hop = frames_per_window(recipe)
-
-    torch.manual_seed(recipe.seed * 1000 + fold)
-    model = build_model(recipe)
-    optim = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=float(opt_cfg.get("weight_decay", 0.05)))
-    ckpt_path = out_dir / "checkpoint.pt"
-    log_path = out_dir / "log.jsonl"
-    state = loop.load_checkpoint(ckpt_path)
-    start = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optim.load_state_dict(state["optim"])
-        start = int(state["epoch"]) + 1
-    steps_per_epoch = max(1, math.ceil(len(train_idx) / batch))
-    total = epochs * steps_per_epoch
-    warmup = int(opt_cfg.get("warmup_epochs", 2)) * steps_per_epoch
-    n_classes = len(EMOTIONS)
-    task = bar.add_task(f"fold {fold}: epochs", total=epochs, completed=start) if bar is not None else None
-    for epoch in range(start, epochs):
-        timer = loop.Timer()
-        model.train()
-        g = loop.generator(recipe.seed, fold, epoch)
-        rng = np.random.default_rng([recipe.seed, fold, epoch])
-        order = train_idx[torch.randperm(len(train_idx), generator=g).numpy()]
-        losses, correct = [], 0
-        for b in range(steps_per_epoch):
-            idx = order[b * batch:(b + 1) * batch]
-            if idx.size < 2:
-                continue
-            x = torch.from_numpy(np.stack([random_window(mels[i], length, rng) for i in idx]))
-            if gain_db:
-                x = gain_augment(x, g, low_db=float(gain_db[0]), high_db=float(gain_db[1]), log_offset=log_offset)
-            x = spec_augment(x, g, freq=int(sa.get("freq", 0)), time=int(sa.get("time", 0)), n=int(sa.get("n", 0)))
-            target = F.one_hot(torch.from_numpy(y[idx]), n_classes).float()
-            target = target * (1 - smoothing) + smoothing / n_classes
-            if mix_alpha > 0:
-                lam = float(rng.beta(mix_alpha, mix_alpha))
-                perm = torch.randperm(idx.size, generator=g)
-                x = lam * x + (1 - lam) * x[perm]
-                target = lam * target + (1 - lam) * target[perm]
-            for group in optim.param_groups:
-                group["lr"] = lr_at(epoch * steps_per_epoch + b, total, base_lr, warmup)
-            logits = model(x)
-            loss = -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-            losses.append(loss.item())
-            correct += int((logits.argmax(1).numpy() == y[idx]).sum())
-        record: dict[str, Any] = {"fold": fold, "epoch": epoch, "train_loss": float(np.mean(losses)),
-                                  "train_acc": correct / max(1, len(train_idx)), "lr_end": optim.param_groups[0]["lr"],
-                                  "seconds": round(timer.seconds, 2)}
-        last = epoch == epochs - 1
-        if val_idx is not None and val_idx.size and (epoch % int(recipe.get("val_every", 1)) == 0 or last):
-            pred = predict(model, [mels[i] for i in val_idx], length, hop)
-            record["val_acc"] = float((pred["probs"].argmax(1) == y[val_idx]).mean())
-            record["val_nll"] = float(-np.log(pred["probs"][np.arange(val_idx.size), y[val_idx]] + 1e-9).mean())
-        loop.end_epoch(record, log_path, ckpt_path, model, optim, bar, task)
-    model.eval()
-    return model
+    """Train (or resume) one model on ``train_idx`` with the :class:`~avemo.training.trainer.Trainer`."""
+    task = VoiceTask(recipe, mels, y, train_idx, val_idx)
+    return Trainer(task, optim=recipe.optim, train=recipe.train, out_dir=out_dir, seed=(recipe.seed, fold),
+                   log_extra={"fold": fold}, bar=bar, label=f"fold {fold}: epochs").fit()
 
 
 @torch.no_grad()
@@ -213,7 +195,7 @@ def predict(model: torch.nn.Module, mels: Sequence[np.ndarray], length: int, hop
 def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir: Path,
               only: Sequence[int] | None = None, show: bool = True) -> list[Path]:
     """Train every fold (resuming where a checkpoint exists) and store its predictions."""
-    mels = voice_logmels(samples, recipe.section("features"))
+    mels = voice_logmels(samples, recipe.features)
     y = labels_of(samples)
     length, hop = frames_per_window(recipe)
     written: list[Path] = []

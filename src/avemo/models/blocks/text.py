@@ -15,7 +15,6 @@ classifier raises a :class:`~avemo.errors.ModelError` saying how to install it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,20 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from avemo.errors import ModelError
+from avemo.models.text import clean_text, hashed_counts
 
 __all__ = ["TextEmotionClassifier", "clean_text"]
-
-_URL = re.compile(r"https?://\S+|www\.\S+")
-_MENTION = re.compile(r"[@#]\w+")
-_NON_WORD = re.compile(r"[^a-z' ]+")
-_SPACES = re.compile(r"\s+")
-
-
-def clean_text(text: str) -> str:
-    """Lower-case, drop URLs and @mentions/#tags, keep letters and apostrophes, squeeze spaces."""
-    t = _MENTION.sub(" ", _URL.sub(" ", text.lower()))
-    return _SPACES.sub(" ", _NON_WORD.sub(" ", t)).strip()
-
 
 def _minilm() -> Callable[[list[str]], np.ndarray]:
     try:
@@ -72,16 +60,10 @@ class TextEmotionClassifier(nn.Module):
         self.register_buffer("bias", torch.zeros(len(self.labels)))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
-    def _hasher(self):
-        from sklearn.feature_extraction.text import HashingVectorizer
-
-        return HashingVectorizer(n_features=self.n_features, ngram_range=(1, self.ngram_max), alternate_sign=False,
-                                 norm=None, preprocessor=clean_text)
-
     def _raw(self, texts: Sequence[str]):
         if self.embedder == "minilm":
             return _minilm()(list(texts))
-        return self._hasher().transform(list(texts))
+        return hashed_counts(texts, n_features=self.n_features, ngram_max=self.ngram_max)
 
     def featurize(self, texts: Sequence[str]) -> torch.Tensor:
         """Sentences -> ``(B, n_features)`` hashed term counts (or MiniLM embeddings)."""

@@ -101,7 +101,7 @@ class VoiceEnsemble(nn.Module):
         return torch.stack([F.log_softmax(m(mel), dim=-1) for m in self.members]).mean(0)
 
 
-@register_model("voice")
+@register_model("voice", kind="voice", modalities=("audio",))
 def create_voice(*, members: int = 1, **kwargs) -> nn.Module:
     """The voice emotion CNN (keyword arguments: n_mels, n_classes, channels, emb_dim, dropout), or an
     ensemble of ``members`` of them."""

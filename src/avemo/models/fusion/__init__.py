@@ -1,1 +1,2 @@
-from avemo.models.fusion import late  # noqa: F401  (registers "fusion")
+"""Fusion modules: late (calibrated log-linear pool; :mod:`.late` runs without torch, :mod:`.calibrated` is the
+torch module registered as ``fusion``), early, decision, cross-attention, fuzzy, brain-emotional-learning."""

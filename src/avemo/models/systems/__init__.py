@@ -50,12 +50,9 @@ __all__ = ["AUDIO_FPS", "EmotionSystem", "InputSpec", "SystemWrapper", "model_ca
 
 def model_card(name: str) -> str:
     """The model card of a registered system (its module docstring), e.g. for a bundle's MODEL_CARD.md."""
+    import importlib
     import inspect
-    import sys
 
-    from avemo.errors import ModelError
-    from avemo.models.registry import _BUILDERS
+    from avemo.models.registry import model_info
 
-    if name not in _BUILDERS:
-        raise ModelError(f"unknown model {name!r}")
-    return inspect.cleandoc(sys.modules[_BUILDERS[name].__module__].__doc__ or "")
+    return inspect.cleandoc(importlib.import_module(model_info(name).module).__doc__ or "")

@@ -39,7 +39,7 @@ from avemo.labels import EMOTIONS
 from avemo.models.blocks import SelfONNBlock
 from avemo.models.fusion.early import ConcatFusion
 from avemo.models.registry import register_model
-from avemo.models.systems.base import EmotionSystem
+from avemo.models.systems.base import TINY_SPEC, EmotionSystem
 
 __all__ = ["OperationalTwoBranch", "key_frame_input"]
 
@@ -115,19 +115,22 @@ class OperationalTwoBranch(EmotionSystem):
         return self.output(self.head(z), z, embeddings=emb)
 
 
-@register_model("akturk2024_onn")
+@register_model("akturk2024_onn", kind="system", modalities=("audio", "video"),
+                tiny={"widths": (4, 8), "q": 3, "fused_dim": 16, "dropout": 0.0, **TINY_SPEC, "video_frames": 1})
 def akturk2024_onn(**kwargs: Any) -> OperationalTwoBranch:
     """Two-branch Self-ONN over a key frame and a mel spectrogram (Aktürk & Keçeli 2024)."""
     return OperationalTwoBranch(**kwargs)
 
 
-@register_model("akturk2024_onn_face")
+@register_model("akturk2024_onn_face", kind="system", modalities=("video",),
+                tiny={"widths": (4, 8), "q": 3, "fused_dim": 16, "dropout": 0.0, **TINY_SPEC, "video_frames": 1})
 def akturk2024_onn_face(**kwargs: Any) -> OperationalTwoBranch:
     """The same network with the key-frame branch only."""
     return OperationalTwoBranch(modalities=("video",), **kwargs)
 
 
-@register_model("akturk2024_onn_voice")
+@register_model("akturk2024_onn_voice", kind="system", modalities=("audio",),
+                tiny={"widths": (4, 8), "q": 3, "fused_dim": 16, "dropout": 0.0, **TINY_SPEC, "video_frames": 1})
 def akturk2024_onn_voice(**kwargs: Any) -> OperationalTwoBranch:
     """The same network with the mel-spectrogram branch only."""
     return OperationalTwoBranch(modalities=("audio",), **kwargs)

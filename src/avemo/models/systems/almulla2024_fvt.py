@@ -44,7 +44,7 @@ from avemo.models.blocks import FrameCNN, SpectrogramCNN, snippets
 from avemo.models.blocks.text import TextEmotionClassifier
 from avemo.models.fusion.decision import WeightedDecisionFusion
 from avemo.models.registry import register_model
-from avemo.models.systems.base import AUDIO_FPS, EmotionSystem
+from avemo.models.systems.base import AUDIO_FPS, TINY_SPEC, EmotionSystem
 
 __all__ = ["FaceVoiceText", "carer_split", "fit_text_carer", "prepare_voice"]
 
@@ -151,7 +151,9 @@ def fit_text_carer(model: FaceVoiceText, root: str | Path, *, C: float = 128.0) 
     return report
 
 
-@register_model("almulla2024_fvt")
+@register_model("almulla2024_fvt", kind="system", modalities=("audio", "video", "text"),
+                tiny={"face_widths": (4, 8), "voice_widths": (4, 8), "segment_seconds": 0.48,
+                      "text_features": 2**10, "dropout": 0.0, **TINY_SPEC})
 def almulla2024_fvt(**kwargs: Any) -> FaceVoiceText:
     """Face + voice + text with weighted decision fusion (Almulla 2024)."""
     return FaceVoiceText(**kwargs)

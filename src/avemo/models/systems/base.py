@@ -18,10 +18,12 @@ from avemo.errors import ModelError
 from avemo.labels import EMOTIONS
 from avemo.losses import cross_entropy
 
-__all__ = ["AUDIO_FPS", "EmotionSystem", "InputSpec", "SystemWrapper"]
+__all__ = ["AUDIO_FPS", "TINY_SPEC", "EmotionSystem", "InputSpec", "SystemWrapper"]
 
 #: Log-mel frames per second of the audio front end (10 ms hop, :class:`avemo.audio.mel.MelConfig`).
 AUDIO_FPS = MelConfig().frame_rate
+#: The input sizes of every system's tiny test settings (``ModelInfo.tiny``): small, but real shapes.
+TINY_SPEC: dict[str, int] = {"n_mels": 32, "audio_frames": 96, "video_frames": 4, "face_size": 48}
 
 
 @dataclass(frozen=True)

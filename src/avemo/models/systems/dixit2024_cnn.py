@@ -34,7 +34,7 @@ from avemo.models.blocks import FrameCNN, SpectrogramCNN
 from avemo.models.fusion.decision import WeightedDecisionFusion
 from avemo.models.fusion.early import ConcatFusion
 from avemo.models.registry import register_model
-from avemo.models.systems.base import EmotionSystem
+from avemo.models.systems.base import TINY_SPEC, EmotionSystem
 
 __all__ = ["FusionCNN"]
 
@@ -86,25 +86,29 @@ class FusionCNN(EmotionSystem):
         return self.decision_loss(out, target)
 
 
-@register_model("dixit2024_cnn")
+@register_model("dixit2024_cnn", kind="system", modalities=("audio", "video"),
+                tiny={"widths": (4, 8), "hidden": 16, "dropout": 0.0, **TINY_SPEC})
 def dixit2024_cnn(**kwargs: Any) -> FusionCNN:
     """Late-fusion CNN (Dixit & Satapathy 2024)."""
     return FusionCNN(**kwargs)
 
 
-@register_model("dixit2024_cnn_early")
+@register_model("dixit2024_cnn_early", kind="system", modalities=("audio", "video"),
+                tiny={"widths": (4, 8), "hidden": 16, "dropout": 0.0, **TINY_SPEC})
 def dixit2024_cnn_early(**kwargs: Any) -> FusionCNN:
     """The same network with early (feature-level) fusion."""
     return FusionCNN(fusion="early", **kwargs)
 
 
-@register_model("dixit2024_cnn_audio")
+@register_model("dixit2024_cnn_audio", kind="system", modalities=("audio",),
+                tiny={"widths": (4, 8), "hidden": 16, "dropout": 0.0, **TINY_SPEC})
 def dixit2024_cnn_audio(**kwargs: Any) -> FusionCNN:
     """The same network, audio branch only."""
     return FusionCNN(modalities=("audio",), **kwargs)
 
 
-@register_model("dixit2024_cnn_video")
+@register_model("dixit2024_cnn_video", kind="system", modalities=("video",),
+                tiny={"widths": (4, 8), "hidden": 16, "dropout": 0.0, **TINY_SPEC})
 def dixit2024_cnn_video(**kwargs: Any) -> FusionCNN:
     """The same network, face branch only."""
     return FusionCNN(modalities=("video",), **kwargs)

@@ -33,7 +33,7 @@ from avemo.labels import EMOTIONS
 from avemo.models.blocks import TimeDistributed, resnet18_2d
 from avemo.models.fusion.bel import BELFusion
 from avemo.models.registry import register_model
-from avemo.models.systems.base import EmotionSystem
+from avemo.models.systems.base import TINY_SPEC, EmotionSystem
 
 __all__ = ["BrainEmotionalLearningSystem"]
 
@@ -73,7 +73,8 @@ class BrainEmotionalLearningSystem(EmotionSystem):
         return float(self.bel.rule_update(self.features(audio, video), reward, alpha=alpha, beta=beta))
 
 
-@register_model("farhoudi2021_bel")
+@register_model("farhoudi2021_bel", kind="system", modalities=("audio", "video"),
+                tiny={"width": 4, "layers": (1, 1), "cortex_dim": 16, **TINY_SPEC})
 def farhoudi2021_bel(**kwargs: Any) -> BrainEmotionalLearningSystem:
     """Brain emotional learning fusion over deep features (Farhoudi & Setayeshi 2021)."""
     return BrainEmotionalLearningSystem(**kwargs)

@@ -26,11 +26,15 @@ from typing import Any
 from torch import nn
 
 from avemo.models.registry import create_model, register_model
+from avemo.models.systems.base import TINY_SPEC
 
 __all__ = ["goncalves2024_robust"]
 
 
-@register_model("goncalves2024_robust")
+@register_model("goncalves2024_robust", kind="system", modalities=("audio", "video"), wraps=True,
+                tiny={"base": "khan2024_mser", "p_drop": 0.3,
+                      "base_kwargs": {"widths": (4, 8), "dim": 16, "heads": 2, "depth": 1, "dropout": 0.0,
+                                      **TINY_SPEC}})
 def goncalves2024_robust(*, base: str = "khan2024_mser", base_kwargs: dict[str, Any] | None = None,
                          p_drop: float = 0.3, per_sample: bool = False) -> nn.Module:
     """A registered two-stream system trained and run with modality dropout."""

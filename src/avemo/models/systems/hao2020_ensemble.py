@@ -36,7 +36,7 @@ from avemo.losses import multitask_loss
 from avemo.models.blocks import FrameCNN, SpectrogramCNN
 from avemo.models.fusion.decision import WeightedDecisionFusion
 from avemo.models.registry import register_model
-from avemo.models.systems.base import EmotionSystem
+from avemo.models.systems.base import TINY_SPEC, EmotionSystem
 
 __all__ = ["MultiTaskEnsemble", "audio_statistics", "face_statistics"]
 
@@ -151,7 +151,8 @@ class MultiTaskEnsemble(EmotionSystem):
                               {"valence_arousal": self.aux_weight})
 
 
-@register_model("hao2020_ensemble")
+@register_model("hao2020_ensemble", kind="system", modalities=("audio", "video"),
+                tiny={"widths": (4, 8), "hidden": 16, "dropout": 0.0, **TINY_SPEC})
 def hao2020_ensemble(**kwargs: Any) -> MultiTaskEnsemble:
     """Multi-task ensemble over several feature sets (Hao et al. 2020)."""
     return MultiTaskEnsemble(**kwargs)

@@ -35,7 +35,7 @@ from avemo.labels import EMOTIONS
 from avemo.models.blocks import FrameCNN, SpectrogramCNN
 from avemo.models.fusion.cross_attention import BidirectionalCrossAttention, DeepFusion
 from avemo.models.registry import register_model
-from avemo.models.systems.base import EmotionSystem
+from avemo.models.systems.base import TINY_SPEC, EmotionSystem
 
 __all__ = ["CrossAttentionDeepFusion"]
 
@@ -77,7 +77,8 @@ class CrossAttentionDeepFusion(EmotionSystem):
         return self.output(self.head(z), z, embeddings=emb, attention=attn)
 
 
-@register_model("khan2024_mser")
+@register_model("khan2024_mser", kind="system", modalities=("audio", "video"),
+                tiny={"widths": (4, 8), "dim": 16, "heads": 2, "depth": 1, "dropout": 0.0, **TINY_SPEC})
 def khan2024_mser(**kwargs: Any) -> CrossAttentionDeepFusion:
     """MSER-style cross-attention with deep fusion (Khan et al. 2024), audio-visual."""
     return CrossAttentionDeepFusion(**kwargs)

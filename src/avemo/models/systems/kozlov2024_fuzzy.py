@@ -34,7 +34,7 @@ from avemo.labels import EMOTIONS
 from avemo.models.blocks import FrameCNN, SpectrogramCNN
 from avemo.models.fusion.fuzzy import FuzzyFusion
 from avemo.models.registry import register_model
-from avemo.models.systems.base import EmotionSystem
+from avemo.models.systems.base import TINY_SPEC, EmotionSystem
 
 __all__ = ["FuzzyFusionSystem"]
 
@@ -75,7 +75,8 @@ class FuzzyFusionSystem(EmotionSystem):
         return self.fuzzy.rules_text()
 
 
-@register_model("kozlov2024_fuzzy")
+@register_model("kozlov2024_fuzzy", kind="system", modalities=("audio", "video"),
+                tiny={"widths": (4, 8), "dropout": 0.0, **TINY_SPEC})
 def kozlov2024_fuzzy(**kwargs: Any) -> FuzzyFusionSystem:
     """Fuzzy-logic fusion of face and voice classifiers (Kozlov, Akram & Shamoi 2024)."""
     return FuzzyFusionSystem(**kwargs)

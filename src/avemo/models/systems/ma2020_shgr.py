@@ -27,7 +27,7 @@ from torch import nn
 
 from avemo.losses import soft_hgr_loss
 from avemo.models.registry import create_model, register_model
-from avemo.models.systems.base import SystemWrapper
+from avemo.models.systems.base import TINY_SPEC, SystemWrapper
 
 __all__ = ["SharedInformation"]
 
@@ -56,7 +56,9 @@ class SharedInformation(SystemWrapper):
         return total
 
 
-@register_model("ma2020_shgr")
+@register_model("ma2020_shgr", kind="system", modalities=("audio", "video"), wraps=True,
+                tiny={"base": "dixit2024_cnn_early", "hgr_dim": 8,
+                      "base_kwargs": {"widths": (4, 8), "hidden": 16, "dropout": 0.0, **TINY_SPEC}})
 def ma2020_shgr(*, base: str = "dixit2024_cnn_early", base_kwargs: dict[str, Any] | None = None,
                 hgr_dim: int = 32, hgr_weight: float = 0.1) -> SharedInformation:
     """A registered two-stream system with the soft-HGR shared-information objective (Ma et al. 2020)."""

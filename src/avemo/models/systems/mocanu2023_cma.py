@@ -46,7 +46,7 @@ from avemo.models.blocks import CBAM, TemporalAttention, resnet18_2d, resnet18_3
 from avemo.models.fusion.cross_attention import BidirectionalCrossAttention
 from avemo.models.fusion.early import ConcatFusion
 from avemo.models.registry import register_model
-from avemo.models.systems.base import EmotionSystem
+from avemo.models.systems.base import TINY_SPEC, EmotionSystem
 
 __all__ = ["CrossModalMetricNet"]
 
@@ -125,7 +125,9 @@ class CrossModalMetricNet(EmotionSystem):
         return ce + w["triplet"] * metric
 
 
-@register_model("mocanu2023_cma")
+@register_model("mocanu2023_cma", kind="system", modalities=("audio", "video"),
+                tiny={"width": 4, "layers": (1, 1, 1, 1), "snippets": 2, "dim": 16, "heads": 2, "embed_dim": 16,
+                      "dropout": 0.0, **TINY_SPEC})
 def mocanu2023_cma(**kwargs: Any) -> CrossModalMetricNet:
     """Cross-modal attention fusion with deep metric learning (Mocanu, Tapu & Zaharia 2023)."""
     return CrossModalMetricNet(**kwargs)

@@ -31,7 +31,7 @@ from avemo.labels import EMOTIONS
 from avemo.models.blocks import FrameCNN, RecurrentEncoder, SpectrogramCNN, TimeDistributed, snippets
 from avemo.models.fusion.early import ConcatFusion
 from avemo.models.registry import register_model
-from avemo.models.systems.base import EmotionSystem
+from avemo.models.systems.base import TINY_SPEC, EmotionSystem
 
 __all__ = ["HybridCNNRNN"]
 
@@ -66,7 +66,8 @@ class HybridCNNRNN(EmotionSystem):
         return self.output(self.head(z), z, embeddings=emb)
 
 
-@register_model("zhang2016_cnnrnn")
+@register_model("zhang2016_cnnrnn", kind="system", modalities=("audio", "video"),
+                tiny={"widths": (4, 8), "hidden": 16, "slice_frames": 32, "fused_dim": 16, "dropout": 0.0, **TINY_SPEC})
 def zhang2016_cnnrnn(**kwargs: Any) -> HybridCNNRNN:
     """Hybrid CNN-RNN: CNN per frame / spectrogram slice, LSTM over time (after Zhang et al. 2016)."""
     return HybridCNNRNN(**kwargs)

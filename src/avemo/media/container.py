@@ -1,4 +1,5 @@
-"""Translation of PyAV / OS failures into :class:`avemo.errors.MediaError`, and the one way to open media.
+"""Opening containers: the one way media files are opened (:func:`open_media`), their streams found, and
+PyAV / OS failures translated into :class:`avemo.errors.MediaError`.
 
 Every public function of :mod:`avemo.media` opens files through :func:`open_media` and runs its
 decoding inside :func:`translated`, so no ``av.error.*`` or ``OSError`` reaches the caller.

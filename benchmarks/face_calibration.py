@@ -9,7 +9,7 @@ calibration error, before and after). The voice temperature is ``fusion.ravdess`
 RAVDESS inner-validation actors); the weights are 1 and 1: no data here pairs the face model with
 audio, so neither modality is favoured. Writes the bundle ``fusion.fer2013_ravdess`` with its card.
 
-    python -m avemo.training.face_calibration
+    python benchmarks/face_calibration.py
 """
 
 from __future__ import annotations
@@ -23,23 +23,12 @@ import numpy as np
 
 from avemo.inference.predictors import FacePredictor
 from avemo.labels import EMOTIONS
-from avemo.models.registry import create_model, load, save_bundle
+from avemo.models.bundles import WEIGHTS_DIR, load, save_bundle
 from avemo.training.fusion import fit_temperature, log_softmax, nll
 from avemo.training.loop import git_commit
+from avemo.training.metrics import expected_calibration_error
 
-OUT = Path(__file__).resolve().parents[1] / "weights" / "fusion.fer2013_ravdess"
-
-
-def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    """ECE of the top-class confidence in ``bins`` equal-width bins."""
-    conf, pred = probs.max(1), probs.argmax(1)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    err = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (conf > lo) & (conf <= hi)
-        if inside.any():
-            err += inside.mean() * abs(float((pred[inside] == y[inside]).mean()) - float(conf[inside].mean()))
-    return float(err)
+OUT = WEIGHTS_DIR / "fusion.fer2013_ravdess"
 
 
 def face_scores(face: FacePredictor, split: str, data: Path | None = None, every: int = 1
@@ -49,9 +38,8 @@ def face_scores(face: FacePredictor, split: str, data: Path | None = None, every
     from avemo.datasets import load_fer_image, read_corpus
 
     samples = [s for s in read_corpus("fer2013", data) if s.split == split][::every]
-    labels = list(face.model.labels)
-    crops = np.stack([load_fer_image(s) for s in samples])
-    probs = face.predict(crops)[:, [EMOTIONS.index(lab) for lab in labels]]  # predictor maps onto EMOTIONS
+    labels = list(face.labels)
+    probs = face.probs(np.stack([load_fer_image(s) for s in samples]))
     y = np.array([labels.index(s.label) for s in samples])
     return np.log(np.clip(probs, 1e-8, 1.0)), y
 
@@ -69,29 +57,28 @@ def calibrate(face_bundle: str = "face.fer2013", voice_fusion: str = "fusion.rav
         return {"nll": nll(lp, y), "ece": expected_calibration_error(np.exp(lp), y),
                 "accuracy": float((lp.argmax(1) == y).mean())}
 
-    old_t = load(voice_fusion).model.temperatures["face"]
+    old_t = load(voice_fusion).temperatures["face"]
     return {
         "face_bundle": face_bundle, "views": tta, "int8": face.int8, "temperature": t,
         "private_test": {"uncalibrated (T = 1)": report(priv, y_priv, 1.0),
                          f"{voice_fusion}'s face temperature (T = {old_t:.2f})": report(priv, y_priv, old_t),
                          f"fitted on PublicTest (T = {t:.2f})": report(priv, y_priv, t)},
         "public_test_n": len(y_pub), "private_test_n": len(y_priv),
-        "voice_temperature": load(voice_fusion).model.temperatures["voice"], "voice_fusion": voice_fusion,
+        "voice_temperature": load(voice_fusion).temperatures["voice"], "voice_fusion": voice_fusion,
     }
 
 
 def write_bundle(result: dict[str, Any], out: Path = OUT) -> Path:
-    model = create_model("fusion", modalities=("face", "voice"))
     temps = {"face": result["temperature"], "voice": result["voice_temperature"]}
     weights = {"face": 1.0, "voice": 1.0}
-    model.set_parameters(temps, weights)
-    source = load(result["voice_fusion"]).preprocessing
-    save_bundle(out, architecture="fusion", model=model, labels=EMOTIONS, kwargs={"modalities": ["face", "voice"]},
+    source = load(result["voice_fusion"])
+    save_bundle(out, kind="fusion", architecture="fusion", labels=EMOTIONS, kwargs={"modalities": ["face", "voice"]},
                 preprocessing={"weights": weights, "temperatures": temps, "labels": list(EMOTIONS),
-                               "rule": source.get("rule"), "face_without_calm": source.get("face_without_calm")},
-                meta={"calibration": result, "command": "python -m avemo.training.face_calibration",
+                               "rule": source.preprocessing.rule,
+                               "face_without_calm": source.preprocessing.face_without_calm},
+                meta={"calibration": result, "command": "python benchmarks/face_calibration.py",
                       "commit": git_commit()})
-    old_w = load(result["voice_fusion"]).model.weights
+    old_w = source.weights
     rows = "\n".join(f"| {name} | {r['nll']:.4f} | {r['ece']:.4f} | {r['accuracy']:.4f} |"
                      for name, r in result["private_test"].items())
     (out / "MODEL_CARD.md").write_text(f"""# fusion.fer2013_ravdess
@@ -125,7 +112,7 @@ shared CREMA-D clips (another corpus) the face model is right and the voice mode
 principled default; per-modality columns are in every timeline.
 
 ## Reproduce
-`python -m avemo.training.face_calibration` (commit {git_commit()}).
+`python benchmarks/face_calibration.py` (commit {git_commit()}).
 
 ## Licence
 Fitted on FER-2013 and RAVDESS outputs (RAVDESS: CC BY-NC-SA 4.0): research and non-commercial use only.
@@ -134,7 +121,7 @@ Fitted on FER-2013 and RAVDESS outputs (RAVDESS: CC BY-NC-SA 4.0): research and 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m avemo.training.face_calibration",
+    ap = argparse.ArgumentParser(prog="python benchmarks/face_calibration.py",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import numpy as np
 
 from avemo.config import cache_root, data_root
 from avemo.errors import AvemoError
+from avemo.provenance import git_commit, machine
 
 CLIP = Path("clips/ravdess/01-01-08-02-01-01-19.mp4")
 WAV = Path("clips/ravdess/03-01-08-02-01-01-19.wav")
@@ -78,11 +78,13 @@ def _rate(fps: float):
 
 def _child(video: str, config: dict[str, Any]) -> dict[str, Any]:
     """Runs in the child: analyse once to warm up on a short cut, then time the full video."""
-    import torch
-
     from avemo.inference.analyzer import Analyzer
 
-    torch.set_num_threads(int(config.pop("threads", 2)))
+    threads = int(config.pop("threads", 2))
+    if config.get("backend") == "torch":  # the torch backend's own thread count (analysis imports no torch)
+        import torch
+
+        torch.set_num_threads(threads)
     analyzer = Analyzer(config.pop("models", "default"), **config)
     t0 = time.perf_counter()
     analyzer.face_model, analyzer.voice_model  # noqa: B018 - load the models before timing
@@ -109,7 +111,7 @@ def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
 
     video = build_test_video(seconds)
     info = probe(video)
-    proc = subprocess.run([sys.executable, "-m", "avemo.inference.speed", str(video), json.dumps(config)],
+    proc = subprocess.run([sys.executable, "-m", "avemo.bench.speed", str(video), json.dumps(config)],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise AvemoError(f"speed benchmark child failed:\n{proc.stderr[-3000:]}")
@@ -152,16 +154,8 @@ def run_all(seconds: float = 60.0, variants: dict[str, dict[str, Any]] | None = 
         row.update({"wall_runs_s": [r["wall_s"] for r in rs], "wall_min_s": walls[0], "wall_max_s": walls[-1],
                     "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)})
         rows[name] = row
-    return {"rows": rows, "machine": machine(), "commit": _commit(), "seconds": seconds, "repeat": repeat,
+    return {"rows": rows, "machine": machine(), "commit": git_commit(), "seconds": seconds, "repeat": repeat,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict[str, Any] | None = None) -> str:
@@ -172,7 +166,8 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict
     lines = [BEGIN, "## Speed: `avemo analyze` on 60 s of 720p talking-face video", "",
              f"Video: {v['seconds']:.1f} s, {v['width']}x{v['height']} H.264 @ {v['fps']:.2f} fps with AAC audio, "
              "built from the shared RAVDESS clip (actor 19) and its own speech, looped. Face path sampled at "
-             f"5 fps, 3 s windows every 1 s. Machine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}. "
+             f"5 fps, 3 s windows every 1 s. Machine: {m['platform']}, {m.get('cpus', m.get('cpu_count'))} CPUs, "
+             f"torch {m['torch']}. "
              f"Commit `{result['commit']}`, {result['date']}. Command: `avemo bench speed`. Each run is a fresh "
              "process (models loaded before timing; peak RSS includes them). "
              f"{result.get('repeat', 1)} rounds, the rows in turn in each round, all in one run: wall time is the "
@@ -232,13 +227,6 @@ def write_section(result: dict[str, Any], out: Path, tta: dict[str, Any] | None 
     from avemo.markdown import replace_section
 
     return replace_section(out, BEGIN, END, render(result, tta, path))
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__}
 
 
 if __name__ == "__main__":

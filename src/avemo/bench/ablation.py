@@ -6,7 +6,7 @@ Variants (fixed before any result was seen; the same for every system):
   RAVDESS speech clips;
 * ``au_fusion`` — the whole system on the RAVDESS audio + facial action-unit pairs, the 35 clip-level
   OpenFace AU means standing in for the face: every frame-level visual encoder is replaced by a small
-  MLP (:class:`avemo.training.systems.AUEncoder`), so this measures the system's *fusion* with a
+  MLP (:class:`avemo.models.blocks.au.AUEncoder`), so this measures the system's *fusion* with a
   weak clip-level visual cue, not its published visual branch;
 * ``smoke``     — systems that need frame-level video (face crops over time, key frames) trained end
   to end on the real shared clips (:func:`smoke_real_clips`); there is no full audio-visual video corpus

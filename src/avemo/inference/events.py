@@ -1,0 +1,81 @@
+"""What live analysis emits: one :class:`LiveEvent` per label, and a :class:`LiveSummary` at the end
+(``EmotionTimeline.from_events`` turns events into the same table as offline analysis)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from avemo.labels import EMOTIONS
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One emitted label. Probabilities are dicts over :data:`EMOTIONS` (None where absent);
+    ``label``/``confidence`` come from ``smoothed`` (None when neither a face nor speech is there)."""
+
+    time: float  #: media time, seconds
+    label: str | None
+    confidence: float | None
+    source: str  #: "av", "face", "voice" or "none"
+    face: dict[str, float] | None
+    voice: dict[str, float] | None
+    fused: dict[str, float] | None
+    smoothed: dict[str, float] | None
+    latency_ms: float  #: wall time from capture to emission
+    speech_fraction: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LiveSummary:
+    """What a live run did; ``latency_ms`` has ``median``, ``p95``, ``max`` and ``mean``."""
+
+    source: str
+    events: int
+    labelled: int
+    frames: int  #: frames the source delivered
+    processed: int  #: frames run through the face path
+    dropped: int  #: sampling instants missed because the consumer was busy
+    voice_steps: int
+    media_seconds: float
+    wall_seconds: float
+    speed: float
+    latency_ms: dict[str, float]
+    stage_ms: dict[str, float]  #: mean milliseconds per call of each stage
+    label_share: dict[str, float]
+    interrupted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def format(self) -> str:
+        lat = self.latency_ms
+        lines = [f"{self.events} events ({self.labelled} labelled) over {self.media_seconds:.2f} s of media "
+                 f"in {self.wall_seconds:.2f} s (speed {self.speed:g}x)"]
+        if lat:
+            lines.append(f"latency frame->label: median {lat['median']:.0f} ms, p95 {lat['p95']:.0f} ms, "
+                         f"max {lat['max']:.0f} ms")
+        lines.append(f"frames: {self.frames} delivered, {self.processed} analysed, {self.dropped} dropped; "
+                     f"voice steps: {self.voice_steps}")
+        if self.stage_ms:
+            lines.append("stages (mean ms): " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items()))
+        return "\n".join(lines)
+
+
+def latency_stats(values: Iterable[float]) -> dict[str, float]:
+    """median, p95, max and mean of latencies (empty dict for none)."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 0:
+        return {}
+    return {"median": round(float(np.median(arr)), 2), "p95": round(float(np.percentile(arr, 95)), 2),
+            "max": round(float(arr.max()), 2), "mean": round(float(arr.mean()), 2), "n": int(arr.size)}
+
+
+def as_dict(p: np.ndarray | None) -> dict[str, float] | None:
+    return None if p is None else {name: round(float(v), 5) for name, v in zip(EMOTIONS, p)}

@@ -1,0 +1,205 @@
+"""One training loop for every neural kind: epochs, schedule, checkpoints, resumption, logs, selection.
+
+What differs between kinds (the model, the batches, the loss, the validation score) is a
+:class:`TrainingTask`; :class:`Trainer` owns the rest, configured by a recipe's ``optim`` and ``train``
+sections (:mod:`avemo.training.recipe`):
+
+- optimiser: AdamW, or SGD with Nesterov momentum and no weight decay on biases and norms;
+- schedule: linear warm-up, then cosine decay to zero; with a time budget the schedule's progress is the
+  larger of the step and elapsed-time fractions, so a slow machine still anneals within the budget;
+- bf16 autocast on the CPU (the task keeps its loss in float32);
+- after every epoch: a line in ``log.jsonl`` and a resumable ``checkpoint.pt`` (plain tensors, read with
+  ``weights_only=True``); validation every ``val_every`` epochs, ``best.pt`` when it improves, early
+  stopping after ``patience`` validations without improvement.
+
+Randomness per epoch is drawn from ``(seed..., epoch)``, so a resumed run draws exactly what an
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avemo.training import loop
+from avemo.training.recipe import Optim, RecipeError, Train
+
+
+class TrainingTask:
+    """What a kind supplies to the :class:`Trainer` (override every method; ``validate`` is optional)."""
+
+    #: the key of :meth:`validate`'s result that selection and early stopping follow (higher is better)
+    metric: str = "val_acc"
+
+    def build_model(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def steps_per_epoch(self) -> int:
+        raise NotImplementedError
+
+    def batches(self, epoch: int, gen: torch.Generator, rng: np.random.Generator) -> Iterator[Any]:
+        """The epoch's batches (at most :meth:`steps_per_epoch`), drawn with ``gen`` and ``rng`` only."""
+        raise NotImplementedError
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, int, int]:
+        """The batch's loss (float32), and how many of its examples the model got right, of how many."""
+        raise NotImplementedError
+
+    def validate(self, model: torch.nn.Module) -> dict[str, float] | None:
+        """Scores on the validation data (None: the task has none)."""
+        return None
+
+
+def lr_at(progress: float, base: float, warmup: float, step_fraction: float) -> float:
+    """Learning rate at ``progress`` (0..1) of the schedule: linear warm-up over the first ``warmup`` of it,
+    then cosine decay to 0. ``step_fraction`` is one step's share (the first step gets a non-zero rate)."""
+    if warmup > 0 and progress < warmup:
+        return base * min(1.0, (progress + step_fraction) / warmup)
+    t = min(1.0, (progress - warmup) / max(1e-8, 1.0 - warmup))
+    return 0.5 * base * (1 + math.cos(math.pi * t))
+
+
+def make_optimizer(model: torch.nn.Module, optim: Optim) -> torch.optim.Optimizer:
+    if optim.name == "sgd":
+        decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+        return torch.optim.SGD([{"params": decay, "weight_decay": optim.weight_decay},
+                                {"params": no_decay, "weight_decay": 0.0}], lr=optim.lr, momentum=optim.momentum,
+                               nesterov=optim.nesterov)
+    return torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+class Trainer:
+    """Trains ``task``'s model into ``out_dir`` (resuming what is there); see the module docstring.
+
+    ``seed`` (integers, e.g. recipe seed and fold) seeds the model's initialisation and every epoch's
+    draws; ``log_extra`` is added to every log line; ``bar`` is a :func:`avemo.training.loop.progress`.
+    """
+
+    def __init__(self, task: TrainingTask, *, optim: Optim, train: Train, out_dir: Path, seed: Sequence[int],
+                 log_extra: dict[str, Any] | None = None, bar: Any = None, label: str = "epochs",
+                 log: Any = None) -> None:
+        self.task, self.optim_cfg, self.cfg = task, optim, train
+        self.out_dir = Path(out_dir)
+        self.seed = tuple(int(s) for s in seed)
+        self.log_extra = dict(log_extra or {})
+        self.bar, self.label, self.log = bar, label, log
+        self.checkpoint, self.best_path = self.out_dir / "checkpoint.pt", self.out_dir / "best.pt"
+        self.log_path = self.out_dir / "log.jsonl"
+
+    def fit(self) -> torch.nn.Module:
+        """Train (or resume, or reload a finished run); returns the model in eval mode (the best validated
+        epoch's weights with ``select: best``)."""
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(int(cfg.threads))
+        torch.manual_seed(hash(self.seed) % (2**31))
+        model = self.task.build_model()
+        optimizer = make_optimizer(model, self.optim_cfg)
+        state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best": None, "best_epoch": None, "stale": 0, "done": False}
+        saved = loop.load_checkpoint(self.checkpoint)
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optim"])
+            state.update(json.loads(saved["state"]))
+        elif cfg.init:
+            init = Path(cfg.init)
+            if not init.is_file():
+                raise RecipeError(f"train.init: {init} does not exist (train the recipe it comes from first)")
+            model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
+        steps = max(1, self.task.steps_per_epoch())
+        total = cfg.epochs * steps
+        warmup = min(1.0, cfg.warmup_epochs / max(1, cfg.epochs))
+        budget = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
+
+        def progress() -> float:
+            p = state["step"] / total
+            return max(p, state["elapsed"] / budget) if budget else p
+
+        task_id = (self.bar.add_task(self.label, total=cfg.epochs, completed=state["epoch"])
+                   if self.bar is not None else None)
+        while not state["done"] and state["epoch"] < cfg.epochs and progress() < 1.0:
+            epoch = state["epoch"]
+            timer = loop.Timer()
+            model.train()
+            gen = loop.generator(*self.seed, epoch)
+            rng = np.random.default_rng([*self.seed, epoch])
+            losses, correct, seen, lr = [], 0, 0, 0.0
+            for batch in self.task.batches(epoch, gen, rng):
+                t_step = time.perf_counter()
+                lr = lr_at(progress(), self.optim_cfg.lr, warmup, 1.0 / total)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                    loss, right, n = self.task.loss(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+                correct += right
+                seen += n
+                state["step"] += 1
+                state["elapsed"] += time.perf_counter() - t_step
+                if progress() >= 1.0:
+                    break
+            state["epoch"] = epoch + 1
+            record: dict[str, Any] = {**self.log_extra, "epoch": epoch, "steps": state["step"],
+                                      "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                                      "train_acc": correct / max(1, seen), "lr_end": lr,
+                                      "seconds": round(timer.seconds, 2), "progress": round(progress(), 4)}
+            last = state["epoch"] >= cfg.epochs or progress() >= 1.0
+            if self._validate_now(state["epoch"], progress(), last):
+                t_val = loop.Timer()
+                scores = self.task.validate(model)
+                state["elapsed"] += t_val.seconds  # the time budget covers validation too
+                if scores:
+                    record.update(scores)
+                    self._track_best(model, scores, state, record)
+            record["elapsed_min"] = round(state["elapsed"] / 60, 3)
+            loop.append_jsonl(self.log_path, record)
+            loop.save_checkpoint(self.checkpoint, {"model": model.state_dict(), "optim": optimizer.state_dict(),
+                                                   "state": json.dumps(state)})
+            if self.bar is not None:
+                self.bar.update(task_id, advance=1)
+                self.bar.console.log(_line(record))
+            elif self.log is not None:
+                self.log(_line(record))
+        if cfg.select == "best" and self.best_path.is_file():
+            model.load_state_dict(torch.load(self.best_path, map_location="cpu", weights_only=True))
+        model.eval()
+        return model
+
+    def _validate_now(self, epochs_done: int, progress: float, last: bool) -> bool:
+        cfg = self.cfg
+        if last:
+            return True
+        if cfg.dense_after is not None and progress >= cfg.dense_after:
+            return True
+        return bool(cfg.val_every) and epochs_done % cfg.val_every == 0
+
+    def _track_best(self, model: torch.nn.Module, scores: dict[str, float], state: dict[str, Any],
+                    record: dict[str, Any]) -> None:
+        value = scores.get(self.task.metric)
+        if value is None or value != value:
+            return
+        if state["best"] is None or value > state["best"]:
+            state.update(best=float(value), best_epoch=record["epoch"], stale=0)
+            if self.cfg.select == "best":
+                torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, self.best_path)
+        else:
+            state["stale"] += 1
+            if self.cfg.patience is not None and state["stale"] >= self.cfg.patience:
+                state["done"] = True
+        record["best"] = state["best"]
+        record["best_epoch"] = state["best_epoch"]
+
+
+def _line(record: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
