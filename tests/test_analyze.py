@@ -208,14 +208,15 @@ def test_two_faces_main_face_by_default_and_one_timeline_each_with_all_faces(fac
     path = _compose(tmp_path / "two.mp4", frames, 10)
     main_only = Analyzer("default").analyze(path)
     assert isinstance(main_only, EmotionTimeline) and main_only["face"].all()
-    timelines = Analyzer("default", all_faces=True).analyze(path)
-    assert isinstance(timelines, list) and len(timelines) == 2
-    assert len({t.attrs["track"] for t in timelines}) == 2
-    centres = sorted(np.mean([(b[1] + b[3]) / 2 for b in t.attrs["face_boxes"]]) for t in timelines)
+    both = Analyzer("default", all_faces=True).analyze(path)
+    assert isinstance(both, EmotionTimeline) and len(both.tracks) == 2  # one timeline, a track column
+    boxes = both.boxes
+    centres = sorted(boxes[boxes["track"] == t][["x0", "x1"]].to_numpy().mean() for t in both.tracks)
     scale = 640 / 840  # decoded with the longer side at 640
     assert centres[0] < 360 * scale < centres[1]  # one track per person, each on its own side
-    for t in timelines:
-        assert t["face"].mean() >= 0.6 and "track" in t.columns
+    for t in both.tracks:
+        assert both[both["track"] == t]["face"].mean() >= 0.6
+    assert set(both.summary()["tracks"]) == {str(t) for t in both.tracks}
 
 
 def test_portrait_phone_video_is_analysed_upright(faces_360, tmp_path):
@@ -226,8 +227,8 @@ def test_portrait_phone_video_is_analysed_upright(faces_360, tmp_path):
     stored = [np.ascontiguousarray(np.rot90(f, k=-1)) for f in portrait]  # 360x640 landscape pixels
     tl = Analyzer("default").analyze(_compose(tmp_path / "phone.mp4", stored, 10, rotation=90))
     assert tl.attrs["media"]["rotation"] in (90, 270) and tl["face"].all()
-    boxes = np.array(tl.attrs["face_boxes"])[:, 1:]
-    assert (boxes[:, 2] <= 360 + 1).all() and (boxes[:, 1] >= 140 - 20).all()  # inside the upright frame
+    boxes = tl.boxes
+    assert (boxes["x1"] <= 360 + 1).all() and (boxes["y0"] >= 140 - 20).all()  # inside the upright frame
 
 
 @pytest.mark.parametrize("name", ["ravdess_mp4", "ravdess_wav"])

@@ -68,13 +68,27 @@ def test_shipped_fusion_bundle():
     if "fusion.ravdess" not in avemo.list_models(pretrained=True):
         pytest.skip("fusion.ravdess not shipped yet")
     bundle = avemo.load("fusion.ravdess")
-    assert bundle.labels == EMOTIONS and set(bundle.preprocessing["weights"]) == {"face", "voice"}
-    fused = bundle.model.fuse({"voice": _probs(3), "face": _probs(3, 7)}, labels={"face": BASIC7})
+    assert bundle.kind == "fusion" and bundle.labels == EMOTIONS and set(bundle.weights) == {"face", "voice"}
+    model = bundle.get_model()  # numpy: no torch needed to fuse
+    fused = model.fuse({"voice": _probs(3), "face": _probs(3, 7)}, labels={"face": BASIC7})
     assert np.allclose(fused.sum(1), 1, atol=1e-5)
-    assert np.allclose(bundle.model.fuse({"voice": _probs(3)}).sum(1), 1, atol=1e-5)
-    assert np.allclose(bundle.model.fuse({"face": _probs(3, 7)}, labels={"face": BASIC7}).sum(1), 1, atol=1e-5)
+    assert np.allclose(model.fuse({"voice": _probs(3)}).sum(1), 1, atol=1e-5)
+    assert np.allclose(model.fuse({"face": _probs(3, 7)}, labels={"face": BASIC7}).sum(1), 1, atol=1e-5)
     card = bundle.card
     assert "What was validated" in card and "What was not validated" in card
+
+
+def test_numpy_runtime_equals_the_torch_module():
+    bundle = avemo.load("fusion.fer2013_ravdess")
+    voice, face7 = _probs(6, seed=2), _probs(6, 7, seed=3)
+    voice[1] = np.nan
+    face7[2] = np.nan
+    voice[3], face7[3] = np.nan, np.nan
+    given = {"voice": voice, "face": face7}
+    a = bundle.get_model().fuse(given, labels={"face": BASIC7})
+    b = bundle.get_model("torch").fuse(given, labels={"face": BASIC7})
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert np.isnan(a[3]).all() and not np.isnan(a[[0, 1, 2, 4, 5]]).any()
 
 
 def test_published_fusion_rows_cover_six_folds():
@@ -100,14 +114,15 @@ def test_expected_calibration_error():
 
 
 def test_default_fusion_has_the_face_models_own_temperature(data):
-    from avemo.training.face_calibration import face_scores
-
+    from avemo.datasets import load_fer_image, read_corpus
     from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor
     from avemo.training.fusion import fit_temperature
 
     bundle = avemo.load(DEFAULT_MODELS["fusion"])
-    shipped = bundle.model.temperatures["face"]
+    shipped = bundle.temperatures["face"]
     face = FacePredictor(DEFAULT_MODELS["face"], tta="flip", int8=True, threads=1)
-    logp, y = face_scores(face, "public_test", data / "fer2013", every=6)  # 599 faces
+    samples = [s for s in read_corpus("fer2013", data / "fer2013") if s.split == "public_test"][::6]  # 599 faces
+    logp = np.log(np.clip(face.probs(np.stack([load_fer_image(s) for s in samples])), 1e-8, 1.0))
+    y = np.array([face.labels.index(s.label) for s in samples])
     assert fit_temperature(logp, y) == pytest.approx(shipped, abs=0.2)
-    assert bundle.model.temperatures["voice"] == pytest.approx(avemo.load("fusion.ravdess").model.temperatures["voice"])
+    assert bundle.temperatures["voice"] == pytest.approx(avemo.load("fusion.ravdess").temperatures["voice"])

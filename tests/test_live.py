@@ -1,6 +1,5 @@
 """The live analyzer: shared real clips played as live sources (real time and faster), the CLI, and
-clear errors for absent sources and devices. Mechanics, not accuracy: the shipped bundles are used
-when present, else bundles with random weights."""
+clear errors for absent sources and devices. Mechanics, not accuracy (the shipped default bundles)."""
 
 from __future__ import annotations
 
@@ -20,26 +19,11 @@ from avemo.media.live import LiveSource, open_device, parse_source
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The shipped default bundles where present, else bundles of the same architectures with random
-    weights (the live mechanics are under test, not accuracy)."""
-    import avemo.models.encoders.visual  # noqa: F401  (registers "face")
-    from avemo.audio import MelConfig
+def models() -> dict[str, str]:
+    """The shipped default bundles (the live mechanics are under test, not accuracy)."""
     from avemo.inference.predictors import DEFAULT_MODELS
-    from avemo.labels import BASIC7
-    from avemo.models.registry import create_model, list_bundles, save_bundle
 
-    shipped = set(list_bundles())
-    tmp = tmp_path_factory.mktemp("live-bundles")
-    extra = {"face": {"labels": BASIC7}, "voice": {"labels": EMOTIONS, "preprocessing": {"mel": MelConfig().to_dict()}},
-             "fusion": {"labels": EMOTIONS}}
-    out = {}
-    for m, name in DEFAULT_MODELS.items():
-        if name in shipped:
-            out[m] = name
-        else:
-            out[m] = str(save_bundle(tmp / f"{m}.rand", architecture=m, model=create_model(m), **extra[m]))
-    return out
+    return dict(DEFAULT_MODELS)
 
 
 @pytest.fixture(scope="module")

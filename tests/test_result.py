@@ -49,16 +49,43 @@ def test_summary_ignores_windows_without_any_modality(timeline):
 
 
 def test_saving_round_trips(timeline, tmp_path):
-    timeline.to_json(tmp_path / "t.json")
+    text = timeline.save_json(tmp_path / "t.json")
     doc = json.loads((tmp_path / "t.json").read_text())
+    assert json.loads(text) == doc
     assert doc["metadata"]["source"] == "clip.mp4" and len(doc["windows"]) == 6
-    back = EmotionTimeline.read_json(tmp_path / "t.json")
+    back = EmotionTimeline.load_json(tmp_path / "t.json")
     assert back.attrs["models"] == {"face": "face.x"}
     assert np.allclose(back.probabilities("fused"), timeline.probabilities("fused"))
     timeline.to_csv(tmp_path / "t.csv", index=False)
     assert pd.read_csv(tmp_path / "t.csv").shape == timeline.shape
     timeline.to_parquet(tmp_path / "t.parquet")
     assert pd.read_parquet(tmp_path / "t.parquet").attrs["source"] == "clip.mp4"
+
+
+def test_pandas_own_to_json_is_left_alone(timeline):
+    records = json.loads(timeline.to_json(orient="records"))  # pandas' method, its own format
+    assert len(records) == 6 and "fused_happy" in records[0]
+
+
+def test_live_events_become_a_timeline():
+    from avemo.inference.events import LiveEvent
+
+    probs = dict(zip(EMOTIONS, np.full(8, 1 / 8), strict=True))
+    events = [LiveEvent(time=0.2, label="happy", confidence=0.5, source="face", face=probs, voice=None,
+                        fused=probs, smoothed=probs, latency_ms=12.0),
+              LiveEvent(time=1.0, label=None, confidence=None, source="none", face=None, voice=None, fused=None,
+                        smoothed=None, latency_ms=3.0, speech_fraction=0.0)]
+    tl = EmotionTimeline.from_events(events, source="webcam")
+    assert list(tl["start"]) == [0.2, 1.0] and list(tl["source"]) == ["face", "none"]
+    assert tl["face"].tolist() == [True, False] and np.isnan(tl.probabilities("voice")).all()
+    assert tl.attrs["source"] == "webcam" and tl.summary()["windows"] == 2
+
+
+def test_plot_of_a_single_window_is_drawn_over_its_span(timeline, tmp_path):
+    one = timeline.iloc[:1]
+    fig = one.plot()
+    x0, x1 = fig.axes[0].get_xlim()
+    assert x1 - x0 == pytest.approx(float(one["end"].iloc[0] - one["start"].iloc[0]))
 
 
 def test_plot_writes_a_png(timeline, tmp_path):

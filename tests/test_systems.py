@@ -4,6 +4,7 @@ and reload, ONNX export parity. Tiny widths keep the whole file fast."""
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 from functools import lru_cache
@@ -16,42 +17,16 @@ import torch
 
 import avemo
 from avemo.labels import EMOTIONS
-from avemo.models.registry import create_model, load_bundle, save_bundle
+from avemo.models.registry import create_model, model_info
+from avemo.models.systems.base import TINY_SPEC
 
-SPEC = {"n_mels": 32, "audio_frames": 96, "video_frames": 4, "face_size": 48}
-TINY: dict[str, dict] = {
-    "mocanu2023_cma": {"width": 4, "layers": (1, 1, 1, 1), "snippets": 2, "dim": 16, "heads": 2, "embed_dim": 16,
-                       "dropout": 0.0},
-    "akturk2024_onn": {"widths": (4, 8), "q": 3, "fused_dim": 16, "dropout": 0.0},
-    "akturk2024_onn_face": {"widths": (4, 8), "q": 3, "fused_dim": 16, "dropout": 0.0},
-    "akturk2024_onn_voice": {"widths": (4, 8), "q": 3, "fused_dim": 16, "dropout": 0.0},
-    "almulla2024_fvt": {"face_widths": (4, 8), "voice_widths": (4, 8), "segment_seconds": 0.48,
-                        "text_features": 2**10, "dropout": 0.0},
-    "dixit2024_cnn": {"widths": (4, 8), "hidden": 16, "dropout": 0.0},
-    "dixit2024_cnn_early": {"widths": (4, 8), "hidden": 16, "dropout": 0.0},
-    "dixit2024_cnn_audio": {"widths": (4, 8), "hidden": 16, "dropout": 0.0},
-    "dixit2024_cnn_video": {"widths": (4, 8), "hidden": 16, "dropout": 0.0},
-    "zhang2016_cnnrnn": {"widths": (4, 8), "hidden": 16, "slice_frames": 32, "fused_dim": 16, "dropout": 0.0},
-    "khan2024_mser": {"widths": (4, 8), "dim": 16, "heads": 2, "depth": 1, "dropout": 0.0},
-    "kozlov2024_fuzzy": {"widths": (4, 8), "dropout": 0.0},
-    "hao2020_ensemble": {"widths": (4, 8), "hidden": 16, "dropout": 0.0},
-    "farhoudi2021_bel": {"width": 4, "layers": (1, 1), "cortex_dim": 16},
-    "goncalves2024_robust": {"base": "khan2024_mser", "p_drop": 0.3,
-                             "base_kwargs": {"widths": (4, 8), "dim": 16, "heads": 2, "depth": 1, "dropout": 0.0}},
-    "ma2020_shgr": {"base": "dixit2024_cnn_early", "hgr_dim": 8,
-                    "base_kwargs": {"widths": (4, 8), "hidden": 16, "dropout": 0.0}},
-}
-NAMES = sorted(TINY)
+SPEC = TINY_SPEC
+#: every registered system, with the tiny settings it declares beside itself (ModelInfo.tiny)
+NAMES = avemo.list_models(kind="system")
 
 
 def tiny_kwargs(name: str) -> dict:
-    kw = dict(TINY[name])
-    if "base" in kw:
-        kw["base_kwargs"] = {**kw["base_kwargs"], **SPEC}
-        return kw
-    if name.startswith("akturk"):
-        return {**kw, **SPEC, "video_frames": 1}
-    return {**kw, **SPEC}
+    return copy.deepcopy(dict(model_info(name).tiny))
 
 
 def build(name: str, seed: int = 0) -> torch.nn.Module:
@@ -102,9 +77,12 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def test_every_system_is_registered() -> None:
-    listed = set(avemo.list_models())
-    assert set(TINY) <= listed
+def test_every_system_declares_its_tiny_settings_and_modalities() -> None:
+    assert len(NAMES) >= 16
+    for name in NAMES:
+        info = model_info(name)
+        assert info.tiny and set(info.modalities) <= {"audio", "video", "text"}, name
+        assert info.module.startswith("avemo.models.systems."), name
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -167,16 +145,17 @@ def test_overfits_a_tiny_real_batch(name: str, data: Path) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_bundle_save_and_reload_give_identical_outputs(name: str, tmp_path: Path) -> None:
+def test_weights_save_and_reload_give_identical_outputs(name: str, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
     model = build(name).eval()
     x = model.example_inputs(2)
-    folder = save_bundle(tmp_path / f"{name}.test", architecture=name, model=model, labels=model.labels,
-                         kwargs=tiny_kwargs(name))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
     other = build(name, seed=1)  # different init: the reload must bring the weights back
     with torch.no_grad():
         assert not torch.equal(other.eval()(**x)["logits"], model(**x)["logits"])
-        reloaded = load_bundle(folder).model
-        torch.testing.assert_close(reloaded(**x)["logits"], model(**x)["logits"], atol=0, rtol=0)
+        other.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+        torch.testing.assert_close(other(**x)["logits"], model(**x)["logits"], atol=0, rtol=0)
 
 
 class _Logits(torch.nn.Module):
@@ -221,18 +200,18 @@ RECIPES = sorted(p for p in (Path(__file__).parents[1] / "recipes").glob("*.yaml
 
 
 def test_every_system_has_a_recipe_that_builds() -> None:
-    import yaml
+    from avemo.training.recipe import load_recipe
 
     archs = set()
     for path in RECIPES:
-        recipe = yaml.safe_load(path.read_text())
-        assert recipe["name"] == path.stem and recipe["kind"] == "system"
-        assert recipe["protocol"]["name"] == "ravdess6"  # speaker-independent folds, never random splits
-        arch = recipe["model"]["architecture"]
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem and recipe.kind == "system"
+        assert recipe.protocol.name == "ravdess6"  # speaker-independent folds, never random splits
+        arch = recipe.model.name
         assert path.stem.startswith(arch)
         archs.add(arch)
         if arch != "mocanu2023_cma":  # its paper-size build (45 M parameters) is measured in benchmarks
-            create_model(arch, **recipe["model"]["kwargs"])
+            create_model(arch, **recipe.model.kwargs)
     assert {n for n in NAMES if not n.startswith(("akturk2024_onn_", "dixit2024_cnn_"))} <= archs
 
 
@@ -267,7 +246,7 @@ def test_bel_system_learns_by_the_original_rules(data: Path) -> None:
 @pytest.mark.parametrize("base", ["mocanu2023_cma", "khan2024_mser", "zhang2016_cnnrnn"])
 def test_soft_hgr_wraps_any_two_stream_system(base: str) -> None:
     torch.manual_seed(0)
-    kw = {**TINY[base], **SPEC}
+    kw = tiny_kwargs(base)
     model = create_model("ma2020_shgr", base=base, base_kwargs=kw, hgr_dim=4, hgr_weight=1.0)
     x = model.example_inputs(4)
     y = torch.tensor([0, 2, 3, 4])
@@ -288,7 +267,7 @@ def test_modality_dropout_teaches_the_system_to_answer_from_one_side(data: Path)
 
     def train(p_drop: float) -> torch.nn.Module:
         torch.manual_seed(0)
-        base = {**TINY["dixit2024_cnn_early"], **SPEC}
+        base = tiny_kwargs("dixit2024_cnn_early")
         model = create_model("goncalves2024_robust", base="dixit2024_cnn_early", base_kwargs=base, p_drop=p_drop)
         model._gen = torch.Generator().manual_seed(0)
         opt = torch.optim.Adam(model.parameters(), lr=3e-2)

@@ -3,6 +3,7 @@ ablation renderer; on real RAVDESS speech + AU data, the shared clips, and clips
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -11,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from avemo.bench import ablation
 from avemo.cli import main
 from avemo.models.blocks.au import swap_visual_encoders
-from avemo.training import ablation
 from avemo.training.recipe import RecipeError, load_recipe
 from avemo.training.systems import usable
 
 ROOT = Path(__file__).parents[1]
-TINY = ["--set", "epochs=1", "--set", "data.speakers=[1,5]", "--set", "data.per_speaker=6",
+TINY = ["--set", "train.epochs=1", "--set", "data.speakers=[1,5]", "--set", "data.per_speaker=6",
         "--set", "model.kwargs={widths: [8, 16, 32], hidden: 32}", "--quiet"]
 
 
@@ -75,7 +76,7 @@ def test_au_adapter_replaces_every_frame_level_visual_encoder(system):
     from avemo.models.registry import create_model
 
     recipe = ablation.variant_recipe(system, "au_fusion")
-    kwargs = recipe.section("model")["kwargs"]
+    kwargs = copy.deepcopy(dict(recipe.model.kwargs))
     inner = kwargs.setdefault("base_kwargs", {}) if system in ("ma2020_shgr", "goncalves2024_robust") else kwargs
     inner.update(video_frames=1, audio_frames=100)
     model = create_model(system, **kwargs)
@@ -123,8 +124,8 @@ def _generated_ravdess(clips: dict[str, Path], root: Path) -> Path:
 def test_frame_video_systems_train_end_to_end_on_generated_clips(clips, tmp_path, system):
     root = _generated_ravdess(clips, tmp_path / "ravdess")
     recipe = ROOT / "recipes" / f"{system}_ravdess.yaml"
-    small = load_recipe(recipe).section("ablation")["kwargs"]
-    args = ["train", str(recipe), "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "epochs=1",
+    small = dict(load_recipe(recipe).ablation.kwargs)
+    args = ["train", str(recipe), "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "train.epochs=1",
             "--set", f"data.root={root}", "--set", f"model.kwargs={json.dumps(small)}", "--set", "optim.batch_size=2"]
     assert main(args) == 0
     assert main(["evaluate", str(recipe), "--run-dir", str(tmp_path / "run")]) == 0
@@ -190,7 +191,7 @@ def test_recipe_audio_front_end_is_used(data, tmp_path, capsys):
 
 
 def test_missing_modality_evaluation_reuses_the_trained_fold_models(data, tmp_path):
-    tiny = {"data": {"speakers": [1, 5], "per_speaker": 6}, "epochs": 1}
+    tiny = {"data": {"speakers": [1, 5], "per_speaker": 6}, "train.epochs": 1}
     runs, results = tmp_path / "runs", tmp_path / "results"
     written = ablation.run(["goncalves2024_robust"], ["au_fusion"], runs=runs, results=results, overrides=tiny,
                            show=False)

@@ -45,8 +45,8 @@ seed: 0
 features: {{mel: {{}}, trim_db: 40, window_s: 1.0, eval_hop_s: 0.5}}
 model: {{name: voice, kwargs: {{channels: [4, 8], emb_dim: 8}}}}
 augment: {{specaugment: {{freq: 4, time: 10, n: 1}}, mixup: 0.2}}
-optim: {{lr: 0.003, batch_size: 4, warmup_epochs: 1}}
-epochs: 1
+optim: {{lr: 0.003, batch_size: 4}}
+train: {{epochs: 1, warmup_epochs: 1}}
 """
 
 
@@ -77,12 +77,12 @@ def test_resume_continues_at_the_next_epoch(tiny_recipe: Path, tmp_path: Path):
     run = tmp_path / "run"
     assert main(["train", str(tiny_recipe), "--run-dir", str(run), "--quiet"]) == 0
     ckpt = loop.load_checkpoint(run / "fold_0" / "checkpoint.pt")
-    assert ckpt["epoch"] == 0 and "optim" in ckpt
+    assert json.loads(ckpt["state"])["epoch"] == 1 and "optim" in ckpt  # one epoch done
     (run / "fold_0" / "predictions.npz").unlink()  # as if interrupted after epoch 0
-    assert main(["train", str(tiny_recipe), "--run-dir", str(run), "--quiet", "--set", "epochs=3"]) == 0
+    assert main(["train", str(tiny_recipe), "--run-dir", str(run), "--quiet", "--set", "train.epochs=3"]) == 0
     log = loop.read_jsonl(run / "fold_0" / "log.jsonl")
     assert [r["epoch"] for r in log] == [0, 1, 2]  # epoch 0 was not run again
-    assert loop.load_checkpoint(run / "fold_0" / "checkpoint.pt")["epoch"] == 2
+    assert json.loads(loop.load_checkpoint(run / "fold_0" / "checkpoint.pt")["state"])["epoch"] == 3
 
 
 def test_folds_are_actor_independent_with_inner_validation(data: Path):

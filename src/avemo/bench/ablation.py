@@ -22,6 +22,7 @@ the ablation section of BENCHMARKS.md; a row that has no stored result says so (
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -45,10 +46,10 @@ FRAME_VIDEO = ("mocanu2023_cma", "akturk2024_onn", "zhang2016_cnnrnn")
 VARIANTS = {"voice": {"audio": "logmel", "video": "none"}, "au_fusion": {"audio": "logmel", "video": "au35"}}
 EPOCHS = 6
 PROTOCOL: dict[str, Any] = {
-    "epochs": EPOCHS,
+    "train": {"epochs": EPOCHS, "warmup_epochs": 1},
     "protocol": {"name": "ravdess6", "val_speakers": 4},
     "features": {"mel": {}, "trim_db": 40, "window_s": 3.0, "eval_hop_s": 1.0},
-    "optim": {"lr": 0.002, "weight_decay": 0.0001, "batch_size": 32, "label_smoothing": 0.1, "warmup_epochs": 1},
+    "optim": {"lr": 0.002, "weight_decay": 0.0001, "batch_size": 32, "label_smoothing": 0.1},
     "augment": {"specaugment": {"freq": 8, "time": 25, "n": 1}},
     "audio_front_end": None,   # every system on the same plain log-mels (no system-specific noise reduction)
 }
@@ -66,12 +67,12 @@ def variant_recipe(system: str, variant: str, *, overrides: dict[str, Any] | Non
     """The system's recipe under the ablation protocol: small widths (``ablation.kwargs``, plus
     ``ablation.au_kwargs`` for the AU variant), the variant's inputs, :data:`PROTOCOL`."""
     base = load_recipe(recipe_path(system))
-    abl = base.section("ablation")
-    if not abl.get("kwargs"):
+    abl = base.ablation
+    if not abl.kwargs:
         raise RecipeError(f"{base.path}: no ablation.kwargs (the small widths of the ablation protocol)")
-    kwargs = {**abl["kwargs"], **((abl.get("au_kwargs") or {}) if variant == "au_fusion" else {})}
+    kwargs = {**copy.deepcopy(dict(abl.kwargs)), **(dict(abl.au_kwargs) if variant == "au_fusion" else {})}
     values = {**PROTOCOL, "name": f"{system}__{variant}", "model.kwargs": kwargs, "inputs": VARIANTS[variant],
-              "description": f"{base.get('description', system)} — ablation, {variant}",
+              "description": f"{base.description or system} — ablation, {variant}",
               **(overrides or {})}
     return load_recipe(base.path, values)
 
@@ -205,8 +206,8 @@ def smoke_real_clips(system: str, *, runs: Path = RUNS, results: Path = RESULTS,
     recipe = load_recipe(base.path, {
         "name": f"{system}__smoke", "corpus": "manifest", "data": {"root": str(manifest)},
         "protocol": {"name": "holdout", "test_speakers": [19], "val_speakers": 0},
-        "epochs": epochs, "model.kwargs": base.section("ablation")["kwargs"],
-        "optim": {**base.section("optim"), "batch_size": 3}})
+        "train.epochs": epochs, "model.kwargs": copy.deepcopy(dict(base.ablation.kwargs)),
+        "optim.batch_size": 3})
     timer = loop.Timer()
     train(recipe, run_dir, show=show)
     fold = json.loads((run_dir / "fold_0" / "fold.json").read_text())

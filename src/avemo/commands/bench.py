@@ -1,36 +1,59 @@
-"""``avemo bench accuracy``: render the accuracy section of BENCHMARKS.md from benchmarks/results/*.json;
-``avemo bench ablation [--run]``: the systems ablation section (:mod:`avemo.bench.ablation`);
-``avemo bench speed``: time ``avemo analyze`` on 60 s of 720p video (:mod:`avemo.bench.speed`)."""
+"""``avemo bench``: the benchmark sections of BENCHMARKS.md, each written by its harness in :mod:`avemo.bench`.
+
+- ``accuracy``: the accuracy section rendered from ``benchmarks/results/*.json`` (:mod:`avemo.bench.accuracy`);
+- ``ablation [--run]``: the reviewed systems' ablation (:mod:`avemo.bench.ablation`);
+- ``speed``: ``avemo analyze`` on 60 s of 720p video, configurations side by side (:mod:`avemo.bench.speed`);
+- ``startup [--against SRC]``: the start-up of ``avemo analyze``, this code against others (:mod:`avemo.bench.startup`).
+"""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "accuracy and ablation tables from stored results, or a speed run; written into BENCHMARKS.md"
+HELP = "benchmark sections of BENCHMARKS.md: accuracy and ablation tables from stored results, speed and start-up"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["accuracy", "ablation", "speed"], help="which benchmark to render")
+    p.add_argument("what", choices=["accuracy", "ablation", "speed", "startup"], help="which benchmark to run")
     p.add_argument("--results", default="benchmarks/results", help="folder of stored results")
-    p.add_argument("--out", default="BENCHMARKS.md", help="file whose accuracy section is (re)written")
+    p.add_argument("--out", default="BENCHMARKS.md", help="file whose section is (re)written")
     p.add_argument("--run", action="store_true", help="ablation: first train and evaluate what is missing")
     p.add_argument("--systems", help="ablation --run: comma-separated systems (default: all)")
-    p.add_argument("--repeat", type=int, default=3, help="speed: rounds over the configurations (default 3)")
+    p.add_argument("--repeat", type=int, default=3, help="speed, startup: rounds (default 3)")
     p.add_argument("--seconds", type=float, default=60.0, help="speed: length of the test video (default 60)")
+    p.add_argument("--against", action="append", default=[], metavar="NAME=SRC",
+                   help="startup: also time the code under SRC (a checkout's src folder), shown as NAME")
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
     from pathlib import Path
-
-    from avemo.bench.accuracy import write_accuracy_section
 
     if args.what == "ablation":
         from avemo.bench.ablation import main
 
         return main(args)
-    if args.what == "speed":
-        import json
+    if args.what == "startup":
+        from avemo.bench.startup import run as run_startup
+        from avemo.bench.startup import write_section
+        from avemo.errors import AvemoError
 
+        trees: dict[str, Path | None] = {"this commit": None}
+        for item in args.against:
+            name, sep, src = item.partition("=")
+            if not sep or not Path(src).is_dir():
+                raise AvemoError(f"--against expects NAME=SRC with SRC a folder, got {item!r}")
+            trees[name] = Path(src).resolve()
+        result = run_startup(trees, rounds=args.repeat)
+        stored = Path(args.results) / "speed" / "startup.json"
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(result, indent=2) + "\n")
+        write_section(result, Path(args.out))
+        for name, row in result["rows"].items():
+            print(f"{name}: imports {row['imports_s']:.2f} s, models {row['models_s']:.2f} s, "
+                  f"CLI {row['cli_s']:.2f} s, torch imported: {row['torch_imported']}")
+        return 0
+    if args.what == "speed":
         from avemo.bench.speed import run_all, write_section
 
         result = run_all(args.seconds, repeat=args.repeat)
@@ -46,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {row['wall_s']:.2f} s, {row['realtime_factor']:.1f}x real time, "
                   f"peak {row['peak_rss_mb']:.0f} MB")
         return 0
+    from avemo.bench.accuracy import write_accuracy_section
+
     path = write_accuracy_section(Path(args.results), Path(args.out))
     print(f"accuracy section written to {path}")
     return 0

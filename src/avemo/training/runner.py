@@ -11,6 +11,7 @@ from which ``avemo bench accuracy`` renders BENCHMARKS.md.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ FOLD_KEYS = ("test_speakers", "val_speakers", "train_seconds", "chosen", "au_mod
 
 def _run_meta(recipe: Recipe, samples: Sequence, folds: Sequence) -> dict[str, Any]:
     return {"recipe": recipe.name, "kind": recipe.kind, "corpus": recipe.corpus, "n_samples": len(samples),
-            "n_speakers": len({s.speaker for s in samples}), "protocol": recipe.protocol,
+            "n_speakers": len({s.speaker for s in samples}), "protocol": dataclasses.asdict(recipe.protocol),
             "folds": [f.describe() for f in folds], "seed": recipe.seed,
             "commit": loop.git_commit(), "machine": loop.machine(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -352,17 +352,10 @@ def used_params(model: nn.Module, modes: dict[str, str], data: SystemData) -> in
 
 
 def modalities_of(recipe: Recipe) -> tuple[str, ...]:
-    """The modalities of the recipe's system: its ``modalities`` argument, else the registry's record."""
-    from avemo.errors import ModelError
-    from avemo.models.registry import model_info
-
-    if not recipe.model.name:
-        raise RecipeError(f"{recipe.path}: model.name (a registered system) is missing")
-    try:
-        info = model_info(recipe.model.name)
-    except ModelError as err:
-        raise RecipeError(f"{recipe.path}: {err}") from None
-    return tuple(recipe.model.kwargs.get("modalities") or info.modalities)
+    """The modalities of the recipe's system, read from an instance built with the recipe's own kwargs (cheap
+    for these sizes; a name or kwargs that do not fit fail here, before any data is read)."""
+    model = create_system(recipe, recipe.model.name, copy.deepcopy(dict(recipe.model.kwargs)))
+    return tuple(getattr(model, "modalities", ("audio", "video")))
 
 
 # -- training and prediction ----------------------------------------------------------------------------
