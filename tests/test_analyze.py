@@ -245,3 +245,13 @@ def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):
     meta = json.loads((tmp_path / "1001_DFA_SAD_XX" / "done.json").read_text())
     assert meta["config"]["landmark_every"] == 1
     assert Analyzer("default").config.landmark_every == 2  # the default carries faces by flow
+
+
+def test_bad_settings_fail_once_with_a_clear_error(clips, tmp_path, capsys):
+    from avemo.errors import AvemoError
+
+    with pytest.raises(AvemoError, match="window must be a positive number"):
+        Analyzer("default", window=0)
+    assert main(["analyze", str(clips["cremad_hap"]), "--window", "-1", "--out", str(tmp_path / "o")]) == 2
+    assert "window must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before any file was touched

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from avemo.cli import main
+from avemo.labels import EMOTIONS
 from avemo.training import loop
 from avemo.training.metrics import classification_scores, summarize_folds
 
@@ -115,3 +117,105 @@ def test_bench_renders_every_stored_result(tmp_path: Path):
         if "rows" not in res:  # another benchmark's file, not an avemo evaluate result
             continue
         assert f"`{res['recipe']}`" in text and res["commit"] in text
+
+
+# ---- the Trainer itself, on a small real problem: RAVDESS log-mel statistics -> emotion --------------------
+class _StatsTask:
+    """A linear model on each clip's mean log-mel (actors 1 and 2, 120 clips): small, real and quick."""
+
+    metric = "val_acc"
+
+    def __init__(self, data: Path) -> None:
+        from avemo.audio import MelConfig, log_mel
+        from avemo.datasets import read_corpus
+        from avemo.labels import index
+        from avemo.media import read_audio
+
+        samples = [s for s in read_corpus("ravdess", data / "ravdess-speech-16k") if s.speaker in
+                   ("ravdess:01", "ravdess:02")]
+        cfg = MelConfig(n_mels=32)
+        self.x = torch.from_numpy(np.stack([log_mel(read_audio(s.path), cfg).mean(1) for s in samples]))
+        self.x = (self.x - self.x.mean(0)) / self.x.std(0)
+        self.y = torch.from_numpy(index(EMOTIONS, [s.label for s in samples]))
+        self.val = np.arange(len(samples)) % 5 == 0
+
+    def build_model(self) -> torch.nn.Module:
+        return torch.nn.Linear(32, len(EMOTIONS))
+
+    def steps_per_epoch(self) -> int:
+        return 4
+
+    def batches(self, epoch, gen, rng):
+        idx = np.flatnonzero(~self.val)
+        order = idx[torch.randperm(len(idx), generator=gen).numpy()]
+        for part in np.array_split(order, self.steps_per_epoch()):
+            yield self.x[part], self.y[part]
+
+    def loss(self, model, batch):
+        x, y = batch
+        logits = model(x)
+        return torch.nn.functional.cross_entropy(logits, y), int((logits.argmax(1) == y).sum()), len(y)
+
+    def validate(self, model):
+        with torch.no_grad():
+            return {"val_acc": float((model(self.x[self.val]).argmax(1) == self.y[self.val]).float().mean())}
+
+
+@pytest.fixture(scope="module")
+def stats_task(data: Path) -> _StatsTask:
+    return _StatsTask(data)
+
+
+def _fit(task, out: Path, **train):
+    from avemo.training.recipe import Optim, Train
+    from avemo.training.trainer import Trainer
+
+    cfg = {"epochs": 6, "warmup_epochs": 1, "val_every": 1, **train}
+    return Trainer(task, optim=Optim(lr=0.05, weight_decay=0.0), train=Train(**cfg), out_dir=out, seed=(0, 1)).fit()
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Interrupted(_StatsTask):
+    """The same task, interrupted (as by a killed process) when epoch ``stop_at`` starts."""
+
+    def __init__(self, base: _StatsTask, stop_at: int) -> None:
+        self.__dict__.update(base.__dict__)
+        self.stop_at = stop_at
+
+    def batches(self, epoch, gen, rng):
+        if epoch == self.stop_at:
+            raise _Stop
+        yield from super().batches(epoch, gen, rng)
+
+
+def test_trainer_interrupted_and_resumed_equals_uninterrupted(stats_task, tmp_path: Path):
+    whole = _fit(stats_task, tmp_path / "whole")
+    run = tmp_path / "cut"
+    with pytest.raises(_Stop):
+        _fit(_Interrupted(stats_task, 3), run)
+    assert len(loop.read_jsonl(run / "log.jsonl")) == 3
+    resumed = _fit(stats_task, run)
+    assert [r["epoch"] for r in loop.read_jsonl(run / "log.jsonl")] == list(range(6))  # epochs 0-2 not run again
+    torch.testing.assert_close(resumed.weight, whole.weight, atol=0, rtol=0)  # the same draws, the same weights
+    again = _fit(stats_task, run)  # a finished run reloads and trains nothing more
+    assert len(loop.read_jsonl(run / "log.jsonl")) == 6
+    torch.testing.assert_close(again.weight, whole.weight, atol=0, rtol=0)
+
+
+def test_trainer_keeps_the_best_epoch_and_stops_early(stats_task, tmp_path: Path):
+    model = _fit(stats_task, tmp_path / "best", epochs=8, select="best", patience=2)
+    log = loop.read_jsonl(tmp_path / "best" / "log.jsonl")
+    best = max(r["val_acc"] for r in log)
+    assert stats_task.validate(model)["val_acc"] == best  # the returned weights are the best validated ones
+    best_epoch = log[-1]["best_epoch"]
+    stale = [r for r in log if r["epoch"] > best_epoch]
+    assert len(stale) <= 2 and (len(log) == 8 or len(stale) == 2)  # stopped after 2 validations without gain
+
+
+def test_trainer_time_budget_anneals_within_it(stats_task, tmp_path: Path):
+    _fit(stats_task, tmp_path / "budget", epochs=1000, time_budget_min=0.002)  # 0.12 s for a 1000-epoch plan
+    log = loop.read_jsonl(tmp_path / "budget" / "log.jsonl")
+    assert len(log) < 1000 and log[-1]["progress"] >= 1.0 and log[-1]["lr_end"] < 0.05 * 0.2

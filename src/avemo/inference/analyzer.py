@@ -11,6 +11,7 @@ the mean over those frames), and speech when VAD marks at least ``min_speech`` o
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,21 @@ class AnalyzerConfig:
     #: face test-time views: "flip" (2 views; FER-2013 PrivateTest cost in BENCHMARKS.md), "none",
     #: "tencrop" (10 views, 5x the cost), or None for the bundle's setting (face.fer2013: flip, chosen on PublicTest)
     face_tta: str | None = "flip"
+
+    def __post_init__(self) -> None:
+        from avemo.errors import AvemoError
+
+        for name in ("window", "hop", "fps", "audio_chunk"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise AvemoError(f"analysis setting {name} must be a positive number of seconds (or frames per "
+                                 f"second), got {value!r}")
+        if not 0 <= self.min_speech <= 1:
+            raise AvemoError(f"analysis setting min_speech must be a share between 0 and 1, got {self.min_speech!r}")
+        if self.landmark_every < 1 or self.max_faces < 1:
+            raise AvemoError("analysis settings landmark_every and max_faces must be at least 1")
+        if self.backend not in ("onnx", "torch"):
+            raise AvemoError(f"analysis setting backend must be 'onnx' or 'torch', got {self.backend!r}")
 
 
 @dataclass

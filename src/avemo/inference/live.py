@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avemo.errors import AvemoError
 from avemo.inference.events import LiveEvent, LiveSummary, as_dict, latency_stats
 from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor, Fusion, VoicePredictor
 from avemo.labels import EMOTIONS
@@ -152,9 +153,9 @@ class LiveAnalyzer:
                  backend: str = "onnx", face_tta: str | None = None) -> None:
         for name, value in (("fps", fps), ("hop", hop), ("window", window)):
             if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+                raise AvemoError(f"live setting {name} must be a positive number, got {value!r}")
         if smooth < 0:
-            raise ValueError(f"smooth must be >= 0, got {smooth!r}")
+            raise AvemoError(f"live setting smooth must be >= 0, got {smooth!r}")
         names = dict(DEFAULT_MODELS) if models == "default" else {**DEFAULT_MODELS, **dict(models)}
         self.model_names = names
         self.fps, self.hop, self.smooth, self.window = float(fps), float(hop), float(smooth), float(window)
@@ -183,7 +184,7 @@ class LiveAnalyzer:
         ``duration`` s of media time, or on Ctrl-C (``interrupted``). ``speed`` > 1 plays files and
         streams faster than real time."""
         if not (speed > 0 and math.isfinite(speed)):
-            raise ValueError(f"speed must be a positive number, got {speed!r}")
+            raise AvemoError(f"live setting speed must be a positive number, got {speed!r}")
         if isinstance(source, LiveSource):
             opened = source
         else:

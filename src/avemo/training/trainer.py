@@ -98,6 +98,7 @@ class Trainer:
         """Train (or resume, or reload a finished run); returns the model in eval mode (the best validated
         epoch's weights with ``select: best``)."""
         cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         torch.manual_seed(hash(self.seed) % (2**31))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from avemo.labels import EMOTIONS
-from avemo.models.fusion.late import FLOOR, onto_emotions
+from avemo.models.fusion.late import FLOOR, onto_emotions, present
 from avemo.models.registry import register_model
 
 
@@ -51,12 +51,7 @@ class CalibratedLateFusion(nn.Module):
 
         Rows where a modality is NaN count that modality as absent for that row.
         """
-        given = {m: p for m, p in probs.items() if p is not None}
-        unknown = set(given) - set(self.modalities)
-        if unknown:
-            raise ValueError(f"unknown modalities {sorted(unknown)}; this fusion knows {self.modalities}")
-        if not given:
-            raise ValueError("every modality is absent: at least one input is needed")
+        given = present(probs, self.modalities)
         first = next(iter(given.values()))
         total = torch.zeros(first.shape, dtype=torch.float32)
         count = torch.zeros(first.shape[0], dtype=torch.float32)

@@ -36,6 +36,17 @@ def onto_emotions(probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
     return out / np.clip(out.sum(-1, keepdims=True), 1e-12, None)
 
 
+def present(probs: Mapping[str, object | None], modalities: Sequence[str]) -> dict[str, object]:
+    """The modalities given (not None), checked against those a fusion knows; at least one is needed."""
+    given = {m: p for m, p in probs.items() if p is not None}
+    unknown = set(given) - set(modalities)
+    if unknown:
+        raise ValueError(f"unknown modalities {sorted(unknown)}; this fusion knows {tuple(modalities)}")
+    if not given:
+        raise ValueError("every modality is absent: at least one input is needed")
+    return given
+
+
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -59,12 +70,7 @@ class LateFusion:
              ) -> np.ndarray:
         """Probabilities per modality (over ``labels[m]``, default EMOTIONS; NaN rows where absent) ->
         fused probabilities over EMOTIONS (NaN rows where no modality is present)."""
-        given = {m: p for m, p in probs.items() if p is not None}
-        unknown = set(given) - set(self.modalities)
-        if unknown:
-            raise ValueError(f"unknown modalities {sorted(unknown)}; this fusion knows {self.modalities}")
-        if not given:
-            raise ValueError("every modality is absent: at least one input is needed")
+        given = present(probs, self.modalities)
         n = len(next(iter(given.values())))
         total = np.zeros((n, len(EMOTIONS)))
         single = np.zeros((n, len(EMOTIONS)))
