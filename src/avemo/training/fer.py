@@ -36,7 +36,7 @@ from avemo.models.encoders.visual import DEFAULT_PREPROCESSING, tta_logits
 from avemo.models.registry import create_model
 from avemo.training.metrics import classification_scores, plot_confusion
 from avemo.training.recipe import Augment, Recipe, RecipeError
-from avemo.training.trainer import Trainer, TrainingTask
+from avemo.training.trainer import Trainer, TrainingTask, bf16_supported
 
 SPLIT_CODES = {"train": 0, "public_test": 1, "private_test": 2}
 LABELS: tuple[str, ...] = BASIC7
@@ -171,7 +171,7 @@ class FaceTask(TrainingTask):
 
     def validate(self, model: torch.nn.Module) -> dict[str, float]:
         pub = predict_logits(model, self.xpub, mean=self.mean, std=self.std, crop=self.recipe.augment.crop,
-                             tta="none", bf16=self.recipe.train.bf16)
+                             tta="none", bf16=self.recipe.train.bf16 and bf16_supported())
         return {"val_acc": float((pub.argmax(1) == self.ypub).mean())}
 
 
@@ -196,7 +196,7 @@ def train_face(recipe: Recipe, run_dir: str | Path, *, log: Any = print, bundle_
     split = data["split"]
     xpriv, ypriv = data["x"][split == 2], data["y"][split == 2]
     xpub, ypub, mean, std = task.xpub, task.ypub, task.mean, task.std
-    crop, bf16 = recipe.augment.crop, recipe.train.bf16
+    crop, bf16 = recipe.augment.crop, recipe.train.bf16 and bf16_supported()
     log(f"data: train {len(task.xtr)}, public {len(xpub)}, private {len(xpriv)}; mean {mean:.4f} std {std:.4f}; "
         f"loaded in {time.time() - t0:.1f}s")
     with loop.progress(show) as bar:

@@ -7,7 +7,7 @@ sections (:mod:`avemo.training.recipe`):
 - optimiser: AdamW, or SGD with Nesterov momentum and no weight decay on biases and norms;
 - schedule: linear warm-up, then cosine decay to zero; with a time budget the schedule's progress is the
   larger of the step and elapsed-time fractions, so a slow machine still anneals within the budget;
-- bf16 autocast on the CPU (the task keeps its loss in float32);
+- bf16 autocast on CPUs that compute bfloat16 natively (float32 elsewhere; the task keeps its loss in float32);
 - after every epoch: a line in ``log.jsonl`` and a resumable ``checkpoint.pt`` (plain tensors, read with
   ``weights_only=True``); validation every ``val_every`` epochs, ``best.pt`` when it improves, early
   stopping after ``patience`` validations without improvement.
@@ -66,6 +66,14 @@ def lr_at(progress: float, base: float, warmup: float, step_fraction: float) -> 
     return 0.5 * base * (1 + math.cos(math.pi * t))
 
 
+def bf16_supported() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere autocast to bfloat16 is
+    emulated and many times slower than float32, so the Trainer runs float32 there."""
+    cpu = torch.cpu
+    return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+                or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+
+
 def make_optimizer(model: torch.nn.Module, optim: Optim) -> torch.optim.Optimizer:
     if optim.name == "sgd":
         decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
@@ -119,6 +127,9 @@ class Trainer:
         total = cfg.epochs * steps
         warmup = min(1.0, cfg.warmup_epochs / max(1, cfg.epochs))
         budget = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
+        bf16 = cfg.bf16 and bf16_supported()
+        if cfg.bf16 and not bf16 and self.log is not None:
+            self.log("train.bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); training in float32")
 
         def progress() -> float:
             p = state["step"] / total
@@ -138,7 +149,7 @@ class Trainer:
                 lr = lr_at(progress(), self.optim_cfg.lr, warmup, 1.0 / total)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     loss, right, n = self.task.loss(model, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
