@@ -115,3 +115,37 @@ def chromium(*, extra_flags: tuple[str, ...] = ()) -> Any:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+
+
+def looped_clip(seconds: float, out: str | Path, *, video: str | Path, audio: str | Path, side: int = 480) -> Path:
+    """A talking-face video of ``seconds``: ``video``'s frames and ``audio`` (its own speech) looped,
+    as H.264 + AAC mp4 (for the screenshot and the browser test; made once)."""
+    import av
+    import numpy as np
+
+    from avemo.media import iter_frames, probe, read_audio, write_video
+
+    out = Path(out)
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fps = float(probe(video).fps or 30.0)
+    frames = [f.image for f in iter_frames(video, None, max_side=side)]
+    rate = 48000
+    wave = np.resize(read_audio(audio, rate), int(seconds * rate)).astype(np.float32)
+    wav = out.with_suffix(".wav")
+    with av.open(str(wav), "w") as c:
+        stream = c.add_stream("pcm_s16le", rate=rate, layout="mono")
+        for s in range(0, wave.size, 4096):
+            frame = av.AudioFrame.from_ndarray(wave[None, s:s + 4096], format="flt", layout="mono")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    n = int(round(seconds * fps))
+    try:
+        write_video(out, (frames[i % len(frames)] for i in range(n)), fps, audio_from=wav)
+    finally:
+        wav.unlink(missing_ok=True)
+    return out
