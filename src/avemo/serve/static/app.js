@@ -404,14 +404,14 @@ async function liveStart() {
   const ws = new WebSocket(`${proto}//${location.host}/v1/live`);
   ws.binaryType = "arraybuffer";
   live.ws = ws;
-  live.events = 0; live.latencies = []; live.rtts = []; live.sent.clear();
+  live.events = 0; live.latencies = []; live.rtts = []; live.sent.clear(); live.summary = null;
   $("live-start").disabled = true;
   $("live-stop").disabled = false;
   liveStatus("connecting");
   const hasAudio = live.stream.getAudioTracks().length > 0;
   ws.onopen = () => ws.send(JSON.stringify({ type: "start", video: true, audio: hasAudio }));
   ws.onmessage = (msg) => onLiveMessage(JSON.parse(msg.data), hasAudio);
-  ws.onclose = () => { liveCleanup(); liveStatus("stopped"); };
+  ws.onclose = () => { if (!live.summary) liveStatus("stopped"); liveCleanup(); };
   ws.onerror = () => liveError("The connection to the server failed.");
 }
 
@@ -424,6 +424,7 @@ async function onLiveMessage(msg, hasAudio) {
     if (hasAudio) await startAudio(msg.sample_rate || 16000);
   } else if (msg.type === "event") showLiveEvent(msg);
   else if (msg.type === "summary") {
+    live.summary = msg;
     const lat = msg.latency_ms || {};
     liveStatus(`stopped: ${msg.events} events, median server latency ${lat.median ?? "—"} ms`);
   } else if (msg.type === "error") liveError(msg.message);
