@@ -178,6 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(404, "not_found", "this job has no video a browser can play" if key == "video"
                            else f"this job has no {name}")
         path = store.job_dir(job_id) / file
+        if key == "png" and not path.is_file() and (path.parent / found.files["json"]).is_file():
+            path = engine.plot_png(path.parent)
         if not path.is_file():
             raise ApiError(404, "not_found", f"the {name} of job {job_id} is missing on the server")
         if key == "video":

@@ -4,8 +4,9 @@ and files). What it uses from the library:
 - :func:`avemo.media.probe`, :func:`avemo.media.iter_frames`, :func:`avemo.media.write_video` and
   :class:`avemo.errors.MediaError` (upload checks, the browser preview);
 - :class:`avemo.inference.analyzer.Analyzer` (``Analyzer("default", **config)`` once per worker
-  process, then ``analyze(path, progress=...)``, one :class:`EmotionTimeline`) and
-  :func:`avemo.inference.batch.write_outputs` (timeline CSV/JSON, summary JSON, plot PNG);
+  process, then ``analyze(path, progress=...)``, one :class:`EmotionTimeline`), and the timeline's
+  ``to_csv``, ``summary()``, ``plot(path)``, its JSON writer (:func:`save_json`) and reader
+  (``EmotionTimeline.read_json``);
 - :class:`avemo.inference.live.LiveAnalyzer` and :class:`~avemo.inference.live.LiveSource` (the
   WebSocket's frames and audio as a live source; :class:`~avemo.inference.live.LiveEvent` dicts out);
 - :func:`avemo.models.registry.list_bundles` and each shipped bundle's ``bundle.json`` and
@@ -28,7 +29,7 @@ from avemo.errors import AvemoError, MediaError
 
 log = logging.getLogger(__name__)
 
-#: the result files of a job (API name -> file in the job folder), as written by ``write_outputs``
+#: the result files of a job (API name -> file in the job folder); the plot is drawn when first asked for
 RESULT_FILES = {"csv": "timeline.csv", "json": "timeline.json", "png": "timeline.png"}
 
 # what browsers play as they are (container demuxer names as FFmpeg gives them); anything else with
@@ -157,8 +158,6 @@ class JobEngine:
             progress: Callable[[float], None]) -> tuple[dict[str, Any], dict[str, str]]:
         """Analyse ``media`` into ``folder``; returns the summary and the result files (API name ->
         file name). ``name`` (the client's file name) replaces the server path in the outputs."""
-        from avemo.inference.batch import write_outputs
-
         share = 0.85 if info.get("has_video") and not info.get("playable") else 0.97
         timeline = self.analyzer.analyze(media, progress=lambda done, total: progress(
             share * done / total if total else 0.0))
@@ -167,7 +166,11 @@ class JobEngine:
         timeline.attrs["source"] = name
         if isinstance(timeline.attrs.get("media"), dict):
             timeline.attrs["media"]["path"] = name
-        write_outputs(timeline, folder)
+        summary = timeline.summary()
+        folder.mkdir(parents=True, exist_ok=True)
+        timeline.to_csv(folder / RESULT_FILES["csv"], index=False)
+        save_json(timeline, folder / RESULT_FILES["json"])
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         files = dict(RESULT_FILES)
         if info.get("playable"):
             files["video"] = media.name
@@ -178,7 +181,7 @@ class JobEngine:
             except (MediaError, ValueError) as exc:  # the analysis stands; the page says there is no video
                 log.warning("%s: no browser preview: %s", name, exc)
         progress(1.0)
-        return timeline.summary(), files
+        return summary, files
 
     def _preview(self, media: Path, out: Path, info: dict[str, Any], progress: Callable[[float], None]) -> None:
         """An H.264/AAC mp4 the browser can play, upright, longer side ``preview_side``."""
@@ -195,6 +198,30 @@ class JobEngine:
 
         write_video(out, frames(), fps, audio_from=media if info.get("has_audio") else None,
                     crf=28, preset="veryfast")
+
+
+def save_json(timeline: Any, path: Path) -> None:
+    """The timeline as JSON (``metadata``, ``summary``, ``windows``), the library's own format."""
+    timeline.to_json(path)  # after the refactor of issue #9: timeline.save_json(path)
+
+
+_plot_lock = threading.Lock()
+
+
+def plot_png(folder: Path) -> Path:
+    """The job's timeline plot (drawn from its JSON on first request, then kept)."""
+    out = folder / RESULT_FILES["png"]
+    if out.is_file():
+        return out
+    from avemo.inference.result import EmotionTimeline
+
+    timeline = EmotionTimeline.read_json(folder / RESULT_FILES["json"])
+    with _plot_lock:  # pyplot's state is global
+        if not out.is_file():
+            tmp = out.with_name("timeline.part.png")
+            timeline.plot(tmp)
+            tmp.replace(out)
+    return out
 
 
 # ---- models -------------------------------------------------------------------------------------------

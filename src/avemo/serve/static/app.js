@@ -177,7 +177,8 @@ function renderSummary(job) {
   const lines = el("p", { class: "muted" },
     `face: ${s.face_dominant || "no face"} · voice: ${s.voice_dominant || "no speech"} · ` +
     `face in ${pct(s.face_coverage)} of the windows, speech in ${pct(s.speech_coverage)} · ` +
-    `${fmtTime(job.media.duration)}, ${s.windows} windows · analysed in ${fmtTime(job.elapsed)}`);
+    `${fmtTime(job.media.duration)}, ${s.windows} window${s.windows === 1 ? "" : "s"} · ` +
+    `analysed in ${fmtTime(job.elapsed)}`);
   $("summary").replaceChildren(
     el("div", { class: "muted" }, "dominant emotion (face and voice fused)"),
     el("div", { class: "dominant", id: "dominant" }, s.dominant || "—"),
@@ -217,6 +218,7 @@ function drawTimeline() {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, width, height);
   ctx.font = "12px system-ui, sans-serif";
+  ctx.textAlign = "left";
   const segs = segments();
   ROWS.forEach((row, r) => {
     const y0 = TOP + r * (ROW_H + GAP);
@@ -244,14 +246,15 @@ function drawTimeline() {
     }
   });
   // time axis
-  const yAxis = TOP + ROWS.length * (ROW_H + GAP);
+  const yAxis = TOP + ROWS.length * (ROW_H + GAP) - GAP + 6;
   ctx.fillStyle = "#66707a";
   ctx.textBaseline = "top";
   const step = niceStep(state.duration);
   for (let t = 0; t <= state.duration + 1e-6 && step > 0; t += step) {
     const x = xOf(t, width);
-    ctx.fillRect(x, yAxis - 4, 1, 4);
-    ctx.fillText(t.toFixed(step < 1 ? 1 : 0) + " s", x - 8, yAxis);
+    ctx.fillRect(x, yAxis - 6, 1, 5);
+    ctx.textAlign = t === 0 ? "left" : "center";
+    ctx.fillText(t.toFixed(step < 1 ? 1 : 0) + " s", x, yAxis + 1);
   }
   canvas.dataset.windows = String(state.windows.length);
   // keep a copy of the drawn timeline: the cursor is drawn over it, and moved by restoring it
