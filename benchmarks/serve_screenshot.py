@@ -28,7 +28,7 @@ def main() -> None:
                        video=clips / "ravdess/01-01-08-02-01-01-19.mp4",
                        audio=clips / "ravdess/03-01-08-02-01-01-19.wav")
     with tempfile.TemporaryDirectory(prefix="avemo-serve-shot-") as tmp, ServerProcess(Path(tmp) / "data") as server:
-        driver = chromium(extra_flags=("--window-size=1280,1480", "--hide-scrollbars"))
+        driver = chromium(extra_flags=("--window-size=1280,1640", "--hide-scrollbars"))
         try:
             driver.get(server.url + "/")
             for path in (clips / "cremad/1001_DFA_HAP_XX.flv", clip):

@@ -253,7 +253,7 @@ function drawTimeline() {
   for (let t = 0; t <= state.duration + 1e-6 && step > 0; t += step) {
     const x = xOf(t, width);
     ctx.fillRect(x, yAxis - 6, 1, 5);
-    ctx.textAlign = t === 0 ? "left" : "center";
+    ctx.textAlign = t === 0 ? "left" : x > width - 30 ? "right" : "center";
     ctx.fillText(t.toFixed(step < 1 ? 1 : 0) + " s", x, yAxis + 1);
   }
   canvas.dataset.windows = String(state.windows.length);
