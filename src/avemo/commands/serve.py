@@ -10,7 +10,7 @@ HELP = "HTTP service and browser page: upload videos, get emotion timelines; liv
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1, or AVEMO_SERVE_HOST; "
                                                 "0.0.0.0 serves other machines: set AVEMO_API_KEY then)")
-    p.add_argument("--port", type=int, default=None, help="port (default 8000, or AVEMO_SERVE_PORT; 0: any free one)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8000, or AVEMO_SERVE_PORT)")
     p.add_argument("--dir", default=None, metavar="FOLDER",
                    help="jobs database, uploads and results (default AVEMO_SERVE_DIR or ~/.local/share/avemo/serve)")
     p.add_argument("--workers", type=int, default=None,

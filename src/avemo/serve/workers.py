@@ -158,9 +158,14 @@ class _Slot(threading.Thread):
         self.job_id, self._cancel = job_id, None
         self._cancelled.clear()
         folder = store.job_dir(job_id)
-        self.conn.send(("job", job_id, str(store.upload_path(job_id)), str(folder), job.filename, job.media))
         deadline = time.monotonic() + settings.job_timeout_s
         outcome: tuple[str, Any] | None = None
+        try:
+            self.conn.send(("job", job_id, str(store.upload_path(job_id)), str(folder), job.filename, job.media))
+        except (OSError, ValueError):  # the worker died after it said ready
+            code = self.proc.exitcode if self.proc is not None else None
+            self._kill()
+            outcome = ("failed", f"the worker process died before the analysis started (exit code {code})")
         while outcome is None:
             if self._cancel == job_id:
                 self._kill()
