@@ -52,6 +52,7 @@ benchmarks: setup
 	$(BIN)/python benchmarks/face_path.py
 	$(BIN)/avemo bench speed
 	$(BIN)/python benchmarks/systems_cost.py --threads 1
+	$(BIN)/python benchmarks/serve_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
