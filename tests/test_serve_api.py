@@ -215,6 +215,13 @@ def test_bad_uploads_answer_clear_4xx(server: ServerProcess, clips: dict[str, Pa
     for name, content, status, code in cases:
         message = _error(_post(server, data=content, name=name), status, code)
         assert name in message or code in ("empty_upload", "too_large"), message
+    # an mp4 with its index in front ("faststart") cut short: it opens, but its data stops
+    from avemo.serve.harness import looped_clip
+
+    faststart = looped_clip(3.0, tmp_path / "faststart.mp4", video=clips["ravdess_mp4"], audio=clips["ravdess_wav"])
+    cut = faststart.read_bytes()
+    assert "faststart.mp4" in _error(_post(server, data=cut[: len(cut) * 6 // 10], name="faststart.mp4"),
+                                     422, "truncated")
     long_wav = _looped_wav(clips["ravdess_wav"], MAX_DURATION_S + 3, tmp_path / "long.wav")
     assert "limit is 4.5 s" in _error(_post(server, long_wav), 422, "too_long")
     # a form without the file, a cut multipart body, a bad Content-Length
