@@ -161,7 +161,8 @@ def render(result: dict) -> str:
     lines = [BEGIN, "## Service: `avemo serve` under load (loopback)", "",
              f"{result['clients']} clients upload the same real clip at the same instant (`{clip['name']}`: "
              f"{clip['duration']:.2f} s, {clip['size'] / 1e3:.0f} kB, {clip['format']}: video {clip['video_codec']}, "
-             f"audio {clip['audio_codec']}; each job also makes its H.264 browser preview) and poll "
+             f"audio {clip['audio_codec']}; each job also makes its H.264 browser preview; the plot PNG is drawn "
+             "only when first downloaded) and poll "
              "`GET /v1/jobs/{id}` every 50 ms until it ends. One warm-up job first, not counted. Latency: from "
              "the start of the upload to the poll that sees the job finished. Throughput: finished jobs over the "
              "time from the first upload to the last finish. A server is started (subprocess, shipped models) "

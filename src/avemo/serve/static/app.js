@@ -396,11 +396,18 @@ function header(kind, t, payloadBytes) {
 async function liveStart() {
   liveError("");
   const wantAudio = $("live-audio").checked;
+  const video = { width: 640, height: 480 };
   try {
-    live.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: wantAudio });
+    live.stream = await navigator.mediaDevices.getUserMedia({ video, audio: wantAudio });
   } catch (e) {
-    liveError("No camera: " + e.message);
-    return;
+    try {  // no microphone (or not allowed): the face alone
+      if (!wantAudio) throw e;
+      live.stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
+      liveError("No microphone (" + e.message + "): the face alone.");
+    } catch (e2) {
+      liveError("No camera: " + e2.message);
+      return;
+    }
   }
   $("cam").srcObject = live.stream;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
