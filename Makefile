@@ -7,7 +7,7 @@ AVEMO_DATA ?= ../shared/datasets
 export AVEMO_DATA
 VIDEO ?= $(if $(wildcard $(AVEMO_DATA)/clips/cremad/1001_DFA_HAP_XX.flv),$(AVEMO_DATA)/clips/cremad/1001_DFA_HAP_XX.flv,)
 
-.PHONY: setup demo test lint benchmarks clean
+.PHONY: setup browser demo test lint benchmarks clean
 
 setup: $(STAMP)
 
@@ -29,7 +29,14 @@ demo: setup
 	fi
 	$(BIN)/avemo demo "$(VIDEO)"
 
-test: setup
+# Debian's headless chromium and its driver, for the browser test (tests/test_serve_browser.py)
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else echo "chromium or chromium-driver missing (not root, not installed): the browser test is skipped"; fi; }
+
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -x --durations=15
 
@@ -45,6 +52,7 @@ benchmarks: setup
 	$(BIN)/python benchmarks/face_path.py
 	$(BIN)/avemo bench speed
 	$(BIN)/python benchmarks/systems_cost.py --threads 1
+	$(BIN)/python benchmarks/serve_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

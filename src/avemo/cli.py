@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "inspect": "inspect_media",
     "export": "export",
+    "serve": "serve",
 }
 
 

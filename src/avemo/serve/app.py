@@ -1,0 +1,299 @@
+"""The HTTP service: :func:`create_app` builds the FastAPI application.
+
+Routes (JSON unless said otherwise; every error is ``{"error": {"code", "message"}}`` with a 4xx/5xx)::
+
+    GET    /                          the browser page (static files under /static/)
+    GET    /healthz                   liveness and worker readiness (never needs the API key)
+    GET    /v1/models                 the shipped bundles, their settings and model cards
+    POST   /v1/analyze[?wait=true]    upload a video or audio file -> 202 {job}; with wait, 200 {job + result}
+    GET    /v1/jobs                   jobs, newest first (?limit, ?offset, ?status)
+    GET    /v1/jobs/{id}              status, progress; when done the summary and the timeline
+    GET    /v1/jobs/{id}/timeline.csv | timeline.json | plot.png | video
+    DELETE /v1/jobs/{id}              remove a job and its files (a running one is stopped)
+    WS     /v1/live                   webcam frames and microphone audio in, running labels out
+    GET    /openapi.json              the OpenAPI schema
+
+With an API key set (``AVEMO_API_KEY``), every route but ``/healthz`` needs it: header
+``X-API-Key`` or ``Authorization: Bearer``, or the ``avemo_key`` cookie that ``/?key=...`` sets for
+the page (the browser then sends it with every request and the WebSocket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from avemo import __version__
+from avemo.errors import MediaError
+from avemo.serve import engine
+from avemo.serve.errors import ApiError, not_found
+from avemo.serve.livesocket import live_session
+from avemo.serve.settings import Settings, settings_from_env
+from avemo.serve.store import STATUSES, Job, JobStore
+from avemo.serve.uploads import receive_upload
+from avemo.serve.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+KEY_COOKIE = "avemo_key"
+_OPEN_PATHS = frozenset({"/healthz"})
+_MEDIA_TYPES = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm", "wav": "audio/wav",
+                "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg"}
+_DOWNLOADS = {"timeline.csv": ("csv", "text/csv"), "timeline.json": ("json", "application/json"),
+              "plot.png": ("png", "image/png")}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application, with its job store and worker pool (started and stopped with the app)."""
+    settings = (settings or settings_from_env()).check()
+    store = JobStore(settings.data_dir)
+    pool = WorkerPool(store, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        queued, failed = store.recover()
+        if failed:
+            log.warning("%d job(s) were running when the server stopped; marked failed", len(failed))
+        pool.start()
+        for job_id in queued:
+            pool.submit(job_id)
+        app.state.live_slots = asyncio.Semaphore(settings.live_sessions)
+        yield
+        await run_in_threadpool(pool.stop)
+        store.close()
+
+    app = FastAPI(title="avemo", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Audio-visual emotion recognition: face, voice and fused emotions over time.")
+    app.state.settings, app.state.store, app.state.pool = settings, store, pool
+    _add_error_handlers(app)
+    _add_auth(app, settings)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # ---- the page and health ---------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def page(request: Request) -> Response:
+        key = request.query_params.get("key")
+        if key is not None and settings.api_key:  # the key has been checked: keep it in a cookie, out of the URL
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict")
+            return response
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
+                            headers={"Cache-Control": "no-cache"})
+
+    @app.get("/healthz", summary="Liveness and worker readiness")
+    def healthz() -> dict[str, Any]:
+        status = pool.status()
+        return {"status": "ok", "version": __version__, "workers": status["workers"], "ready": status["ready"],
+                "busy": status["busy"], "queued": status["queued"]}
+
+    @app.get("/v1/models", summary="The shipped model bundles and their cards")
+    def models() -> dict[str, Any]:
+        return {"analysis": pool.model_names, "bundles": _bundles()}
+
+    # ---- jobs ------------------------------------------------------------------------------------
+    @app.post("/v1/analyze", status_code=202, summary="Upload a video or audio file to analyse",
+              responses={200: {"description": "with ?wait=true: the finished job and its result"},
+                         202: {"description": "the job, queued"}},
+              openapi_extra={"requestBody": {"content": {
+                  "multipart/form-data": {"schema": {"type": "object", "properties": {
+                      "file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def analyze(request: Request, wait: bool = Query(False, description="answer with the result when it "
+                                                                               "is ready within the wait limit"),
+                      filename: str | None = Query(None, description="file name for a raw-body upload")
+                      ) -> Response:
+        if pool.queued >= settings.max_queued:
+            raise ApiError(503, "busy", f"{pool.queued} jobs are waiting already; try again later")
+        received = await receive_upload(request, store.new_incoming(), settings.max_upload_bytes)
+        try:
+            media = await run_in_threadpool(engine.check_media, received.path, received.filename)
+            if media["duration"] > settings.max_duration_s:
+                raise ApiError(422, "too_long", f"{received.filename}: {media['duration']:.1f} s of media; the "
+                                                f"limit is {settings.max_duration_s:g} s",
+                               limit_seconds=settings.max_duration_s)
+            job = await run_in_threadpool(store.create, received.path, filename=received.filename,
+                                          size=received.size, media=media)
+        except MediaError as exc:
+            raise _media_error(exc) from None
+        finally:
+            received.path.unlink(missing_ok=True)  # moved into the job when accepted
+        pool.submit(job.id)
+        if wait:
+            deadline = time.monotonic() + settings.wait_s
+            while time.monotonic() < deadline:
+                job = await run_in_threadpool(store.get, job.id)
+                if job is None or job.status in ("done", "failed"):
+                    break
+                await asyncio.sleep(0.1)
+            if job is None:
+                raise not_found("job")
+            if job.status in ("done", "failed"):
+                return JSONResponse(await run_in_threadpool(_job_view, store, job, True), status_code=200)
+        return JSONResponse(_job_view(store, job, False), status_code=202,
+                            headers={"Location": f"/v1/jobs/{job.id}"})
+
+    @app.get("/v1/jobs", summary="Jobs, newest first")
+    def jobs(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+             status: str | None = Query(None, description=f"one of {', '.join(STATUSES)}")) -> dict[str, Any]:
+        if status is not None and status not in STATUSES:
+            raise ApiError(422, "invalid_request", f"status must be one of {', '.join(STATUSES)}")
+        return {"jobs": [_job_view(store, j, False) for j in store.list(limit=limit, offset=offset, status=status)],
+                "counts": store.counts()}
+
+    @app.get("/v1/jobs/{job_id}", summary="A job: status, progress, and when done its summary and timeline")
+    def job(job_id: str) -> dict[str, Any]:
+        return _job_view(store, _get(store, job_id), True)
+
+    @app.get("/v1/jobs/{job_id}/{name}", summary="A result file: timeline.csv, timeline.json, plot.png or video")
+    def job_file(job_id: str, name: str) -> Response:
+        found = _get(store, job_id)
+        if name not in (*_DOWNLOADS, "video"):
+            raise not_found(f"result file {name!r}")
+        if found.status != "done":
+            raise ApiError(409, "not_ready", f"job {job_id} is {found.status}" +
+                           (f": {found.error}" if found.error else "; its results are not there yet"))
+        key, media_type = _DOWNLOADS.get(name, ("video", None))
+        file = found.files.get(key)
+        if file is None:
+            raise ApiError(404, "not_found", "this job has no video a browser can play" if key == "video"
+                           else f"this job has no {name}")
+        path = store.job_dir(job_id) / file
+        if key == "png" and not path.is_file() and (path.parent / found.files["json"]).is_file():
+            path = engine.plot_png(path.parent)
+        if not path.is_file():
+            raise ApiError(404, "not_found", f"the {name} of job {job_id} is missing on the server")
+        if key == "video":
+            media_type = "video/mp4" if file == "preview.mp4" else _MEDIA_TYPES.get(found.media.get("format"),
+                                                                                     "application/octet-stream")
+            return FileResponse(path, media_type=media_type)
+        stem = Path(found.filename).stem or "upload"
+        return FileResponse(path, media_type=media_type, filename=f"{stem}.{name}")
+
+    @app.delete("/v1/jobs/{job_id}", summary="Remove a job and its files (stopping it when running)")
+    def delete_job(job_id: str) -> dict[str, Any]:
+        found = _get(store, job_id)
+        if found.status == "running":
+            pool.cancel(job_id)
+        store.delete(job_id)
+        return {"deleted": job_id, "was": found.status}
+
+    # ---- live ------------------------------------------------------------------------------------
+    @app.websocket("/v1/live")
+    async def live(ws: WebSocket) -> None:
+        await ws.accept()
+        if settings.api_key and not _key_ok(settings.api_key, ws.headers, ws.cookies, ws.query_params):
+            await ws.send_json({"type": "error", "code": "unauthorized", "message": "a valid API key is required"})
+            await ws.close(1008)
+            return
+        await live_session(ws, settings, ws.app.state.live_slots)
+
+    return app
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+_bundle_cache: list[dict[str, Any]] = []
+
+
+def _bundles() -> list[dict[str, Any]]:
+    if not _bundle_cache:
+        _bundle_cache.extend(engine.bundles_info())
+    return _bundle_cache
+
+
+def _get(store: JobStore, job_id: str) -> Job:
+    found = store.get(job_id)
+    if found is None:
+        raise not_found(f"job {job_id!r}")
+    return found
+
+
+def _job_view(store: JobStore, job: Job, with_result: bool) -> dict[str, Any]:
+    out = job.to_dict()
+    base = f"/v1/jobs/{job.id}"
+    out["links"] = {"self": base, **{key: f"{base}/{name}" for name, (key, _) in _DOWNLOADS.items()
+                                     if key in job.files}}
+    if "video" in job.files:
+        out["links"]["video"] = f"{base}/video"
+    if with_result and job.status == "done":
+        doc = json.loads((store.job_dir(job.id) / job.files["json"]).read_text())
+        out["result"] = {"windows": doc.get("windows", []), "metadata": doc.get("metadata", {})}
+    return out
+
+
+def _media_error(exc: MediaError) -> ApiError:
+    problem = exc.problem
+    if "still image" in problem:
+        return ApiError(415, "unsupported_media", str(exc))
+    if "truncated" in problem and "cannot be opened" not in problem:
+        return ApiError(422, "truncated", str(exc))
+    if "cannot be opened" in problem or "not a media file" in problem:
+        return ApiError(415, "not_media", str(exc))
+    return ApiError(422, "bad_media", str(exc))
+
+
+def _key_ok(key: str, headers: Any, cookies: Any, query: Any) -> bool:
+    given = headers.get("x-api-key")
+    auth = headers.get("authorization", "")
+    if given is None and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    given = given or cookies.get(KEY_COOKIE) or query.get("key")
+    return given is not None and hmac.compare_digest(given.encode(), key.encode())
+
+
+def _add_auth(app: FastAPI, settings: Settings) -> None:
+    if not settings.api_key:
+        return
+    key = settings.api_key
+
+    @app.middleware("http")
+    async def require_key(request: Request, call_next):
+        if request.url.path in _OPEN_PATHS or request.method == "OPTIONS" or \
+                _key_ok(key, request.headers, request.cookies, request.query_params):
+            return await call_next(request)
+        return JSONResponse(ApiError(401, "unauthorized", "a valid API key is required: header X-API-Key, "
+                                     "Authorization: Bearer, or open the page as /?key=...").body(),
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        return JSONResponse(ApiError(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)).body(),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg")} for e in exc.errors()]
+        message = "; ".join(f"{d['where']}: {d['problem']}" for d in details) or "invalid request"
+        return JSONResponse(ApiError(422, "invalid_request", message, details=details).body(), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(ApiError(500, "internal_error", f"internal error ({type(exc).__name__})").body(),
+                            status_code=500)

@@ -1,0 +1,174 @@
+"""The page in a real headless browser (Debian's Chromium driven by Selenium) against a real server:
+upload a talking-face clip, wait for the result, check that the three timelines are drawn, that the
+cursor follows the playing video and that a click on the timeline seeks; then the live tab with
+Chromium's fake camera and microphone playing the shared RAVDESS clip and its speech."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from avemo.labels import EMOTIONS
+from avemo.serve.harness import ServerProcess, chromium, chromium_available, looped_clip
+
+pytestmark = pytest.mark.skipif(not chromium_available(), reason="Debian's chromium and chromium-driver are not "
+                                                                 "installed (make test's set-up installs them)")
+
+# the page's timeline geometry (app.js): left margin, top, row height, gap between rows
+LEFT, TOP, ROW_H, GAP = 58, 6, 56, 10
+
+
+def _y4m(video: Path, out: Path, side: int = 480, fps: int = 15) -> Path:
+    """The clip as a Y4M file, the format Chromium's fake camera reads."""
+    import av
+
+    from avemo.media import iter_frames
+
+    with av.open(str(out), "w", format="yuv4mpegpipe") as c:
+        stream = c.add_stream("rawvideo", rate=fps)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        for f in iter_frames(video, float(fps), max_side=side):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f.image, format="rgb24").reformat(
+                    width=side, height=side, format="yuv420p")):
+                c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> ServerProcess:
+    srv = ServerProcess(tmp_path_factory.mktemp("serve-browser") / "data", workers=1).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]) -> Path:
+    """8 s of the RAVDESS actor with her own speech (several windows), H.264 + AAC."""
+    return looped_clip(8.0, tmp_path_factory.mktemp("clip") / "talking_face_8s.mp4",
+                       video=clips["ravdess_mp4"], audio=clips["ravdess_wav"])
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]):
+    y4m = _y4m(clips["ravdess_mp4"], tmp_path_factory.mktemp("camera") / "face.y4m")
+    driver = chromium(extra_flags=("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                                   f"--use-file-for-fake-video-capture={y4m}",
+                                   f"--use-file-for-fake-audio-capture={clips['ravdess_wav']}"))
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def _wait(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+ROW_COVERAGE_JS = """
+const [left, top, rowH, gap] = arguments;
+const c = document.getElementById('timeline');
+const dpr = window.devicePixelRatio || 1;
+const ctx = c.getContext('2d');
+const out = [];
+for (let r = 0; r < 3; r++) {
+  const x0 = Math.round((left + 2) * dpr), x1 = Math.round(c.width - 10 * dpr);
+  const y = Math.round((top + r * (rowH + gap) + rowH * 0.5) * dpr);
+  const px = ctx.getImageData(x0, y - 12, x1 - x0, 24).data;
+  let coloured = 0, total = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    total++;
+    const [R, G, B] = [px[i], px[i + 1], px[i + 2]];
+    const grey = Math.abs(R - G) < 6 && Math.abs(G - B) < 6;  // background, hatching, cursor
+    if (!grey || R < 160) coloured++;
+  }
+  out.push(coloured / total);
+}
+return out;
+"""
+
+
+def test_upload_result_timeline_cursor_and_seek(browser, server: ServerProcess, clip: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    browser.find_element(By.ID, "file").send_keys(str(clip))
+    result = browser.find_element(By.ID, "result")
+    _wait(lambda: result.get_attribute("data-state") == "done", 180, "the job to finish in the page")
+    job = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"][0]
+    job = requests.get(f"{server.url}/v1/jobs/{job['id']}", timeout=30).json()
+    assert job["filename"] == clip.name and job["status"] == "done"
+    windows = job["result"]["windows"]
+    canvas = browser.find_element(By.ID, "timeline")
+    assert int(canvas.get_attribute("data-windows")) == len(windows) >= 5
+
+    # the three rows are drawn: face and voice found all along this clip, so every row is coloured
+    assert all(w["source"] == "av" for w in windows)
+    coverage = browser.execute_script(ROW_COVERAGE_JS, LEFT, TOP, ROW_H, GAP)
+    assert all(c > 0.95 for c in coverage), coverage
+    assert browser.find_element(By.ID, "dominant").text.lower() == job["summary"]["dominant"]
+    hrefs = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#downloads a")]
+    assert len(hrefs) == 3 and all(requests.get(h, timeout=30).status_code == 200 for h in hrefs)
+    assert clip.name in browser.find_element(By.ID, "jobs").text
+
+    # the video plays and the cursor follows it
+    _wait(lambda: browser.execute_script("return document.getElementById('player').readyState") >= 2, 60,
+          "the video to load")
+    state = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const v = document.getElementById('player');
+        v.muted = true;
+        v.play().then(() => done('playing'), (e) => done('error: ' + e.message));""")
+    assert state == "playing"
+    cursor0 = float(canvas.get_attribute("data-cursor"))
+    x0 = int(canvas.get_attribute("data-cursor-x"))
+    time.sleep(2.0)
+    now = browser.execute_script("return document.getElementById('player').currentTime")
+    cursor1 = float(canvas.get_attribute("data-cursor"))
+    x1 = int(canvas.get_attribute("data-cursor-x"))
+    assert now > 1.0 and cursor1 > cursor0 + 0.8 and abs(cursor1 - now) < 0.5 and x1 > x0 + 20
+    shot = tmp_path / "serve_page.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 20_000
+    browser.execute_script("document.getElementById('player').pause()")
+
+    # a click three quarters along the timeline seeks there
+    width = canvas.size["width"]
+    target_x = LEFT + 0.75 * (width - LEFT - 8)
+    ActionChains(browser).move_to_element_with_offset(canvas, int(target_x - width / 2), 0).click().perform()
+    duration = max(w["end"] for w in windows)
+    seek = browser.execute_script("return document.getElementById('player').currentTime")
+    assert seek == pytest.approx(0.75 * duration, abs=0.25)
+    assert float(canvas.get_attribute("data-cursor")) == pytest.approx(seek, abs=0.1)
+    assert "window" in browser.find_element(By.ID, "now").text
+
+
+def test_live_tab_with_the_fake_camera_and_microphone(browser, server: ServerProcess) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    browser.find_element(By.ID, "tab-live").click()
+    browser.find_element(By.ID, "live-start").click()
+    live = browser.find_element(By.ID, "live")
+    _wait(lambda: int(live.get_attribute("data-events") or 0) >= 10, 120, "ten live events")
+    assert browser.find_element(By.ID, "live-error").get_attribute("hidden") is not None, \
+        browser.find_element(By.ID, "live-error").text
+    assert browser.find_element(By.ID, "live-label").get_attribute("textContent") in EMOTIONS
+    _wait(lambda: live.get_attribute("data-last-source") == "av", 30, "an event with both the face and the voice")
+    rtt = live.get_attribute("data-median-rtt")
+    assert rtt and 0 < int(rtt) < 5000
+    browser.find_element(By.ID, "live-stop").click()
+    status = browser.find_element(By.ID, "live-status")
+    _wait(lambda: status.text.startswith("stopped:"), 30, "the session summary")
+    assert "events" in status.text

@@ -1,0 +1,149 @@
+"""The server's parts without a server: the jobs store (status changes, recovery after a restart),
+settings from the environment, upload names, the live protocol's parsing, the upload media check."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avemo.errors import AvemoError, MediaError
+from avemo.serve.livesocket import AUDIO, VIDEO, LiveInputError, jpeg_size, parse_piece
+from avemo.serve.settings import Settings, settings_from_env
+from avemo.serve.store import JobStore, valid_job_id
+from avemo.serve.uploads import display_name
+
+
+def _received(store: JobStore, data: bytes = b"media") -> Path:
+    part = store.new_incoming()
+    part.write_bytes(data)
+    return part
+
+
+def test_store_lifecycle(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    job = store.create(_received(store), filename="a.mp4", size=5, media={"duration": 2.0})
+    assert valid_job_id(job.id) and job.status == "queued"
+    assert store.upload_path(job.id).read_bytes() == b"media"
+    assert not list(store.incoming.iterdir())  # moved, not copied
+    assert store.claim(job.id) and not store.claim(job.id)  # one worker only
+    store.set_progress(job.id, 0.5)
+    assert store.get(job.id).progress == 0.5
+    assert store.finish(job.id, {"dominant": "happy"}, {"csv": "timeline.csv"})
+    assert not store.fail(job.id, "too late")  # a finished job stays finished
+    done = store.get(job.id)
+    assert done.status == "done" and done.summary == {"dominant": "happy"} and done.progress == 1.0
+    assert done.to_dict()["downloads"] == ["csv"] and "upload" not in str(done.to_dict())
+    assert store.delete(job.id).status == "done"
+    assert store.get(job.id) is None and not store.job_dir(job.id).exists()
+    assert store.delete(job.id) is None
+
+
+def test_store_recover_after_restart(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    ids = [store.create(_received(store), filename=f"{i}.mp4", size=5, media={}).id for i in range(4)]
+    store.claim(ids[0])
+    store.finish(ids[0], {"dominant": "sad"}, {})
+    store.claim(ids[1])  # running when the server dies
+    half = _received(store)  # an upload being received when the server dies
+    store.close()
+
+    again = JobStore(tmp_path)
+    queued, failed = again.recover()
+    assert failed == [ids[1]] and queued == ids[2:]
+    assert not half.exists()
+    assert again.get(ids[0]).status == "done" and again.get(ids[0]).summary == {"dominant": "sad"}
+    lost = again.get(ids[1])
+    assert lost.status == "failed" and "server stopped" in lost.error
+    assert [j.id for j in again.list()] == ids[::-1]  # newest first
+    assert again.counts() == {"queued": 2, "running": 0, "done": 1, "failed": 1}
+    assert [j.id for j in again.list(status="queued")] == ids[:1:-1]
+
+
+def test_job_ids_never_reach_paths(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    for bad in ("../etc", "g" * 32, "A" * 32, "0" * 31, "/tmp/x", ""):
+        assert store.get(bad) is None
+        with pytest.raises(ValueError):
+            store.job_dir(bad)
+
+
+def test_display_name() -> None:
+    assert display_name("../../etc/passwd") == "passwd"
+    assert display_name("C:\\Users\\me\\talk.mp4") == "talk.mp4"
+    assert display_name("a\x00b\nc.mp4") == "abc.mp4"
+    assert display_name(None) == display_name("") == display_name("../") == "upload"
+    assert len(display_name("x" * 1000)) == 200
+
+
+def test_settings_from_env(tmp_path: Path) -> None:
+    s = settings_from_env({"AVEMO_SERVE_DIR": str(tmp_path), "AVEMO_SERVE_WORKERS": "3",
+                           "AVEMO_SERVE_MAX_UPLOAD_MB": "1.5", "AVEMO_API_KEY": "secret-key",
+                           "AVEMO_SERVE_CORS": "http://a.example, http://b.example"})
+    assert s.data_dir == tmp_path and s.workers == 3 and s.max_upload_bytes == 1_500_000
+    assert s.api_key == "secret-key" and s.cors_origins == ("http://a.example", "http://b.example")
+    assert s.host == "127.0.0.1"  # loopback unless told otherwise
+    default = settings_from_env({"AVEMO_SERVE_DIR": str(tmp_path)})
+    assert default.api_key is None and default.cors_origins == ()
+    with pytest.raises(AvemoError, match="AVEMO_SERVE_WORKERS"):
+        settings_from_env({"AVEMO_SERVE_WORKERS": "two"})
+    with pytest.raises(AvemoError, match="max_upload_mb"):
+        settings_from_env({"AVEMO_SERVE_MAX_UPLOAD_MB": "-1"})
+    with pytest.raises(AvemoError, match="at least 8"):
+        settings_from_env({"AVEMO_API_KEY": "short"})
+    with pytest.raises(AvemoError, match="workers"):
+        Settings(data_dir=tmp_path, workers=0).check()
+
+
+def _jpeg(w: int, h: int) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.full((h, w, 3), 128, np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+def test_live_pieces() -> None:
+    assert jpeg_size(_jpeg(64, 48)) == (64, 48)
+    assert jpeg_size(b"\x89PNG....") is None
+    last: dict[int, float] = {}
+    kind, t, data = parse_piece(struct.pack("<Bd", VIDEO, 0.5) + _jpeg(64, 48), last, 60)
+    assert (kind, t) == (VIDEO, 0.5) and data[:2] == b"\xff\xd8"
+    assert parse_piece(struct.pack("<Bd", VIDEO, 0.5) + _jpeg(64, 48), last, 60) is None  # not newer: skipped
+    pcm = (np.sin(np.arange(1600) / 10) * 16000).astype("<i2")
+    kind, t, samples = parse_piece(struct.pack("<Bd", AUDIO, 0.1) + pcm.tobytes(), last, 60)
+    assert kind == AUDIO and samples.dtype == np.float32 and np.allclose(samples, pcm / 32768.0)
+    bad = [b"\x01", struct.pack("<Bd", 7, 1.0) + b"xx", struct.pack("<Bd", VIDEO, float("nan")) + b"xx",
+           struct.pack("<Bd", VIDEO, 2.0) + b"not a jpeg", struct.pack("<Bd", VIDEO, 3.0) + _jpeg(4000, 16),
+           struct.pack("<Bd", AUDIO, 2.0) + b"\x00" * 3, struct.pack("<Bd", AUDIO, 3.0) + b"\x00" * 64000]
+    for message in bad:
+        with pytest.raises(LiveInputError):
+            parse_piece(message, last, 60)
+
+
+def test_check_media_on_real_and_damaged_files(clips: dict[str, Path], tmp_path: Path) -> None:
+    from avemo.serve.engine import check_media
+
+    flv = check_media(clips["cremad_hap"], "hap.flv")
+    assert flv["has_video"] and flv["has_audio"] and not flv["playable"] and 1.8 < flv["duration"] < 1.9
+    wav = check_media(clips["ravdess_wav"], "x.wav")
+    assert not wav["has_video"] and wav["playable"]
+    data = clips["cremad_hap"].read_bytes()
+    cut = tmp_path / "cut"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match="truncated") as err:
+        check_media(cut, "cut.flv")
+    assert err.value.path == "cut.flv"  # the client's name, never the server's path
+    text = tmp_path / "text"
+    text.write_text("just some text\n" * 20)
+    with pytest.raises(MediaError, match="cannot be opened"):
+        check_media(text, "notes.mp4")
+    import cv2
+
+    image = tmp_path / "image"
+    cv2.imwrite(str(image) + ".jpg", np.zeros((32, 32, 3), np.uint8))
+    Path(str(image) + ".jpg").rename(image)
+    with pytest.raises(MediaError, match="still image"):
+        check_media(image, "photo.mp4")
