@@ -325,8 +325,11 @@ def test_live_websocket_with_a_real_clip(server: ServerProcess, clips: dict[str,
     assert summary["processed"] >= 8 and summary["voice_steps"] >= 2
     assert {e["source"] for e in events} >= {"av"}  # the face and the voice both found
     for e in events:
-        assert e["latency_ms"] > 0 and e["label"] in EMOTIONS
-        assert sum(e["smoothed"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert e["latency_ms"] > 0
+        if e["source"] == "none":  # a frame in which no face was found, and no speech yet: no label
+            assert e["label"] is None and e["smoothed"] is None
+            continue
+        assert e["label"] in EMOTIONS and sum(e["smoothed"].values()) == pytest.approx(1.0, abs=1e-3)
     assert summary["latency_ms"]["n"] == len(events) and summary["latency_ms"]["median"] > 0
     assert summary["dropped_pieces"] == {"video": 0, "audio": 0} and summary["bad_frames"] == 0
 
