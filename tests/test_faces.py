@@ -411,3 +411,21 @@ def test_flow_does_not_carry_a_face_across_a_scene_cut(frames):
     # the flow lost the old face, so the detectors ran on this frame (MediaPipe, whose tracker is
     # still on the old face, finds nothing on it; the Haar fallback does)
     assert scans[5].main.source != "flow"
+
+
+def test_mediapipe_start_up_chatter_goes_to_the_native_log(clips, tmp_path):
+    """MediaPipe's C++ logs (absl, TensorFlow Lite) go to the log file, not the terminal (issue: a clean first run)."""
+    import subprocess
+    import sys
+
+    code = ("from avemo.faces import scan_video; "
+            f"print(len(scan_video({str(clips['cremad_hap'])!r}, fps=2, size=48)))")
+    env = {**__import__("os").environ, "AVEMO_CACHE": str(tmp_path)}
+    env.pop("AVEMO_VERBOSE", None)
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert quiet.returncode == 0 and quiet.stdout.strip().isdigit()
+    assert "InitGoogle" not in quiet.stderr and "XNNPACK" not in quiet.stderr, quiet.stderr
+    assert "XNNPACK" in (tmp_path / "logs" / "native.log").read_text()
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**env, "AVEMO_VERBOSE": "1"})
+    assert "XNNPACK" in loud.stderr

@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, every sub-command included."""
     parser = argparse.ArgumentParser(prog="avemo", description="Audio-visual emotion recognition.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show third-party libraries' start-up logs (else kept in $AVEMO_CACHE/logs/native.log)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"avemo.commands.{module_name}")
@@ -41,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``avemo`` script; library errors print one clear line, exit code 2."""
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        import os
+
+        os.environ["AVEMO_VERBOSE"] = "1"
     try:
         return int(args._run(args) or 0)
     except AvemoError as exc:

@@ -17,6 +17,7 @@ import numpy as np
 
 from avemo.errors import AvemoError
 from avemo.faces.types import N_LANDMARKS, Face, pose_from_matrix
+from avemo.logs import native_stderr
 
 MODEL_ENV = "AVEMO_FACE_LANDMARKER"
 
@@ -149,10 +150,12 @@ class FaceLandmarker:
             output_facial_transformation_matrixes=True,
         )
         try:
-            self._task = v.FaceLandmarker.create_from_options(opts)
+            with native_stderr():  # MediaPipe's start-up chatter goes to the native log (avemo.logs)
+                self._task = v.FaceLandmarker.create_from_options(opts)
         except (ValueError, RuntimeError) as e:
             raise AvemoError(f"{self.model_path}: cannot create the MediaPipe face landmarker: {e}") from e
         self._last_ts = -1
+        self._quiet_calls = 2  # its first inferences print too
 
     def reset(self) -> None:
         """Forget the tracking state and the timestamps (call before a new video in video mode)."""
@@ -202,9 +205,15 @@ class FaceLandmarker:
             if ts <= self._last_ts:
                 ts = self._last_ts + 1
             self._last_ts = ts
-            result = self._task.detect_for_video(mp_image, ts)
+            run = lambda: self._task.detect_for_video(mp_image, ts)  # noqa: E731
         else:
-            result = self._task.detect(mp_image)
+            run = lambda: self._task.detect(mp_image)  # noqa: E731
+        if self._quiet_calls > 0:
+            self._quiet_calls -= 1
+            with native_stderr():
+                result = run()
+        else:
+            result = run()
         return _faces_from_result(result, sw, sh, factor, (w, h))
 
 
