@@ -80,7 +80,8 @@ def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [BEGIN, "## Start-up: `avemo analyze` on a 2 s clip", "",
              f"`{result['command']}` (commit `{result['commit']}`, {result['date']}; {m['platform']}, "
-             f"{m['cpu_count']} CPUs, load average {result.get('load_average', ['?'])[0]}). Fresh processes, {result['rounds']} rounds with the code trees in turn, "
+             f"{m['cpu_count']} CPUs, load average {result.get('load_average', ['?'])[0]}). Fresh processes, "
+             f"{result['rounds']} rounds with the code trees in turn, "
              f"medians. The clip is `{result['clip']}` (1.9 s), so the analysis itself is a small part: imports "
              "of the analyzer, loading the face and voice networks, and the command end to end (process start to "
              "files written).", "",
