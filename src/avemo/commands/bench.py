@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--systems", help="ablation --run: comma-separated systems (default: all)")
     p.add_argument("--repeat", type=int, default=3, help="speed, startup: rounds (default 3)")
     p.add_argument("--seconds", type=float, default=60.0, help="speed: length of the test video (default 60)")
+    p.add_argument("--encodings", default=None,
+                   help="speed: comma-separated test encodings (default: all of avemo.bench.encodings; 'none' skips)")
     p.add_argument("--against", action="append", default=[], metavar="NAME=SRC",
                    help="startup: also time the code under SRC (a checkout's src folder), shown as NAME")
 
@@ -54,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
                   f"CLI {row['cli_s']:.2f} s, torch imported: {row['torch_imported']}")
         return 0
     if args.what == "speed":
-        from avemo.bench.speed import run_all, write_section
+        from avemo.bench.speed import run_all, run_encodings, write_section
 
         result = run_all(args.seconds, repeat=args.repeat)
+        if args.encodings != "none":
+            names = args.encodings.split(",") if args.encodings else None
+            result["encodings"] = run_encodings(args.seconds, repeat=args.repeat, names=names)
         stored = Path(args.results) / "speed" / "speed.json"
         stored.parent.mkdir(parents=True, exist_ok=True)
         stored.write_text(json.dumps(result, indent=2) + "\n")
@@ -68,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         for name, row in result["rows"].items():
             print(f"{name}: {row['wall_s']:.2f} s, {row['realtime_factor']:.1f}x real time, "
                   f"peak {row['peak_rss_mb']:.0f} MB")
+        for name, row in result.get("encodings", {}).get("rows", {}).items():
+            print(f"{name}: floor {row['floor_s']:.2f} s, API {row['api_s']:.2f} s "
+                  f"({row['api_over_floor']:.2f}x floor), CLI {row['cli_s']:.2f} s "
+                  f"({row['cli_realtime']:.1f}x real time)")
         return 0
     from avemo.bench.accuracy import write_accuracy_section
 
