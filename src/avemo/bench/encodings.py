@@ -97,7 +97,7 @@ def build_video(encoding: Encoding | str, seconds: float = 60.0, out: Path | Non
         vs.width, vs.height, vs.pix_fmt = enc.width, enc.height, enc.pix_fmt
         vs.options = dict(enc.options)
         if enc.rotation:
-            vs.metadata["rotate"] = str(enc.rotation)  # the mp4 muxer writes it as the display matrix
+            vs.set_display_rotation(enc.rotation)  # the display matrix, as a phone writes it
         aus = c.add_stream(enc.audio, rate=48000, layout="mono")
         for i in range(int(round(seconds * fps))):
             canvas[y0:y0 + side, x0:x0 + side] = clip[i % len(clip)]
