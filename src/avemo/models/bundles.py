@@ -446,7 +446,6 @@ def add_file(bundle: Bundle, role: str, name: str, meta: Mapping[str, Any] | Non
         raise ModelError(f"file role must be one of {FILE_ROLES}, got {role!r}")
     spec = bundle.spec()
     spec["meta"].update(meta or {})
-    _VERIFIED.discard((str(bundle.path / name), bundle.files[role].sha256) if role in bundle.files else ("", ""))
     _write_spec(bundle.path, spec, {**{r: f.name for r, f in bundle.files.items()}, role: name})
     return read_bundle(bundle.path)
 
