@@ -154,6 +154,8 @@ class Bundle:
     kind: ClassVar[str] = ""
     PREPROCESSING: ClassVar[type] = type(None)
     BACKENDS: ClassVar[tuple[str, ...]] = ("torch",)
+    #: where the registered network's parameters sit in the ONNX graph's names (voice: after the log-mel, "1.")
+    ONNX_PREFIX: ClassVar[str] = ""
 
     @property
     def card(self) -> str:
@@ -187,14 +189,35 @@ class Bundle:
     def _runtime_model(self, **options: Any) -> Any:
         raise NotImplementedError
 
-    def _torch_model(self) -> Any:
-        """The registered architecture with the bundle's weights, in eval mode."""
+    def state_dict(self) -> dict[str, Any]:
+        """The network's tensors: the ONNX graph's initializers (float16-stored ones back to float32), plus
+        ``model.safetensors`` for what the graph does not hold (tensors the exporter merged with an identical
+        one, or a bundle without a graph). One copy of each weight ships."""
+        import torch
         from safetensors.torch import load_file
 
+        state: dict[str, Any] = {}
+        if "onnx" in self.files:
+            import onnx
+            from onnx import numpy_helper
+
+            for init in onnx.load(str(self.file("onnx"))).graph.initializer:
+                name = init.name.removesuffix("__fp16")
+                if name.startswith(self.ONNX_PREFIX):
+                    arr = numpy_helper.to_array(init)
+                    state[name[len(self.ONNX_PREFIX):]] = torch.from_numpy(
+                        arr.astype(np.float32) if arr.dtype == np.float16 else arr.copy())
+        if "weights" in self.files:
+            state.update(load_file(str(self.file("weights"))))
+        return state
+
+    def _torch_model(self) -> Any:
+        """The registered architecture with the bundle's weights, in eval mode."""
         from avemo.models.registry import create_model
 
         model = create_model(self.architecture, **_plain(self.kwargs))
-        missing, unexpected = model.load_state_dict(load_file(str(self.file("weights"))), strict=False)
+        missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]  # a training counter only
         if missing or unexpected:
             raise ModelError(f"bundle {self.name}: weights do not fit {self.architecture!r} "
                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
@@ -250,6 +273,7 @@ class VoiceBundle(Bundle):
     kind: ClassVar[str] = "voice"
     PREPROCESSING: ClassVar[type] = VoicePreprocessing
     BACKENDS: ClassVar[tuple[str, ...]] = ("onnx", "torch")
+    ONNX_PREFIX: ClassVar[str] = "1."  # the graph is Sequential(LogMel, network)
 
     @cached_property
     def mel(self) -> Any:
@@ -401,7 +425,9 @@ def save_bundle(folder: str | Path, *, kind: str, architecture: str, labels: Seq
 
     ``model`` (torch) is saved as ``model.safetensors`` (``half_weights``: float16) and, for face and
     voice bundles, exported to ``model.onnx`` from the saved weights; ``check_inputs`` (real inputs in the
-    network's input form) are then run through both and must agree (max logit difference 1e-3).
+    network's input form) are then run through both and must agree (max logit difference 1e-3). The graph then
+    holds the weights, so ``model.safetensors`` keeps only the few tensors it does not (or goes), and the
+    network rebuilt from the bundle must hold exactly the model's tensors.
     ``extra_files`` (role -> file name already in the folder, e.g. ``int8``) are listed with their hash.
     """
     folder = Path(folder)
@@ -434,9 +460,33 @@ def save_bundle(folder: str | Path, *, kind: str, architecture: str, labels: Seq
         names["onnx"] = "model.onnx"
         _write_spec(folder, spec, names)
         check_onnx(read_bundle(folder), example)
+        _keep_only_what_the_graph_lacks(folder, spec, names, state, cls.ONNX_PREFIX)
     if card is not None:
         (folder / CARD_FILE).write_text(card)
     return read_bundle(folder)
+
+
+def _keep_only_what_the_graph_lacks(folder: Path, spec: dict[str, Any], names: dict[str, str], state: dict[str, Any],
+                                    prefix: str) -> None:
+    """Rewrite ``model.safetensors`` with the tensors ``model.onnx`` lacks (none: the file goes), then check that
+    the bundle still gives back every tensor of ``state`` exactly."""
+    import onnx
+    import torch
+    from safetensors.torch import save_file
+
+    in_graph = {i.name.removesuffix("__fp16")[len(prefix):] for i in onnx.load(str(folder / "model.onnx")).graph
+                .initializer if i.name.startswith(prefix)}
+    rest = {k: v for k, v in state.items() if k not in in_graph and not k.endswith("num_batches_tracked")}
+    if rest:
+        save_file(rest, str(folder / "model.safetensors"))
+    else:
+        (folder / "model.safetensors").unlink()
+        names.pop("weights")
+    _write_spec(folder, spec, names)
+    back = read_bundle(folder).state_dict()
+    for k, v in state.items():
+        if not k.endswith("num_batches_tracked") and not torch.equal(back[k].to(v.dtype), v):
+            raise ModelError(f"bundle {folder.name}: tensor {k} does not come back from the bundle unchanged")
 
 
 def add_file(bundle: Bundle, role: str, name: str, meta: Mapping[str, Any] | None = None) -> Bundle:
