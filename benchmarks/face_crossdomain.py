@@ -46,6 +46,7 @@ CLIPS = {
     "ravdess_SUR": ("clips/ravdess/01-01-08-02-01-01-19.mp4", "clips/ravdess/03-01-08-02-01-01-19.wav", "surprised"),
 }
 VARIANT_LIMIT = 1000
+BUNDLE = "face.fervideo"
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SPEECH_CANDIDATES = ("upper-face member while speaking", "mouth-swap member while speaking")
@@ -84,9 +85,9 @@ def prepare_crop_network(name: str, state: dict, kwargs: dict, out: Path, log: A
     """Write a crop network's weights, float ONNX and static-int8 ONNX (calibrated on 256 evenly spaced
     FER-2013 Training faces, centre crop) into ``out``; returns the file names."""
     import torch
+    from avemo.inference.runtime import quantize_int8
     from safetensors.torch import load_file, save_file
 
-    from avemo.inference.runtime import quantize_int8
     from avemo.models.registry import create_model
     from avemo.training.fer import load_fer_arrays
 
@@ -114,8 +115,6 @@ def prepare_crop_network(name: str, state: dict, kwargs: dict, out: Path, log: A
 
 def crop_logits(net_path: Path, crops: np.ndarray, cache: Path) -> np.ndarray:
     """Centre and mirror logits ``(2, N, 7)`` of an ONNX crop network (cached by file)."""
-    from avemo.faces.expression_model import CropNetwork
-
     if cache.is_file():
         return np.load(cache)
     net = CropNetwork(net_path, {"mean": 0.5136, "std": 0.3067, "resize": 48, "crop": 44, "views": "flip"})
@@ -127,6 +126,59 @@ def crop_logits(net_path: Path, crops: np.ndarray, cache: Path) -> np.ndarray:
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.save(cache, out)
     return out
+
+
+class CropNetwork:  # a candidate network of the choice (the product runs FacePredictor)
+    """A face crop network run by onnxruntime (torch-free): aligned grey crops → probabilities.
+
+    ``settings``: ``mean``, ``std`` (of the [0, 1] pixels), ``resize`` (48), ``crop`` (44) and ``views``
+    (``"none"``: the centre crop; ``"flip"``: it and its mirror image, logits averaged).
+    """
+
+    def __init__(self, onnx_path: str | Path, settings: dict, *, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise SystemExit(f"{path}: face crop network not found")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.settings = dict(settings)
+
+    def views(self, crops: np.ndarray) -> np.ndarray:
+        """Normalised network inputs ``(V, N, 1, crop, crop)`` for ``(N, H, W)`` uint8 grey crops."""
+        import cv2
+
+        s = self.settings
+        size, crop = int(s.get("resize", 48)), int(s.get("crop", 44))
+        arr = np.asarray(crops)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.shape[1:] != (size, size):
+            arr = np.stack([cv2.resize(np.ascontiguousarray(a), (size, size), interpolation=cv2.INTER_AREA
+                                       if a.shape[0] > size else cv2.INTER_LINEAR) for a in arr])
+        x = (arr.astype(np.float32) / 255.0 - float(s["mean"])) / float(s["std"])
+        off = (size - crop) // 2
+        x = x[:, None, off:off + crop, off:off + crop]
+        views = [x] + ([x[..., ::-1]] if s.get("views", "flip") == "flip" else [])
+        return np.ascontiguousarray(np.stack(views), dtype=np.float32)
+
+    def logits(self, crops: np.ndarray, batch: int = 256) -> np.ndarray:
+        """Logits averaged over the views, ``(N, C)``."""
+        v = self.views(crops)
+        k, n = v.shape[:2]
+        flat = v.reshape(k * n, *v.shape[2:])
+        out = np.concatenate([self.session.run(None, {self.input: flat[i:i + batch]})[0]
+                              for i in range(0, len(flat), batch)]) if len(flat) else np.zeros((0, 7), np.float32)
+        return out.reshape(k, n, -1).mean(0)
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        return _softmax(self.logits(crops)).astype(np.float32)
+
 
 
 # --------------------------------------------------------------------------- scores
@@ -192,10 +244,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, default=None, help="rewrite this file's face-crossdomain section")
     ap.add_argument("--limit", type=int, default=None, help="smoke test: this many faces per row (not for results)")
     ap.add_argument("--render-only", action="store_true", help="only rewrite the markdown from the stored JSON")
+    ap.add_argument("--extract", nargs="+", metavar="SPLIT:VARIANT", default=None,
+                    help="only render and scan these FER-2013 rows into the cache (e.g. train:clean public_test:h264; "
+                         "resumable, one at a time), with --limit faces each")
+    ap.add_argument("--train-blendshapes", type=Path, default=None, metavar="DIR",
+                    help="only train the blendshape member into DIR (needs the extracted rows); "
+                         "--train-video variant:faces adds Training renderings")
+    ap.add_argument("--train-video", nargs="*", default=[])
+    ap.add_argument("--bundle-out", type=Path, default=None,
+                    help=f"also make the face bundle from --model-dir here (e.g. src/avemo/weights/{BUNDLE})")
     args = ap.parse_args(argv)
+    log = lambda m: print(time.strftime("%H:%M:%S"), m, flush=True)  # noqa: E731
+    if args.extract:
+        from avemo.training.fer import load_fer_arrays
+        from avemo.training.fer_faces import extract
+
+        data = load_fer_arrays()
+        for job in args.extract:
+            split, variant = job.split(":")
+            extract(split, variant, data=data, limit=args.limit, log=log)
+        return 0
+    if args.train_blendshapes:
+        from avemo.training.blendshape_fer import train_blendshape_classifier
+        from avemo.training.fer_faces import VARIANTS
+
+        train_blendshape_classifier(list(VARIANTS), args.train_blendshapes, variant_limit=VARIANT_LIMIT,
+                                    limit=args.limit, log=log,
+                                    train_variants={a.split(":")[0]: int(a.split(":")[1]) for a in args.train_video})
+        return 0
     if args.render_only:
         res = json.loads((RESULTS / "results.json").read_text())
-        write_card(res, args.model_dir)
+        if args.bundle_out:
+            write_card(res, args.model_dir, write_bundle(args.model_dir, args.bundle_out))
         if args.markdown:
             render_markdown(res, args.markdown)
         return 0
@@ -212,10 +292,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     t_start = time.time()
-    log = lambda m: print(time.strftime("%H:%M:%S"), m, flush=True)  # noqa: E731
     md = args.model_dir
     kwargs = {"widths": [32, 64, 128, 256], "blocks": [1, 1, 1], "dropout": 0.3, "num_classes": 7}
-    nets = {"fer2013": prepare_crop_network("fer2013", load("face.fer2013").model.state_dict(), kwargs, md, log)}
+    shipped = load("face.fer2013").get_model("torch").state_dict()
+    nets = {"fer2013": prepare_crop_network("fer2013", shipped, kwargs, md, log)}
     video_best = args.video_run / "best.pt"
     if video_best.is_file():
         nets["video"] = prepare_crop_network("video", torch.load(video_best, weights_only=True), kwargs, md, log)
@@ -376,9 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             f"frames speaking {int(c['speaking'].sum())}/{len(c['crops'])}")
 
     # ---- cost per face, side by side: today's crop member (face.fer2013, flip) and the chosen model
-    from avemo.faces.expression_model import CropNetwork
-
-    pub = rows["fer_public_clean"]
+        pub = rows["fer_public_clean"]
     crops_t = extract("public_test", "clean", limit=args.limit)["crops"][:1000]
     feats_t = pub["features"][:1000]
     speed = {}
@@ -441,10 +519,61 @@ def main(argv: list[str] | None = None) -> int:
     }
     (RESULTS / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     log(f"wrote {RESULTS / 'results.json'}")
-    write_card(result, md)
+    if args.bundle_out:
+        write_card(result, md, write_bundle(md, args.bundle_out))
     if args.markdown:
         render_markdown(result, args.markdown)
     return 0
+
+
+# --------------------------------------------------------------------------- the shipped bundle
+
+def write_bundle(model_dir: Path, out: Path) -> Path:
+    """The chosen model folder (``face_model.json`` beside its files) as the face bundle ``out``: the crop network
+    exported to ONNX and checked on PublicTest faces, its int8 network and the blendshape member beside it."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from avemo.models.bundles import save_bundle
+    from avemo.models.face_input import face_input, face_views
+    from avemo.models.registry import create_model
+    from avemo.training.fer import load_fer_arrays
+
+    spec = json.loads((model_dir / "face_model.json").read_text())
+    if len(spec["crop_networks"]) != 1:
+        raise SystemExit("a face bundle holds one crop network; this model averages several")
+    net = spec["crop_networks"][0]
+    model = create_model("face", **net["kwargs"])
+    model.load_state_dict(load_file(str(model_dir / net["weights"])))
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model_dir / net["onnx_int8"], out / "model.int8.onnx")
+    extra = {"int8": "model.int8.onnx"}
+    if spec.get("blendshape_classifier"):
+        shutil.copy(model_dir / spec["blendshape_classifier"], out / "blendshapes.npz")
+        extra["blendshapes"] = "blendshapes.npz"
+    pre = {"input": spec["preprocessing"]["input"], "resize": 48, "crop": 44, "grey": True,
+           "mean": spec["preprocessing"]["mean"], "std": spec["preprocessing"]["std"], "tta": spec["views"],
+           "blendshape_weight": spec["member_weights"].get("blendshapes", 0.0), "logit_bias": spec["bias"],
+           "pooling": spec["pooling"]}
+    fer = load_fer_arrays()
+    faces = fer["x"][fer["split"] == 1][::56][:64]
+    x = face_views(face_input(faces, size=48, mean=pre["mean"], std=pre["std"]), crop=44, mode="none")[0]
+    bs_info = model_dir / "blendshape_classifier.json"
+    meta = {"corpus": "fer2013 (Training, with camera-like renderings)", "chosen_on": spec["chosen_on"],
+            "logit_adjustment_tau": spec["logit_adjustment_tau"], "class_prior": spec["class_prior"],
+            "fallback": spec["fallback"], "fine_tune": "recipes/face_fer2013_video.yaml from face.fer2013",
+            "blendshape_classifier": json.loads(bs_info.read_text()) if bs_info.is_file() else None,
+            "scores": "benchmarks/results/face_crossdomain/results.json (BENCHMARKS.md, face-crossdomain)",
+            "int8": {"calibration": "256 evenly spaced FER-2013 Training faces, centre crop",
+                     "scheme": "onnxruntime quantize_static, QDQ, int8 weights, uint8 activations"},
+            "command": f"python benchmarks/face_crossdomain.py --render-only --bundle-out {out}",
+            "license": "weights: non-commercial research use (trained on FER-2013)", "weights_dtype": "float16"}
+    save_bundle(out, kind="face", architecture="face", labels=spec["labels"], kwargs=net["kwargs"],
+                preprocessing=pre, meta=meta, model=model.float().eval(), check_inputs=torch.from_numpy(x),
+                half_weights=True, extra_files=extra)
+    return out
 
 
 # --------------------------------------------------------------------------- markdown
@@ -513,8 +642,9 @@ def render_markdown(res: dict[str, Any], path: Path) -> None:
     path.write_text(text)
 
 
-def write_card(res: dict[str, Any], model_dir: Path) -> Path:
-    """A draft ``MODEL_CARD.md`` for the video face model folder, from the stored results and training reports."""
+def write_card(res: dict[str, Any], model_dir: Path, out: Path | None = None) -> Path:
+    """The ``MODEL_CARD.md`` of the face bundle (``out``, default the shipped one), from the stored results and
+    the training reports in ``model_dir``."""
     bs_path, vid_path = model_dir / "blendshape_classifier.json", ROOT / "runs" / "face_fer2013_video" / "summary.json"
     bs = json.loads(bs_path.read_text()) if bs_path.is_file() else {}
     vid = json.loads(vid_path.read_text()) if vid_path.is_file() else {}
@@ -526,29 +656,29 @@ def write_card(res: dict[str, Any], model_dir: Path) -> Path:
         return f"{rows[rid]['models'][m][k]:.3f}"
 
     lines = [
-        "# Video face model (draft for the default face bundle; issue #11)", "",
+        f"# {BUNDLE} — face expression model for talking-face video (the default face bundle)", "",
         "Face expression probabilities over BASIC7 (" + ", ".join(res["labels"]) + ") for faces in talking-face "
         "video, from two members: the **crop network** on the aligned 48×48 grey crop, and the **blendshape member** "
         "on what MediaPipe's FaceLandmarker already gives for the face (52 blendshapes, head pose, 45 landmark points "
         "in a face frame: `avemo.faces.expression_features`). Members are pooled log-linearly "
         f"(`p ∝ p_crop^1 · p_blend^{ch['w_blendshapes']} · exp(bias)`, the bias a logit adjustment for FER-2013's "
         f"class prior, tau {ch['tau']}); a face without landmarks (Haar fallback) uses the crop "
-        f"network alone, and `VideoFaceModel.predict` says which faces used both. A window's probabilities pool its "
+        f"network alone, and the timeline's `face_blendshapes` column says which windows used both. A window's "
+        "probabilities pool its "
         f"frames by `{ch['pooling']}`.", "",
         "## Members and files",
-        f"- crop network(s): {', '.join(ch['crop'])}, views `{ch['views']}`; `crop_<name>.safetensors` "
-        "(float16-stored state dict of `avemo.models.encoders.visual.FaceExpressionNet`, widths 32/64/128/256, "
-        "blocks 1/1/1, 2.77 M parameters), `crop_<name>.int8.onnx` (static int8, calibrated on 256 evenly spaced "
-        "FER-2013 Training faces; input `x` (N, 1, 44, 44) normalised with mean 0.5136, std 0.3067).",
-        "- `fer2013` is `face.fer2013` as shipped. `video` is the same network fine-tuned for video "
-        "(`recipes/face_fer2013_video.yaml`, `python -m avemo.training.fer_video`): camera degradations (blur, "
-        "resampling, noise, low light, JPEG), mouth occlusion (p 0.08), CutMix, EMA of the weights"
+        "- `model.onnx` / `model.int8.onnx` (+ `model.safetensors`, the few tensors the graph does not hold): the crop "
+        "network, `avemo.models.encoders.visual.FaceExpressionNet` (widths 32/64/128/256, blocks 1/1/1, 2.77 M "
+        f"parameters, float16 weights), views `{ch['views']}`, input (N, 1, 44, 44) normalised with mean 0.5136, std "
+        "0.3067. It is `face.fer2013` fine-tuned for video (`avemo train recipes/face_fer2013_video.yaml`: camera "
+        "degradations (blur, resampling, noise, low light, JPEG), mouth occlusion (p 0.08), CutMix, EMA of the weights"
         + (f"; {vid.get('epochs_run')} epochs, {vid.get('train_minutes', 0):.0f} min on the shared 2-core machine, "
            f"EMA epoch {vid.get('best_epoch')} chosen on PublicTest "
            f"(centre crop {vid.get('public_acc_ema_none', 0):.4f})"
-           if vid else "") + ".",
-        "- blendshape member: `blendshape_classifier.npz` (numpy arrays: feature names, mean, std, layers), run by "
-        "`avemo.faces.expression_model.BlendshapeClassifier` (torch-free)"
+           if vid else "") + "). The int8 network (calibrated on 256 evenly spaced FER-2013 Training faces) is what "
+        "the analyzer runs.",
+        "- `blendshapes.npz`: the blendshape member (numpy arrays: feature names, mean, std, layers), run by "
+        "`avemo.faces.expression_model.BlendshapeClassifier` (torch-free) on `avemo.faces.expression_features`"
         + (f"; candidate `{bs.get('chosen')}` of {', '.join(bs.get('candidates', {}))}, chosen on the mean over "
            f"the PublicTest dev rows of (accuracy + UAR) / 2 "
            f"(dev score {bs['candidates'][bs['chosen']]['dev_score']:.4f}). "
@@ -557,11 +687,12 @@ def write_card(res: dict[str, Any], model_dir: Path) -> Path:
            "frame (MediaPipe image mode, confidence 0.5), plus Training faces rendered as video ("
            + ", ".join(f"{v}: {d['with_landmarks']} of {d['faces']}" for v, d in bs.get("train_video_renderings",
                                                                                          {}).items())
-           + "), each with its mirror image. `blendshape_classifier_mouthswap.npz`: the same trained with a third "
-           "of the faces given another face's mouth and jaw features (speech), measured, not chosen"
+           + "), each with its mirror image"
            if bs else "") + ".",
-        "- `face_model.json`: labels, preprocessing, views, networks, member weights, pooling (read by "
-        "`VideoFaceModel.from_folder`).", "",
+        f"- `bundle.json`: `preprocessing.blendshape_weight` {ch['w_blendshapes']}, `logit_bias` (-{ch['tau']} · log "
+        f"of the FER-2013 Training class prior), `pooling` {ch['pooling']}. "
+        "`avemo.inference.predictors.FacePredictor` runs all of it; a window's `face_blendshapes` column says the "
+        "share of its frames whose face used the blendshape member.", "",
         "## Choices and where they were made",
         f"Everything on FER-2013 PublicTest (clean and 7 renderings as video delivers it: the *dev* rows of "
         f"`benchmarks/face_crossdomain.py`), never on PrivateTest: crop networks and views among configurations no "
@@ -608,7 +739,7 @@ def write_card(res: dict[str, Any], model_dir: Path) -> Path:
         "## Licence",
         "Trained on FER-2013 (research use): the weights are for **non-commercial research use only**. MediaPipe's "
         "FaceLandmarker (Apache-2.0) provides the blendshapes. Code Apache-2.0.", ""]
-    path = model_dir / "MODEL_CARD.md"
+    path = (out or model_dir) / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
 

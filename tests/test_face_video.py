@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,12 @@ from avemo.faces.expression_features import (
 from avemo.faces.expression_model import (
     POOLING_RULES,
     BlendshapeClassifier,
-    VideoFaceModel,
     combine_members,
     pool_frames,
 )
+from avemo.inference.predictors import FacePredictor
 from avemo.labels import BASIC7
-
-ROOT = Path(__file__).resolve().parents[1]
-MODEL_DIR = Path(os.environ.get("AVEMO_FACE_VIDEO_MODEL", ROOT / "runs" / "face_video"))
+from avemo.models.bundles import load
 
 
 def _first_frame(path: Path) -> np.ndarray:
@@ -44,10 +41,11 @@ def frame(clips: dict[str, Path]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def video_model() -> VideoFaceModel:
-    if not (MODEL_DIR / "face_model.json").is_file():
-        pytest.skip(f"no video face model at {MODEL_DIR} (benchmarks/face_crossdomain.py writes it)")
-    return VideoFaceModel.from_folder(MODEL_DIR)
+def video_model() -> FacePredictor:
+    """The shipped video face bundle as the analyzer runs it (int8 crop network + blendshape member)."""
+    model = FacePredictor("face.fervideo", int8=True)
+    assert model.blendshapes is not None and model.int8
+    return model
 
 
 def test_blendshape_inputs_follow_mediapipe_names(frame: np.ndarray) -> None:
@@ -63,10 +61,9 @@ def test_blendshape_inputs_follow_mediapipe_names(frame: np.ndarray) -> None:
     names = [c.category_name for c in sorted(res.face_blendshapes[0], key=lambda c: c.index)]
     assert tuple(names) == BLENDSHAPE_NAMES
     assert feature_names()[:52] == tuple(names)
-    if (MODEL_DIR / "blendshape_classifier.npz").is_file():
-        clf = BlendshapeClassifier.load(MODEL_DIR / "blendshape_classifier.npz")
-        assert clf.feature_names[:52] == tuple(names)
-        assert clf.labels == BASIC7
+    clf = BlendshapeClassifier.load(load("face.fervideo").file("blendshapes"))  # the shipped member
+    assert clf.feature_names[:52] == tuple(names)
+    assert clf.labels == BASIC7
 
 
 def test_geometry_ignores_position_size_and_roll(frame: np.ndarray) -> None:
@@ -129,32 +126,32 @@ def test_pool_frames_rules() -> None:
         pool_frames(p, "max")
 
 
-def test_face_without_landmarks_uses_the_crop_member_alone(video_model: VideoFaceModel, frame: np.ndarray) -> None:
+def test_face_without_landmarks_uses_the_crop_member_alone(video_model: FacePredictor, frame: np.ndarray) -> None:
     from avemo.faces import HaarFaceDetector, align_face, detect_faces
 
     haar = HaarFaceDetector().detect(frame)
     mp_face = detect_faces(frame)[0]
     assert haar and haar[0].landmarks is None and face_features(haar[0]) is None
     crops = np.stack([align_face(frame, haar[0], 48, grey=True), align_face(frame, mp_face, 48, grey=True)])
-    probs, used = video_model.predict(crops, faces=[haar[0], mp_face])
-    assert used.tolist() == [False, video_model.blendshapes is not None]
-    alone, used_alone = video_model.predict(crops[:1])  # no MediaPipe face given: the crop member alone
+    probs, used = video_model.members(crops, video_model.features([haar[0], mp_face]))
+    assert used.tolist() == [False, True]
+    alone, used_alone = video_model.members(crops[:1])  # no features given: the crop member alone
     assert not used_alone.any()
     np.testing.assert_allclose(probs[0], alone[0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize("clip", ["cremad_ang", "cremad_sad", "ravdess_mp4"])
-def test_video_face_model_on_shared_clips(video_model: VideoFaceModel, clips: dict[str, Path], clip: str) -> None:
+def test_video_face_model_on_shared_clips(video_model: FacePredictor, clips: dict[str, Path], clip: str) -> None:
     from avemo.faces import scan_video
 
     frames = [f for f in scan_video(clips[clip], fps=4.0, size=48, grey=True, landmark_every=2) if f.main]
     assert len(frames) >= 5
     crops = np.stack([f.main_crop for f in frames])
-    probs, used = video_model.predict(crops, faces=[f.main for f in frames])
+    probs, used = video_model.members(crops, video_model.features([f.main for f in frames]))
     assert probs.shape == (len(frames), len(BASIC7)) and np.isfinite(probs).all()
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
-    assert used.all() == (video_model.blendshapes is not None)  # MediaPipe (or flow-carried) faces have features
+    assert used.all()  # MediaPipe (or flow-carried) faces have features
     window = video_model.pool(probs)
     assert window.shape == (len(BASIC7),) and window.sum() == pytest.approx(1.0, rel=1e-5)
 

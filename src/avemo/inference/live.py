@@ -333,7 +333,7 @@ class _Session:
         crop = ff.main_crop
         if crop is not None:
             t0 = time.perf_counter()
-            face = self.a.face_model.predict(crop[None])[0]
+            face = self.a.face_model.predict(crop[None], self.a.face_model.features([ff.main]))[0]
             self._timed("face model", t0)
         self._emit(frame.time, face, frame.wall)
 

@@ -14,7 +14,7 @@ from avemo.models.bundles import Bundle, FaceBundle, FusionBundle, VoiceBundle, 
 
 #: The bundles ``model="default"`` stands for.
 DEFAULT_MODELS: dict[str, str] = {
-    "face": "face.fer2013", "voice": "voice.ravdess8", "fusion": "fusion.fer2013_ravdess",
+    "face": "face.fervideo", "voice": "voice.ravdess8", "fusion": "fusion.fer2013_ravdess",
 }
 
 
@@ -51,9 +51,13 @@ def _network(bundle: Bundle, backend: str, **options: Any) -> Any:
 
 
 class FacePredictor:
-    """Aligned grey face crops ``(N, H, W)`` uint8 -> probabilities ``(N, len(EMOTIONS))``.
+    """Aligned grey face crops ``(N, H, W)`` uint8 (and, where the bundle has a blendshape member, each face's
+    expression features) -> probabilities ``(N, len(EMOTIONS))``.
 
-    ``tta`` overrides the bundle's test-time views (``"none"`` halves the cost of ``"flip"``);
+    The crop network's logits are averaged over the test-time views; with a blendshape member the two are
+    pooled log-linearly per face (:func:`avemo.faces.expression_model.combine_members`), a face without
+    MediaPipe landmarks (NaN feature row) resting on the crop network alone; the bundle's ``logit_bias`` is
+    added last. ``tta`` overrides the bundle's test-time views (``"none"`` halves the cost of ``"flip"``);
     ``int8`` runs the bundle's int8 network when it ships one (onnx backend).
     """
 
@@ -67,6 +71,7 @@ class FacePredictor:
         self.int8 = bool(int8 and backend == "onnx" and self.bundle.has_int8)
         self.network = _network(self.bundle, backend, **({"int8": self.int8, "threads": threads}
                                                          if backend == "onnx" else {}))
+        self.blendshapes = self.bundle.blendshape_member()
         self.batch_size = batch_size
 
     @property
@@ -87,15 +92,57 @@ class FacePredictor:
             out.append(self.network(views.reshape(v * n, *views.shape[2:])).reshape(v, n, -1).mean(0))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
 
-    def probs(self, crops: np.ndarray) -> np.ndarray:
-        """Probabilities ``(N, C)`` over the bundle's own labels."""
-        return softmax(self.logits(crops)).astype(np.float32)
+    def members(self, crops: np.ndarray, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``(N, C)`` over the bundle's own labels, and which faces used the blendshape member.
 
-    def predict(self, crops: np.ndarray) -> np.ndarray:
-        """Probabilities ``(N, len(EMOTIONS))`` (0 for classes the bundle does not have)."""
+        ``features``: ``(N, F)`` expression features (:func:`avemo.faces.expression_features.face_features`;
+        NaN rows where a face has no landmarks), or None (the crop network alone)."""
+        from avemo.faces.expression_model import combine_members
+
+        pre = self.bundle.preprocessing
+        crop = softmax(self.logits(crops))
+        blend = None
+        if self.blendshapes is not None and features is not None and len(crop):
+            f = np.asarray(features, dtype=np.float32)
+            ok = np.isfinite(f).all(axis=1)
+            blend = np.full_like(crop, np.nan)
+            if ok.any():
+                blend[ok] = self.blendshapes.predict_proba(f[ok])
+        return combine_members(crop, blend, {"crop": 1.0, "blendshapes": pre.blendshape_weight},
+                               bias=np.asarray(pre.logit_bias) if any(pre.logit_bias) else None)
+
+    def probs(self, crops: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities ``(N, C)`` over the bundle's own labels."""
+        return self.members(crops, features)[0]
+
+    def predict_faces(self, crops: np.ndarray, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``(N, len(EMOTIONS))`` (0 for classes the bundle does not have), and which faces used
+        the blendshape member."""
         if len(crops) == 0:
-            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        return project_probs(self.probs(np.asarray(crops)), self.labels, EMOTIONS)
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32), np.zeros(0, dtype=bool)
+        probs, used = self.members(np.asarray(crops), features)
+        return project_probs(probs, self.labels, EMOTIONS), used
+
+    def predict(self, crops: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities ``(N, len(EMOTIONS))`` (0 for classes the bundle does not have)."""
+        return self.predict_faces(crops, features)[0]
+
+    def features(self, faces: list) -> np.ndarray | None:
+        """The expression features the blendshape member needs, one row per face (NaN where a face has no
+        landmarks), or None when the bundle has no such member (nothing is computed then)."""
+        if self.blendshapes is None:
+            return None
+        from avemo.faces.expression_features import face_features, feature_names
+
+        rows = [face_features(f) for f in faces]
+        nan = np.full(len(feature_names()), np.nan, dtype=np.float32)
+        return np.stack([nan if r is None else np.asarray(r, dtype=np.float32) for r in rows]) if rows else None
+
+    def pool(self, probs: np.ndarray) -> np.ndarray:
+        """A window's probabilities from its frames' (the bundle's pooling rule)."""
+        from avemo.faces.expression_model import pool_frames
+
+        return pool_frames(probs, self.bundle.preprocessing.pooling)
 
 
 class VoicePredictor:

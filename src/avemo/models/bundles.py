@@ -37,7 +37,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 SPEC_FILE, CARD_FILE = "bundle.json", "MODEL_CARD.md"
 TOP_KEYS = ("kind", "architecture", "kwargs", "labels", "preprocessing", "files", "meta")
 #: What each entry of ``files`` is for.
-FILE_ROLES = ("weights", "onnx", "int8")
+FILE_ROLES = ("weights", "onnx", "int8", "blendshapes")
 
 
 def _frozen(value: Any) -> Any:
@@ -78,6 +78,11 @@ class FacePreprocessing:
     mean: float  #: (pixel / 255 - mean) / std
     std: float
     tta: str  #: test-time views: "none", "flip" or "tencrop"
+    #: weight of the blendshape member (file role ``blendshapes``) in the log-linear pool with the crop network
+    #: (0: the crop network alone); a face without MediaPipe landmarks always gets the crop network alone
+    blendshape_weight: float
+    logit_bias: tuple[float, ...]  #: added to the pooled log-probabilities (a class-prior correction; zeros: none)
+    pooling: str  #: a window's probabilities from its frames' (``avemo.faces.expression_model.pool_frames``)
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,15 @@ class FaceBundle(Bundle):
     @property
     def has_int8(self) -> bool:
         return "int8" in self.files
+
+    def blendshape_member(self) -> Any:
+        """The blendshape classifier (:class:`avemo.faces.expression_model.BlendshapeClassifier`), or None when
+        the bundle's crop network answers alone."""
+        if not self.preprocessing.blendshape_weight:
+            return None
+        from avemo.faces.expression_model import BlendshapeClassifier
+
+        return BlendshapeClassifier.load(self.file("blendshapes"))
 
     def _runtime_model(self, *, int8: bool = False, threads: int | None = 1) -> Any:
         from avemo.models.onnx import OnnxNetwork

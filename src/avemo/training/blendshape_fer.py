@@ -10,15 +10,14 @@ Dataflow::
         ──► the best mean of (accuracy + UAR) / 2 over the dev rows (the maintainers' kept-back sets are
             scored by balanced measures: 3 clips a class, UAR) ──► BlendshapeClassifier (numpy) ──► .npz
 
-PrivateTest is not read here. Run: ``python -m avemo.training.blendshape_fer --out runs/face_video/``
-(needs the cached features of ``python -m avemo.training.fer_faces train:clean public_test:<variant> ...``).
+PrivateTest is not read here. Run: ``python benchmarks/face_crossdomain.py --train-blendshapes runs/face_video/``
+(needs the cached features of ``python benchmarks/face_crossdomain.py --extract train:clean
+public_test:<variant> ...``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -132,26 +131,3 @@ def train_blendshape_classifier(dev_variants: list[str], out: Path, *, variant_l
     (out / "blendshape_classifier.json").write_text(json.dumps(report, indent=1))
     log(f"chosen {best_name} (dev score {best_score:.4f}); saved {out / 'blendshape_classifier.npz'}")
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    from avemo.training.fer_faces import VARIANTS
-
-    ap = argparse.ArgumentParser(prog="python -m avemo.training.blendshape_fer", description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("runs/face_video"))
-    ap.add_argument("--dev", nargs="*", default=list(VARIANTS))
-    ap.add_argument("--variant-limit", type=int, default=1000, help="faces per re-rendered dev row (as extracted)")
-    ap.add_argument("--limit", type=int, default=None, help="smoke test: this many faces per row")
-    ap.add_argument("--train-video", nargs="*", default=[],
-                    help="Training renderings to add, variant:faces (as extracted), e.g. h264:1200 blur:1400")
-    ap.add_argument("--candidates", nargs="*", default=None, help="only these candidates (default: all)")
-    args = ap.parse_args(argv)
-    tv = {a.split(":")[0]: int(a.split(":")[1]) for a in args.train_video}
-    train_blendshape_classifier(args.dev, args.out, variant_limit=args.variant_limit, limit=args.limit,
-                                train_variants=tv, candidates=args.candidates,
-                                log=lambda m: print(time.strftime("%H:%M:%S"), m, flush=True))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,14 +15,12 @@ Results are cached per (split, variant) under ``cache_root()/fer2013_faces/`` as
 ``y`` (BASIC7 indices), ``found`` (bool), ``blendshapes`` (N, 52), ``pose`` (N, 3), ``landmarks``
 (N, 478, 3, float16, frame pixels), ``crops`` (N, 48, 48 uint8).
 
-Run (resumable, one split-variant at a time): ``python -m avemo.training.fer_faces train:clean
+Run (resumable, one split-variant at a time): ``python benchmarks/face_crossdomain.py --extract train:clean
 public_test:h264 ...`` (``--limit N``: an evenly spaced subset of N faces, cached apart).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from typing import Any
 
@@ -168,22 +166,3 @@ def extract(split: str, variant: str, *, data: dict[str, np.ndarray] | None = No
     np.savez_compressed(tmp, **out)
     tmp.replace(path)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m avemo.training.fer_faces", description=__doc__.split("\n")[0])
-    ap.add_argument("jobs", nargs="+", help="split:variant, e.g. train:clean public_test:h264")
-    ap.add_argument("--limit", type=int, default=None, help="evenly spaced subset of this many faces per split")
-    args = ap.parse_args(argv)
-    from avemo.training.fer import load_fer_arrays
-
-    data = load_fer_arrays()
-    for job in args.jobs:
-        split, variant = job.split(":")
-        extract(split, variant, data=data, limit=args.limit,
-                log=lambda m: print(time.strftime("%H:%M:%S"), m, flush=True))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,45 +1,27 @@
-"""FER-2013 face network trained for video: camera-like degradations, CutMix, weight averaging.
+"""Faces as video delivers them, for training the face network: camera-like degradations, occlusions, CutMix.
 
-The face network of ``face.fer2013`` learnt clean 48×48 web photos. Faces from a talking-face video
-reach it blurred, compressed, resampled from another size, under dim light, and with the mouth moving
-with speech. This trainer continues (or starts) the same network with those conditions in the
-augmentation, so the weights see them, and keeps an exponential moving average of the weights (EMA),
-which is what is evaluated and saved.
+The face network of ``face.fer2013`` learnt clean 48×48 web photos. Faces from a talking-face video reach it
+blurred, compressed, resampled from another size, under dim light, and with the mouth moving with speech.
+The face runner (:class:`avemo.training.fer.FaceTask`) applies these to its batches when a recipe's
+``augment`` asks (``video_p``, ``mouth_p``, ``cutmix_p``); ``benchmarks/face_crossdomain.py`` renders its
+evaluation rows with the same families (:mod:`avemo.training.fer_faces`).
 
-Protocol as :mod:`avemo.training.fer`: train on *Training*; the epoch (of the EMA weights) is chosen on
-*PublicTest*; PrivateTest is never looked at here (``benchmarks/face_crossdomain.py`` scores it).
+Dataflow of a batch::
 
-Dataflow::
-
-    uint8 (B, 48, 48) ──► camera degradation, per face with probability ``video.p`` (one of: Gaussian blur,
+    uint8 (B, 48, 48) ──► camera degradation, per face with probability ``video_p`` (one of: Gaussian blur,
         resampling through 14–32 px, sensor noise, low light (gamma, gain, noise), JPEG at 4× size)
-        ──► mouth occlusion (p ``video.mouth_p``: the lower face greyed, as a talking mouth is uninformative)
-        ──► fer.augment_batch (crop 44, rotation, scale, shift, mirror, brightness/contrast, erasing)
-        ──► CutMix (p ``cutmix.p``) ──► FaceExpressionNet ──► soft cross-entropy (label smoothing)
-        ──► EMA of weights and BN buffers ──► PublicTest every ``eval_every`` epochs ──► best.pt, last.pt
-
-Run: ``python -m avemo.training.fer_video recipes/face_fer2013_video.yaml [--run-dir runs/...]``
-(resumes from ``last.pt`` when it exists).
+        ──► mouth occlusion (``mouth_p``) ──► fer.augment_batch ──► CutMix (``cutmix_p``) ──► soft targets
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
-import json
 import math
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
-
-from avemo.labels import BASIC7
-from avemo.training.fer import _lr_at, _merge, augment_batch, load_fer_arrays, predict_logits
 
 DEFAULTS: dict[str, Any] = {
     "name": "face_fer2013_video",
@@ -111,13 +93,14 @@ def occlude_eyes(img: np.ndarray, value: int | None = None) -> np.ndarray:
     return out
 
 
-def video_batch(x: np.ndarray, cfg: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    """Camera degradations and mouth occlusion over a uint8 batch ``(B, 48, 48)`` (a new array)."""
+def video_batch(x: np.ndarray, p: float, mouth_p: float, rng: np.random.Generator) -> np.ndarray:
+    """Camera degradations (each face with probability ``p``) and mouth occlusion (``mouth_p``) over a uint8
+    batch ``(B, 48, 48)`` (a new array)."""
     out = x.copy()
     for i in range(len(out)):
-        if rng.random() < float(cfg["p"]):
+        if rng.random() < p:
             out[i] = degrade_face(out[i], DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))], rng)
-        if rng.random() < float(cfg["mouth_p"]):
+        if rng.random() < mouth_p:
             out[i] = occlude_mouth(out[i])
     return out
 
@@ -139,157 +122,3 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, n_classes: int, p: float, alpha: fl
     x[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
     lam = 1 - (y1 - y0) * (x1 - x0) / float(h * w)
     return x, lam * target + (1 - lam) * target[perm]
-
-
-def _initial_state(init: str | None) -> dict[str, torch.Tensor] | None:
-    if not init:
-        return None
-    p = Path(init)
-    if p.is_file():
-        return torch.load(p, weights_only=True)
-    from avemo.models.registry import load
-
-    return {k: v.float() for k, v in load(init).model.state_dict().items()}
-
-
-def train_fer_video(config: dict[str, Any], run_dir: str | Path, *, log: Any = print) -> dict[str, Any]:
-    """Train (resumably) and return the run's summary; see the module docstring."""
-    from avemo.models.registry import create_model
-
-    cfg = _merge(DEFAULTS, config)
-    tr, au = cfg["train"], cfg["augment"]
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg, indent=1))
-    torch.set_num_threads(int(tr["threads"]))
-    torch.manual_seed(int(cfg["seed"]))
-    rng = np.random.default_rng(int(cfg["seed"]))
-    bf16 = bool(tr["bf16"])
-
-    data = load_fer_arrays(cfg["data"])
-    x, y, split = data["x"], data["y"], data["split"]
-    xtr, ytr = x[split == 0], torch.from_numpy(y[split == 0])
-    xpub, ypub = x[split == 1], y[split == 1]
-    mean = float(xtr.astype(np.float32).mean() / 255.0)
-    std = float(xtr.astype(np.float32).std() / 255.0)
-    crop = int(au["crop"])
-    kwargs = dict(cfg["model"]["kwargs"])
-    model = create_model(cfg["model"]["architecture"], **kwargs).to(memory_format=torch.channels_last)
-    init = _initial_state(cfg.get("init"))
-    if init is not None:
-        model.load_state_dict(init)
-        log(f"initialised from {cfg['init']}")
-    ema = copy.deepcopy(model).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": float(tr["weight_decay"])},
-                           {"params": no_decay, "weight_decay": 0.0}], lr=float(tr["lr"]),
-                          momentum=float(tr["momentum"]), nesterov=bool(tr["nesterov"]))
-    bs = int(tr["batch_size"])
-    steps_per_epoch = len(xtr) // bs
-    total_steps = int(tr["epochs"]) * steps_per_epoch
-    budget = float(tr["time_budget_min"]) * 60.0 if tr.get("time_budget_min") else None
-    gen = torch.Generator().manual_seed(int(cfg["seed"]))
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_acc": -1.0, "best_epoch": -1,
-                             "history": []}
-    last, best = run_dir / "last.pt", run_dir / "best.pt"
-    if last.is_file():
-        ck = torch.load(last, weights_only=False)
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        state = json.loads(ck["state"])
-        gen.set_state(ck["gen"])
-        rng = np.random.default_rng(ck["rng_seed"])
-        log(f"resumed at epoch {state['epoch']} ({state['elapsed'] / 60:.1f} min trained)")
-
-    def progress() -> float:
-        p = state["step"] / total_steps
-        return max(p, state["elapsed"] / budget) if budget else p
-
-    decay_ema = float(tr["ema"])
-    while state["epoch"] < int(tr["epochs"]) and progress() < 1.0:
-        model.train()
-        t_ep = time.time()
-        perm = torch.randperm(len(xtr), generator=gen).numpy()
-        tot, seen = 0.0, 0
-        for i in range(steps_per_epoch):
-            t_step = time.time()
-            lr = _lr_at(progress(), float(tr["lr"]), float(tr["warmup"]))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            idx = perm[i * bs:(i + 1) * bs]
-            xb = torch.from_numpy(video_batch(xtr[idx], cfg["video"], rng))
-            xb = augment_batch(xb, au, mean, std, gen)
-            xb, target = cutmix(xb, ytr[idx], len(BASIC7), float(cfg["cutmix"]["p"]), float(cfg["cutmix"]["alpha"]),
-                                float(tr["label_smoothing"]), gen)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(xb.contiguous(memory_format=torch.channels_last))
-            loss = torch.sum(-target * F.log_softmax(logits.float(), 1), 1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                d = min(decay_ema, (1 + state["step"]) / (10 + state["step"]))
-                for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                    pe.mul_(d).add_(pm.detach(), alpha=1 - d)
-                for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
-                    be.copy_(bm)
-            tot += float(loss.detach()) * len(idx)
-            seen += len(idx)
-            state["step"] += 1
-            state["elapsed"] += time.time() - t_step
-            if progress() >= 1.0:
-                break
-        state["epoch"] += 1
-        train_s = time.time() - t_ep
-        t_ev = time.time()
-        acc = float("nan")
-        if state["epoch"] % int(tr["eval_every"]) == 0 or progress() >= 1.0:
-            pub = predict_logits(ema, xpub, mean=mean, std=std, crop=crop, tta="none", bf16=bf16)
-            acc = float((pub.argmax(1) == ypub).mean())
-        state["elapsed"] += time.time() - t_ev
-        row = {"epoch": state["epoch"], "step": state["step"], "lr": lr, "train_loss": tot / max(seen, 1),
-               "public_acc_ema": acc, "epoch_s": train_s, "elapsed_min": state["elapsed"] / 60,
-               "progress": progress()}
-        state["history"].append(row)
-        if acc == acc and acc > state["best_acc"]:
-            state["best_acc"], state["best_epoch"] = acc, state["epoch"]
-            torch.save({k: v.detach().clone() for k, v in ema.state_dict().items()}, best)
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "state": json.dumps(state), "gen": gen.get_state(),
-                    "rng_seed": int(rng.integers(2**31))}, last)
-        (run_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
-        log(f"epoch {state['epoch']:3d} lr {lr:.4f} loss {row['train_loss']:.3f} public(EMA) {acc:.4f} "
-            f"(best {state['best_acc']:.4f} @ {state['best_epoch']}) {train_s:.0f}s, "
-            f"{state['elapsed'] / 60:.1f} min, progress {progress():.2f}")
-    summary = {"name": cfg["name"], "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-               "public_acc_ema_none": state["best_acc"], "train_minutes": state["elapsed"] / 60,
-               "normalisation": {"mean": mean, "std": std}, "kwargs": kwargs, "config": cfg,
-               "protocol": "train on Training; EMA weights' epoch chosen on PublicTest (centre crop); "
-                           "PrivateTest not looked at here"}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    import yaml
-
-    ap = argparse.ArgumentParser(prog="python -m avemo.training.fer_video", description=__doc__.split("\n")[0])
-    ap.add_argument("recipe", type=Path)
-    ap.add_argument("--run-dir", type=Path, default=None)
-    ap.add_argument("--time-budget-min", type=float, default=None)
-    args = ap.parse_args(argv)
-    config = yaml.safe_load(args.recipe.read_text()) or {}
-    if args.time_budget_min is not None:
-        config.setdefault("train", {})["time_budget_min"] = args.time_budget_min
-    run_dir = args.run_dir or Path("runs") / config.get("name", DEFAULTS["name"])
-    out = train_fer_video(config, run_dir, log=lambda m: print(time.strftime("%H:%M:%S"), m, flush=True))
-    print(json.dumps({k: out[k] for k in ("epochs_run", "best_epoch", "public_acc_ema_none", "train_minutes")}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,9 @@ sections (:mod:`avemo.training.recipe`):
 - bf16 autocast on CPUs that compute bfloat16 natively (float32 elsewhere; the task keeps its loss in float32);
 - after every epoch: a line in ``log.jsonl`` and a resumable ``checkpoint.pt`` (plain tensors, read with
   ``weights_only=True``); validation every ``val_every`` epochs, ``best.pt`` when it improves, early
-  stopping after ``patience`` validations without improvement.
+  stopping after ``patience`` validations without improvement;
+- optionally an exponential moving average of the weights (``train.ema``), which is what is validated,
+  selected and returned; and a start from earlier weights (``train.init``: a file or a bundle).
 
 Randomness per epoch is drawn from ``(seed..., epoch)``, so a resumed run draws exactly what an
 uninterrupted one would have.
@@ -55,6 +57,42 @@ class TrainingTask:
     def validate(self, model: torch.nn.Module) -> dict[str, float] | None:
         """Scores on the validation data (None: the task has none)."""
         return None
+
+
+def initial_weights(init: str) -> dict[str, torch.Tensor]:
+    """The state dict ``train.init`` names: a file written by ``torch.save`` (e.g. a run's ``best.pt``), or a
+    bundle name or folder (its torch module's weights)."""
+    path = Path(init)
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    from avemo.errors import ModelError
+    from avemo.models.bundles import load
+
+    try:
+        return {k: v.float() if v.is_floating_point() else v for k, v in
+                load(init).get_model("torch").state_dict().items()}
+    except ModelError as err:
+        raise RecipeError(f"train.init: {init} is neither a weights file nor a bundle ({err})") from None
+
+
+class _Ema:
+    """An exponential moving average of a model's weights and buffers (decay warmed up over the first steps)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        import copy
+
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.decay = float(decay)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for pe, pm in zip(self.model.parameters(), model.parameters(), strict=True):
+            pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+        for be, bm in zip(self.model.buffers(), model.buffers(), strict=True):
+            be.copy_(bm)
 
 
 def lr_at(progress: float, base: float, warmup: float, step_fraction: float) -> float:
@@ -119,10 +157,10 @@ class Trainer:
             optimizer.load_state_dict(saved["optim"])
             state.update(json.loads(saved["state"]))
         elif cfg.init:
-            init = Path(cfg.init)
-            if not init.is_file():
-                raise RecipeError(f"train.init: {init} does not exist (train the recipe it comes from first)")
-            model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
+            model.load_state_dict(initial_weights(cfg.init))
+        ema = _Ema(model, cfg.ema) if cfg.ema else None
+        if ema is not None and saved is not None and "ema" in saved:
+            ema.model.load_state_dict(saved["ema"])
         steps = max(1, self.task.steps_per_epoch())
         total = cfg.epochs * steps
         warmup = min(1.0, cfg.warmup_epochs / max(1, cfg.epochs))
@@ -154,6 +192,8 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if ema is not None:
+                    ema.update(model, state["step"])
                 losses.append(float(loss.detach()))
                 correct += right
                 seen += n
@@ -169,20 +209,23 @@ class Trainer:
             last = state["epoch"] >= cfg.epochs or progress() >= 1.0
             if self._validate_now(state["epoch"], progress(), last):
                 t_val = loop.Timer()
-                scores = self.task.validate(model)
+                scores = self.task.validate(ema.model if ema is not None else model)
                 state["elapsed"] += t_val.seconds  # the time budget covers validation too
                 if scores:
                     record.update(scores)
-                    self._track_best(model, scores, state, record)
+                    self._track_best(ema.model if ema is not None else model, scores, state, record)
             record["elapsed_min"] = round(state["elapsed"] / 60, 3)
             loop.append_jsonl(self.log_path, record)
             loop.save_checkpoint(self.checkpoint, {"model": model.state_dict(), "optim": optimizer.state_dict(),
-                                                   "state": json.dumps(state)})
+                                                   "state": json.dumps(state),
+                                                   **({"ema": ema.model.state_dict()} if ema is not None else {})})
             if self.bar is not None:
                 self.bar.update(task_id, advance=1)
                 self.bar.console.log(_line(record))
             elif self.log is not None:
                 self.log(_line(record))
+        if ema is not None:
+            model = ema.model
         if cfg.select == "best" and self.best_path.is_file():
             model.load_state_dict(torch.load(self.best_path, map_location="cpu", weights_only=True))
         model.eval()
