@@ -215,6 +215,7 @@ class Trainer:
                     record.update(scores)
                     self._track_best(ema.model if ema is not None else model, scores, state, record)
             record["elapsed_min"] = round(state["elapsed"] / 60, 3)
+            record["progress"] = round(progress(), 4)  # after validation, which the time budget covers too
             loop.append_jsonl(self.log_path, record)
             loop.save_checkpoint(self.checkpoint, {"model": model.state_dict(), "optim": optimizer.state_dict(),
                                                    "state": json.dumps(state),
