@@ -472,7 +472,7 @@ def speed(repeat: int = 5) -> None:
     minute = np.tile(wave, 2)[:960000]
     windows = [(float(a), float(a) + 3.0) for a in range(58)]
     for threads in (1, 2):
-        model = WhisperVoiceModel(Path("runs/voice_multi6"), threads=threads)
+        model = WhisperVoiceModel.from_folder(Path("runs/voice_multi6"), threads=threads)
         model.predict(minute[:48000])
         ts = []
         for _ in range(3):
@@ -661,6 +661,35 @@ def write_card(folder: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ render
+def write_bundle(folder: Path, out: Path) -> Path:
+    """The final head (``folder``: ``head.safetensors``, ``settings.json``, ``MODEL_CARD.md``) as the voice bundle
+    ``out``: the Whisper-base front end's settings and the head's, checked on load (avemo.models.bundles)."""
+    import shutil
+
+    from avemo.models.bundles import VoicePreprocessing, _as_dict, _check_fields, _write_spec, read_bundle
+
+    st = json.loads((folder / "settings.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(folder / "head.safetensors", out / "head.safetensors")
+    pre = {"input": "16 kHz mono speech: each window pooled from Whisper frames of consecutive 3 s chunks",
+           "sample_rate": 16000,
+           "front_end": {"kind": "whisper-base", "layers": st["layers"], "chunk_s": 3.0, "frame_rate": 50,
+                         "weights": st["encoder"]["packages"], "sha256": st["encoder"]["sha256"],
+                         "licence": st["encoder"]["licence"]},
+           "head": {"kind": st["head"], "temperature": st["temperature"], "pooling": st["pooling"]},
+           "window_s": 3.0, "eval_hop_s": 1.0, "trim_db": 0.0, "normalisation": st["normalisation"],
+           "output": "probabilities over labels (the head's softmax with its temperature)"}
+    meta = {**{k: st[k] for k in ("recipe", "trained_on", "licence", "machine")},
+            "command": f"python benchmarks/voice_crossdomain.py final --recipe {st['recipe']['name']} && "
+                       f"python benchmarks/voice_crossdomain.py bundle --folder {folder}"}
+    spec = {"kind": "voice", "architecture": "whisper_head", "kwargs": {}, "labels": st["labels"],
+            "preprocessing": _as_dict(VoicePreprocessing(**_check_fields(VoicePreprocessing, pre, out.name))),
+            "files": {}, "meta": meta}
+    _write_spec(out, spec, {"weights": "head.safetensors"})
+    (out / "MODEL_CARD.md").write_text((folder / "MODEL_CARD.md").read_text().replace(" (draft):", ":"))
+    return read_bundle(out).path
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
@@ -774,12 +803,13 @@ def render(markdown: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", nargs="?", choices=["baseline", "run", "final", "channels", "speed",
-                                                                "calibration", "card"])
+                                                                "calibration", "card", "bundle"])
     ap.add_argument("--recipe", default="linear_L4")
     ap.add_argument("--folder", type=Path, default=Path("runs/voice_multi6"))
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--protocols", nargs="+", default=["loco", "ravdess"])
     ap.add_argument("--render", action="store_true")
+    ap.add_argument("--bundle-out", type=Path, default=Path("src/avemo/weights/voice.multi6"))
     ap.add_argument("--markdown", default="BENCHMARKS.md")
     args = ap.parse_args()
     commands: dict[str, Callable[[], None]] = {"baseline": baseline,
@@ -787,7 +817,8 @@ def main() -> None:
                                                "final": lambda: train_final(args.recipe, args.folder),
                                                "channels": lambda: channels(args.recipe), "speed": speed,
                                                "calibration": calibrations,
-                                               "card": lambda: print(write_card(args.folder))}
+                                               "card": lambda: print(write_card(args.folder)),
+                                               "bundle": lambda: print(write_bundle(args.folder, args.bundle_out))}
     if args.command:
         commands[args.command]()
     if args.render:

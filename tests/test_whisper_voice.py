@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from avemo.audio.whisper_voice import WhisperVoiceModel, pool_windows, window_slices
 from avemo.labels import EMOTIONS
+from avemo.models.bundles import load
 
-HEAD = Path(__file__).parents[1] / "runs" / "voice_multi6"
 ACTOR = "ravdess-speech-16k/Actor_02"
 
 
@@ -27,10 +26,9 @@ def test_window_slices_are_50_hz_and_clipped():
 
 
 @pytest.fixture(scope="module")
-def model():
-    if not (HEAD / "head.safetensors").is_file():
-        pytest.fail(f"the trained voice head is missing from {HEAD}")
-    return WhisperVoiceModel(HEAD)
+def model() -> WhisperVoiceModel:
+    """The shipped voice.multi6 bundle's runtime: the ONNX encoder up to layer 4 and the numpy head."""
+    return load("voice.multi6").get_model()
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +56,22 @@ def test_windows_pooled_from_the_chunk_agree_with_encoding_each_window_alone(mod
     assert np.abs(whole - alone).sum(1).mean() / 2 > diff.mean()
 
 
+def test_a_stream_scores_its_windows_as_the_whole_file_does(model, chunk):
+    """Chunks sit on an absolute 3 s grid: windows scored from pieces of the wave (as the analyzer streams it,
+    each piece starting at a chunk boundary, chunks cached across calls) equal the windows of the whole wave."""
+    windows = [(float(s), float(s) + 3.0) for s in np.arange(0.0, len(chunk) / 16000 - 3.0, 1.0)]
+    whole = model.predict(chunk, windows)
+    cache: dict = {}
+    first = model.predict(chunk[:9 * 16000], windows[:4], cache=cache)  # windows ending by 6 s need audio to 9 s
+    rest = model.predict(chunk[6 * 16000:], windows[4:], offset_s=6.0, cache=cache)
+    np.testing.assert_allclose(np.concatenate([first, rest]), whole, atol=1e-5)
+    assert model.audio_needed(4.0) == 6.0 and model.audio_from(4.0) == 3.0
+
+
 def test_inference_does_not_import_torch(data):
-    code = (f"import sys, numpy as np; from avemo.audio.whisper_voice import WhisperVoiceModel; "
-            f"m = WhisperVoiceModel({str(HEAD)!r}); p = m.predict(np.zeros(16000, np.float32) + 0.01); "
-            f"assert 'torch' not in sys.modules, 'torch was imported'; print(p.shape)")
+    code = ("import sys, numpy as np, avemo; "
+            "m = avemo.load('voice.multi6').get_model(); p = m.predict(np.zeros(16000, np.float32) + 0.01); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; print(p.shape)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "(1, 8)" in out.stdout

@@ -26,6 +26,7 @@ chunks (one pass each, the same total audio as one 30 s pass) and pools each win
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,36 +86,45 @@ class WhisperVoiceModel:
     the final layer only).
     """
 
-    def __init__(self, folder: str | Path, *, runtime: str | None = None, threads: int = 1,
-                 encoder_root: str | Path | None = None) -> None:
-        from safetensors.numpy import load_file
-
-        self.folder = Path(folder)
-        try:
-            self.settings = json.loads((self.folder / SETTINGS_FILE).read_text())
-            self.arrays = {k: v.astype(np.float32) for k, v in load_file(str(self.folder / HEAD_FILE)).items()}
-        except (OSError, ValueError) as err:
-            raise ModelError(f"{self.folder}: cannot read the voice head ({err})") from None
+    def __init__(self, arrays: dict[str, np.ndarray], settings: dict, *, runtime: str | None = None,
+                 threads: int = 1, encoder_root: str | Path | None = None, name: str = "voice head") -> None:
+        self.name = name
+        self.settings = dict(settings)
+        self.arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
         self.labels = tuple(self.settings["labels"])
         if self.labels != EMOTIONS:
-            raise ModelError(f"{self.folder}: labels {self.labels} are not {EMOTIONS}")
+            raise ModelError(f"{name}: labels {self.labels} are not {EMOTIONS}")
         self.layer = self.settings.get("layer")
         self.layers = self.settings.get("layers")  # several layers: each pooled, concatenated in this order
         self.top = max(self.layers) if self.layers else self.layer
         self.kind = self.settings["head"]
         self.temperature = float(self.settings.get("temperature", 1.0))
+        self.chunk_s = float(self.settings.get("chunk_s", 3.0))
         self.runtime = runtime or self.settings.get("runtime", "onnx")
         if self.runtime not in ("onnx", "numpy", "ct2"):
-            raise ModelError(f"{self.folder}: unknown encoder runtime {self.runtime!r} (onnx, numpy or ct2)")
+            raise ModelError(f"{name}: unknown encoder runtime {self.runtime!r} (onnx, numpy or ct2)")
         self._threads, self._root = threads, encoder_root
         self._encoder = None
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, **kwargs) -> WhisperVoiceModel:
+        """A head saved by :func:`save_head` (``head.safetensors`` and ``settings.json``)."""
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        try:
+            settings = json.loads((folder / SETTINGS_FILE).read_text())
+            arrays = load_file(str(folder / HEAD_FILE))
+        except (OSError, ValueError) as err:
+            raise ModelError(f"{folder}: cannot read the voice head ({err})") from None
+        return cls(arrays, settings, name=str(folder), **kwargs)
 
     # -- encoder
     def _enc(self):
         if self._encoder is None:
             if self.runtime == "ct2":
                 if self.layer != "final" or self.layers:
-                    raise ModelError(f"{self.folder}: CTranslate2 returns only the final layer, the head uses "
+                    raise ModelError(f"{self.name}: CTranslate2 returns only the final layer, the head uses "
                                      f"layer {self.layer}")
                 from avemo.audio.whisper import WhisperEncoder
 
@@ -169,7 +179,7 @@ class WhisperVoiceModel:
                 sd = np.sqrt(np.maximum(np.einsum("th,thd->hd", w, hh**2) - mu**2, 1e-6))
                 out.append(np.concatenate([mu.reshape(-1), sd.reshape(-1)]) @ a["fc.weight"].T + a["fc.bias"])
             return np.stack(out)
-        raise ModelError(f"{self.folder}: unknown head kind {self.kind!r}")
+        raise ModelError(f"{self.name}: unknown head kind {self.kind!r}")
 
     def probs_from_frames(self, window_frames: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities ``(n, 8)`` over EMOTIONS for each window's frames."""
@@ -177,15 +187,43 @@ class WhisperVoiceModel:
             return np.zeros((0, len(EMOTIONS)), np.float32)
         return _softmax(self.logits(window_frames) / self.temperature).astype(np.float32)
 
+    # -- chunks on an absolute grid, so a stream scores its windows as the whole file would
+    def audio_needed(self, end_s: float) -> float:
+        """Seconds of audio (from the start) needed to score a window ending at ``end_s``: its last chunk whole."""
+        return math.ceil(end_s / self.chunk_s - 1e-9) * self.chunk_s
+
+    def audio_from(self, start_s: float) -> float:
+        """Where the audio a window starting at ``start_s`` needs begins (its first chunk's start)."""
+        return math.floor(start_s / self.chunk_s + 1e-9) * self.chunk_s
+
     def predict(self, wave: np.ndarray, windows: Sequence[tuple[float, float]] | None = None, *,
-                chunk_s: float | None = None) -> np.ndarray:
-        """Probabilities ``(n, 8)`` for ``(start_s, end_s)`` windows of a 16 kHz wave (default: the whole
-        wave as one window, encoded in one pass if at most 30 s). With windows, the wave is encoded once,
-        in chunks of ``chunk_s`` (default 3 s), and each window pools the frames it covers."""
+                chunk_s: float | None = None, offset_s: float = 0.0,
+                cache: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """Probabilities ``(n, 8)`` for ``(start_s, end_s)`` windows of a 16 kHz wave (default: the whole wave as
+        one window, encoded in one pass if at most 30 s).
+
+        With windows, the wave is encoded in chunks of ``chunk_s`` (default the head's, 3 s) on the grid
+        ``k * chunk_s`` of absolute time (``offset_s`` is the time of ``wave[0]``, and window times are
+        absolute too); only the chunks the windows cover are encoded, each once (``cache``, chunk index ->
+        frames, keeps them across calls on one stream), and each window pools the frames it covers. A chunk is
+        encoded as far as the wave goes: callers hand over whole chunks except at the end of a file.
+        """
         x = np.asarray(wave, dtype=np.float32).reshape(-1)
-        if chunk_s is None:
-            chunk_s = 3.0 if windows is not None else MAX_FRAMES / FRAME_RATE
-        frames = self.encode(x, chunk_s)
         if windows is None:
-            windows = [(0.0, x.size / 16000.0)]
-        return self.probs_from_frames(pool_windows(frames, windows))
+            frames = self.encode(x, chunk_s or MAX_FRAMES / FRAME_RATE)
+            return self.probs_from_frames(pool_windows(frames, [(0.0, x.size / 16000.0)]))
+        c = float(chunk_s or self.chunk_s)
+        per = int(round(c * FRAME_RATE))
+        cache = {} if cache is None else cache
+        pooled = []
+        for start, end in windows:
+            first, last = int(math.floor(start / c + 1e-9)), int(math.ceil(end / c - 1e-9)) - 1
+            for k in range(first, max(first, last) + 1):
+                if k not in cache:
+                    a = max(0, int(round((k * c - offset_s) * 16000)))
+                    cache[k] = self.encode(x[a:a + per * SAMPLES_PER_FRAME], c)
+            frames = np.concatenate([cache[k] for k in range(first, max(first, last) + 1)])
+            a = int(round((start - first * c) * FRAME_RATE))
+            b = max(a + 1, min(len(frames), int(round((end - first * c) * FRAME_RATE))))
+            pooled.append(frames[min(a, len(frames) - 1):b])
+        return self.probs_from_frames(pooled)

@@ -238,7 +238,7 @@ class Analyzer:
         The audio streams in ``audio_chunk`` pieces; a window is scored once its audio and the VAD decision
         around it are in, and audio no window still needs is dropped, so memory is flat in length.
         """
-        from avemo.audio import VoiceActivityDetector, Window, frame_windows, segments_from_probs, speech_fraction
+        from avemo.audio import VoiceActivityDetector, segments_from_probs, speech_fraction
         from avemo.audio.vad import CHUNK
         from avemo.media import iter_audio
 
@@ -249,6 +249,8 @@ class Analyzer:
         out = np.full((len(windows), len(EMOTIONS)), np.nan, dtype=np.float32)
         buf, buf0, total, next_w = np.zeros(0, dtype=np.float32), 0, 0, 0
         lead = 2.0  # seconds of VAD history before a window, for the hysteresis to settle
+        voice = self.voice_model
+        encoded: dict = {}  # a chunked voice encoder's chunks, each encoded once
 
         def score(final: bool) -> None:
             nonlocal buf, buf0, next_w
@@ -256,7 +258,8 @@ class Analyzer:
             vad_p = np.concatenate(probs_vad) if probs_vad else np.zeros(0, np.float32)
             horizon = total / sr if final else len(vad_p) * CHUNK / sr - 1.0
             ready = []
-            while next_w < len(windows) and (final or windows[next_w].end <= horizon):
+            while next_w < len(windows) and (final or (windows[next_w].end <= horizon and
+                                                       voice.audio_needed(windows[next_w].end) <= total / sr)):
                 ready.append(next_w)
                 next_w += 1
             if not ready:
@@ -272,12 +275,14 @@ class Analyzer:
             voiced = [i for i in ready if fraction[i] >= cfg.min_speech]
             if voiced:
                 t = time.perf_counter()
-                local = [Window(windows[i].start - buf0 / sr, windows[i].end - buf0 / sr) for i in voiced]
-                out[voiced] = self.voice_model.predict(frame_windows(buf, sr, local, window_s=cfg.window))
+                out[voiced] = voice.predict_windows(buf, [windows[i] for i in voiced], offset_s=buf0 / sr,
+                                                    cache=encoded)
                 times.add("voice model", time.perf_counter() - t)
-            if next_w < len(windows):  # drop audio no remaining window needs
-                keep = max(0, int(windows[next_w].start * sr) - buf0)
+            if next_w < len(windows):  # drop audio (and encoded chunks) no remaining window needs
+                start = voice.audio_from(windows[next_w].start)
+                keep = max(0, int(round(start * sr)) - buf0)
                 buf, buf0 = buf[keep:], buf0 + keep
+                voice.forget(encoded, start)
 
         t0 = time.perf_counter()
         for chunk in iter_audio(path, sr, chunk_seconds=cfg.audio_chunk):

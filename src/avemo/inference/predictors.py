@@ -146,8 +146,13 @@ class FacePredictor:
 
 
 class VoicePredictor:
-    """Mono windows ``(N, samples)`` float32 at the bundle's ``sample_rate`` -> probabilities
-    ``(N, len(EMOTIONS))``. The log-mel front end is part of the bundle's network."""
+    """Speech at the bundle's ``sample_rate`` -> probabilities ``(N, len(EMOTIONS))`` per window.
+
+    :meth:`predict_windows` (a mono wave and ``(start_s, end_s)`` windows in it) serves every voice bundle: a
+    ``log-mel`` bundle's ONNX network scores each window's samples (the log-mel front end is part of the
+    network); a ``whisper-base`` bundle encodes the wave in chunks on an absolute grid, each chunk once, and
+    its head pools each window's frames. :meth:`predict` takes cut windows ``(N, samples)`` (log-mel bundles).
+    """
 
     def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["voice"], *, batch_size: int = 32,
                  backend: str = "onnx", threads: int | None = 1) -> None:
@@ -155,14 +160,45 @@ class VoicePredictor:
         self.name = self.bundle.name
         self.sample_rate = self.bundle.sample_rate
         self.network = _network(self.bundle, backend, **({"threads": threads} if backend == "onnx" else {}))
+        self.chunked = self.bundle.front_end == "whisper-base"
         self.batch_size = batch_size
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         windows = np.asarray(windows, dtype=np.float32)
         if len(windows) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        if self.chunked:
+            return np.concatenate([self.network.predict(w) for w in windows])
         logits = [self.network(windows[i:i + self.batch_size]) for i in range(0, len(windows), self.batch_size)]
         return project_probs(softmax(np.concatenate(logits)), self.bundle.labels, EMOTIONS)
+
+    def predict_windows(self, wave: np.ndarray, windows: list, *, offset_s: float = 0.0,
+                        cache: dict | None = None) -> np.ndarray:
+        """Probabilities for ``windows`` (:class:`avemo.audio.Window`, absolute times) of ``wave``, whose first
+        sample is at ``offset_s``; ``cache`` keeps a chunked encoder's chunks across calls on one stream."""
+        if not windows:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        if self.chunked:
+            return self.network.predict(wave, [(w.start, w.end) for w in windows], offset_s=offset_s, cache=cache)
+        from avemo.audio import Window, frame_windows
+
+        local = [Window(w.start - offset_s, w.end - offset_s) for w in windows]
+        span = max(w.end - w.start for w in windows)
+        return self.predict(frame_windows(wave, self.sample_rate, local, window_s=span))
+
+    def audio_needed(self, end_s: float) -> float:
+        """Seconds of audio from the start needed before a window ending at ``end_s`` can be scored."""
+        return self.network.audio_needed(end_s) if self.chunked else end_s
+
+    def audio_from(self, start_s: float) -> float:
+        """Where the audio a window starting at ``start_s`` needs begins."""
+        return self.network.audio_from(start_s) if self.chunked else start_s
+
+    def forget(self, cache: dict, before_s: float) -> None:
+        """Drop the cached chunks that end at or before ``before_s`` (no window left needs them)."""
+        if self.chunked:
+            for k in [k for k in cache if (k + 1) * self.network.chunk_s <= before_s + 1e-9]:
+                del cache[k]
 
 
 class Fusion:

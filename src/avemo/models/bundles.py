@@ -87,10 +87,14 @@ class FacePreprocessing:
 
 @dataclass(frozen=True)
 class VoicePreprocessing:
-    """How a waveform becomes the network's input (the ONNX network takes the waveform itself)."""
+    """How a waveform becomes the model's input. ``front_end`` says which: ``{"kind": "log-mel", <MelConfig
+    fields>}`` (the ONNX network takes the waveform and computes it) or ``{"kind": "whisper-base", "layers":
+    [...], "chunk_s": 3.0}`` (Whisper base's encoder, from its PyPI wheels, then ``head``)."""
 
     input: str
-    mel: Mapping[str, Any]  #: :class:`avemo.audio.MelConfig` fields
+    sample_rate: int
+    front_end: Mapping[str, Any]
+    head: Mapping[str, Any]  #: a numpy head's settings (kind, temperature, ...); empty for an ONNX network
     window_s: float  #: seconds of audio per prediction
     eval_hop_s: float  #: step between windows when a clip is longer
     trim_db: float  #: leading/trailing silence trimmed in training (dB under the peak; 0: none)
@@ -289,21 +293,41 @@ class VoiceBundle(Bundle):
     BACKENDS: ClassVar[tuple[str, ...]] = ("onnx", "torch")
     ONNX_PREFIX: ClassVar[str] = "1."  # the graph is Sequential(LogMel, network)
 
+    @property
+    def front_end(self) -> str:
+        """``"log-mel"`` (an ONNX network on the waveform) or ``"whisper-base"`` (encoder + numpy head)."""
+        return str(self.preprocessing.front_end["kind"])
+
     @cached_property
     def mel(self) -> Any:
+        """The log-mel settings (:class:`avemo.audio.MelConfig`) of a ``log-mel`` front end."""
         from avemo.audio.melconfig import MelConfig
 
-        return MelConfig.from_dict(_plain(self.preprocessing.mel))
+        if self.front_end != "log-mel":
+            raise ModelError(f"bundle {self.name}: a {self.front_end} front end has no log-mel settings")
+        return MelConfig.from_dict({k: v for k, v in _plain(self.preprocessing.front_end).items() if k != "kind"})
 
     @property
     def sample_rate(self) -> int:
-        return int(self.mel.sample_rate)
+        return int(self.preprocessing.sample_rate)
 
     @property
     def window_s(self) -> float:
         return float(self.preprocessing.window_s)
 
     def _runtime_model(self, *, threads: int | None = 1) -> Any:
+        if self.front_end == "whisper-base":
+            from safetensors.numpy import load_file
+
+            from avemo.audio.whisper_voice import WhisperVoiceModel
+
+            front, head = _plain(self.preprocessing.front_end), _plain(self.preprocessing.head)
+            settings = {"head": head["kind"], "temperature": head["temperature"], "layers": front["layers"],
+                        "layer": None, "chunk_s": front["chunk_s"], "labels": list(self.labels)}
+            if head["kind"] == "attn":
+                settings["heads"] = head["heads"]
+            return WhisperVoiceModel(load_file(str(self.file("weights"))), settings, threads=threads or 1,
+                                     name=f"bundle {self.name}")
         from avemo.models.onnx import OnnxNetwork
 
         return OnnxNetwork(self.file("onnx"), threads=threads)
@@ -313,6 +337,8 @@ class VoiceBundle(Bundle):
 
         from avemo.audio.mel import LogMel
 
+        if self.front_end != "log-mel":
+            raise ModelError(f"bundle {self.name}: its {self.front_end} encoder and numpy head have no torch module")
         return torch.nn.Sequential(LogMel(self.mel), super()._torch_model()).eval()
 
 
