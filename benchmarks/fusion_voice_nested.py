@@ -103,7 +103,8 @@ def main() -> None:
         p = fit_predict(xc, xa, y, corpus, sets, tr, te)
         df = pd.DataFrame({"outer": outer, "part": part, "corpus": corpus[te],
                            "path": [str(samples[int(i)].path.relative_to(root)) for i in te],
-                           "speaker": [samples[int(i)].speaker for i in te], "label": [samples[int(i)].label for i in te]})
+                           "speaker": [samples[int(i)].speaker for i in te],
+                           "label": [samples[int(i)].label for i in te]})
         for j, e in enumerate(EMOTIONS):
             df[e] = np.round(p[:, j], 5)
         parts.append(df)
