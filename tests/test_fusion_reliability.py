@@ -242,3 +242,24 @@ def test_shared_clip_windows(clips) -> None:
             np.testing.assert_array_equal(fused, tl[prob_columns("face")].to_numpy(np.float32))
         else:
             assert (w[:, :2] > 0).all()
+
+
+def test_fusion_runtime_imports_no_torch() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import avemo
+        f = avemo.load("fusion.reliability").get_model()
+        p = np.full((2, 8), 1 / 8)
+        fused, w, u = f.fuse({"face": p[:, :7] * 8 / 7, "voice": p},
+                             {"face": avemo.labels.BASIC7, "voice": avemo.labels.EMOTIONS}, None)
+        d = avemo.load("fusion.decision_557").get_model().fuse({"voice": p})
+        print("TORCH", sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "TORCH []" in proc.stdout
