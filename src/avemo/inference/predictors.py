@@ -14,7 +14,7 @@ from avemo.models.bundles import Bundle, FaceBundle, FusionBundle, VoiceBundle, 
 
 #: The bundles ``model="default"`` stands for.
 DEFAULT_MODELS: dict[str, str] = {
-    "face": "face.fervideo", "voice": "voice.ravdess8", "fusion": "fusion.fer2013_ravdess",
+    "face": "face.fervideo", "voice": "voice.multi6", "fusion": "fusion.fervideo_multi6",
 }
 
 
