@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "live": "live",
     "analyze": "analyze",
+    "batch": "batch",
     "demo": "demo",
     "inspect": "inspect_media",
     "export": "export",
