@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "inspect": "inspect_media",
     "export": "export",
+    "robustness": "robustness",
 }
 
 
