@@ -57,10 +57,14 @@ def _run(args: argparse.Namespace, recipe) -> int:
 
     from avemo.training import distributed
 
-    if args.final and distributed.world_size() > 1:
+    if distributed.world_size() > 1:
         from avemo.errors import AvemoError
 
-        raise AvemoError("--final trains in one process; run the folds under torchrun, the final model without it")
+        if args.final:
+            raise AvemoError("--final trains in one process; run the folds under torchrun, the final model without it")
+        if recipe.kind not in ("voice", "face", "system"):
+            raise AvemoError(f"a {recipe.kind} recipe does not train with the Trainer; run it in one process, "
+                             "not under torchrun")
     if args.final:
         from avemo.training.final import train_final
 
