@@ -29,6 +29,8 @@ import torch.multiprocessing as mp
 from avemo.training import distributed, loop
 from avemo.training.recipe import parse_recipe
 
+pytestmark = pytest.mark.slow  # a minute or more on 2 shared cores
+
 #: agreement with one process: per-epoch mean training loss, and every weight after 3 epochs
 LOSS_ATOL = 1e-5
 VAL_NLL_ATOL = 1e-3

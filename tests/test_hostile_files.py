@@ -26,6 +26,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a minute or more on 2 shared cores
+
 READ_TIMEOUT_S = 30.0  # generous for a loaded 2-core machine: the check is "no hang", not speed
 ANALYZE_TIMEOUT_S = 90.0
 WORKER = Path(__file__).with_name("hostile_worker.py")

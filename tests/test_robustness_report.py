@@ -94,6 +94,7 @@ def test_attacks_keep_their_budgets_in_signal_units(speech, faces):
     assert not torch.equal(adv["video"], video) and not torch.equal(adv["audio"], audio)
 
 
+@pytest.mark.slow
 def test_quick_report_writes_json_figures_and_section(tmp_path, monkeypatch):
     from avemo.cli import main
     from avemo.robustness import report

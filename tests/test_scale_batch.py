@@ -15,6 +15,8 @@ from avemo.cli import main
 from avemo.scale import store
 from avemo.scale.batch import BatchSettings, RaySettings, collect_inputs, run_batch
 
+pytestmark = pytest.mark.slow  # a minute or more on 2 shared cores
+
 CLIPS = ("ravdess_mp4", "ravdess_wav", "ravdess_stereo_wav", "cremad_ang", "cremad_hap", "cremad_sad")
 
 
