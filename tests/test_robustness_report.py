@@ -117,3 +117,25 @@ def test_quick_report_writes_json_figures_and_section(tmp_path, monkeypatch):
     assert "other sections stay" in text and "Quick mode" in text and "trained on these speakers" in text
     for fig in ("voice_noise.png", "face_conditions.png", "adversarial.png"):
         assert (tmp_path / "r" / fig).stat().st_size > 1000 and f"]({Path('r') / fig})" in text
+
+
+def test_attacked_networks_are_scored_in_eval_mode(clips, faces):
+    """The attacks restore the mode they found: the report's networks stay in eval mode, so an accuracy after an
+    attack is the network's own (no dropout, no batch statistics)."""
+    import torch
+
+    from avemo.robustness import report
+    from avemo.robustness.adversarial import pgd
+
+    voice, face = report.VoicePath("voice.ravdess8"), report.FacePath("face.fer2013")
+    models = report._torch_models(voice, face, "fusion.fer2013_ravdess")
+    keyed = models["keyed"]()
+    assert not any(m.training for m in keyed.modules())
+    video = torch.from_numpy(faces.astype(np.float32)[:, None] / 255)
+    y = torch.zeros(len(faces), dtype=torch.long)
+    with torch.no_grad():
+        before = keyed(video=video)["logits"]
+    pgd(keyed, {"video": video}, y, modality="video", epsilon=2 / 255, steps=1)
+    assert not any(m.training for m in keyed.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(keyed(video=video)["logits"], before)

@@ -346,6 +346,7 @@ def _torch_models(voice: VoicePath, face: FacePath, fusion_name: str) -> dict[st
         def __init__(self, smooth: float = 0.0) -> None:
             super().__init__()
             self.net, self.smooth = fnet, smooth
+            self.eval()
 
         def forward(self, video: torch.Tensor) -> torch.Tensor:
             x = gaussian_blur(video, self.smooth) if self.smooth else video
@@ -357,6 +358,7 @@ def _torch_models(voice: VoicePath, face: FacePath, fusion_name: str) -> dict[st
         def __init__(self, face_net: nn.Module | None = None) -> None:
             super().__init__()
             self.face = face_net or Face()
+            self.eval()  # scored as they run: batch norm on running statistics, no dropout
 
         def forward(self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None) -> dict[str, Any]:
             if video is None:
@@ -385,8 +387,10 @@ def gaussian_blur(x: Any, sigma: float) -> Any:
 
 
 def _accuracy(model: Any, inputs: dict[str, Any], y: Any, labels: Sequence[str], classes: Sequence[str]) -> float:
+    """Accuracy of ``model`` in eval mode (batch norm on its running statistics, no dropout) on ``inputs``."""
     import torch
 
+    model.eval()
     with torch.no_grad():
         logits = model(**inputs)["logits"].numpy()
     return scores(logits, y.numpy(), labels, classes)["accuracy"]
@@ -400,7 +404,7 @@ def adversarial_part(voice: VoicePath, face: FacePath, fusion_name: str, speech:
     from avemo.robustness.adversarial import fgsm, pgd, pgd_joint
 
     models = _torch_models(voice, face, fusion_name)
-    keyed = models["keyed"]()
+    keyed = models["keyed"]()  # in eval mode; the attacks leave it in the mode they found it in
     steps = sizes.pgd_steps
     out: dict[str, Any] = {"pgd_steps": steps}
 
