@@ -1,5 +1,5 @@
 """Batch throughput: files per second of ``avemo analyze FOLDER`` (the plain folder mode), ``avemo batch`` on the
-local engine and on a local Ray with 1 and 2 workers, on the same files in one run.
+local engine and on a local Ray with 1 and 2 workers, on the same files in one run (rounds interleaved).
 
 The files: the six shared clips (RAVDESS video without sound, two RAVDESS WAVs, three CREMA-D FLVs with MP3
 sound) and ``copies`` links to a 20 s 720p talking-face video with sound (the speed benchmark's builder).
@@ -92,16 +92,25 @@ def run_mode(mode: str, files: list[Path], out: Path) -> dict[str, Any]:
             "load_after": os.getloadavg()[0]}
 
 
-def run(copies: int = 6, seconds: float = 20.0, modes: tuple[str, ...] = MODES) -> dict[str, Any]:
-    """Every mode once, in turn, on the same files; returns the stored result."""
+def run(copies: int = 6, seconds: float = 20.0, modes: tuple[str, ...] = MODES, rounds: int = 3) -> dict[str, Any]:
+    """Every mode in turn, ``rounds`` times (interleaved, so a change in the machine's load hits all modes), on the
+    same files; each row keeps the median round and every round's wall time."""
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory(prefix="avemo-bench-batch-") as tmp:
         files = make_inputs(Path(tmp) / "in", copies, seconds)
         media_s = _media_seconds(files)
-        rows = [run_mode(mode, files, Path(tmp) / mode) for mode in modes]
-    return {"rows": rows, "n_files": len(files), "media_seconds": media_s, "copies": copies,
+        for k in range(rounds):
+            for mode in modes:
+                runs[mode].append(run_mode(mode, files, Path(tmp) / f"{mode}-{k}"))
+    rows = []
+    for rs in runs.values():
+        median = sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2]
+        rows.append({**median, "wall_runs_s": [round(r["wall_s"], 1) for r in rs],
+                     "startup_runs_s": [round(r["startup_s"], 1) for r in rs]})
+    return {"rows": rows, "n_files": len(files), "media_seconds": media_s, "copies": copies, "rounds": rounds,
             "video_seconds": seconds, "commit": git_commit(), "machine": machine(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "command": f"avemo bench batch --copies {copies}"}
+            "command": f"avemo bench batch --copies {copies} --repeat {rounds}"}
 
 
 _LABELS = {"folder": "`avemo analyze FOLDER` (folder mode: CSV, JSON, PNG per file)",
@@ -115,16 +124,19 @@ def render(result: dict[str, Any]) -> str:
              f"`{result['command']}` (commit `{result['commit']}`, {result['date']}; {m['platform']}, "
              f"{m['cpu_count']} CPUs). The same {result['n_files']} files ({result['media_seconds']:.0f} s of media: "
              f"the six shared clips and {result['copies']} links to a {result['video_seconds']:.0f} s 720p "
-             "talking-face video with sound) through each mode in turn, in one run; every mode loads its models "
-             "inside its time, and Ray's own start-up (a local Ray, object store 200 MB) is timed apart. "
-             "Load average: the machine's 1-minute load before and after each mode (it is shared, so the modes "
-             "compete with other work).", "",
-             "| mode | wall (s) | files/s | Ray start-up (s) | files/s with start-up | load before / after |",
+             f"talking-face video with sound) through each mode in turn, {result.get('rounds', 1)} rounds "
+             "interleaved, the median round shown (every round's wall time in brackets); every mode loads its "
+             "models inside its time, and Ray's own start-up (a local Ray, object store 200 MB) is timed apart. "
+             "Load average: the machine's 1-minute load before and after the median round (the machine is shared, "
+             "so the modes compete with other work).", "",
+             "| mode | wall (s) [rounds] | files/s | Ray start-up (s) | files/s with start-up | load before / after |",
              "|---|---|---|---|---|---|"]
     for r in result["rows"]:
         start = f"{r['startup_s']:.1f}" if r["startup_s"] else "-"
-        lines.append(f"| {_LABELS.get(r['mode'], r['mode'])} | {r['wall_s']:.1f} | {r['files_per_s']:.2f} | {start} | "
-                     f"{r['files_per_s_with_startup']:.2f} | {r['load_before']:.1f} / {r['load_after']:.1f} |")
+        runs = ", ".join(f"{w:.0f}" for w in r.get("wall_runs_s", [r["wall_s"]]))
+        load = f"{r['load_before']:.1f} / {r['load_after']:.1f}"
+        lines.append(f"| {_LABELS.get(r['mode'], r['mode'])} | {r['wall_s']:.1f} [{runs}] | {r['files_per_s']:.2f} | "
+                     f"{start} | {r['files_per_s_with_startup']:.2f} | {load} |")
     return "\n".join([*lines, "", END])
 
 

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="BENCHMARKS.md", help="file whose section is (re)written")
     p.add_argument("--run", action="store_true", help="ablation: first train and evaluate what is missing")
     p.add_argument("--systems", help="ablation --run: comma-separated systems (default: all)")
-    p.add_argument("--repeat", type=int, default=3, help="speed, startup: rounds (default 3)")
+    p.add_argument("--repeat", type=int, default=3, help="speed, startup, batch: rounds (default 3)")
     p.add_argument("--seconds", type=float, default=60.0, help="speed: length of the test video (default 60)")
     p.add_argument("--against", action="append", default=[], metavar="NAME=SRC",
                    help="startup: also time the code under SRC (a checkout's src folder), shown as NAME")
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         from avemo.bench.batch import run as run_batch_bench
         from avemo.bench.batch import write_section as write_batch
 
-        result = run_batch_bench(copies=args.copies)
+        result = run_batch_bench(copies=args.copies, rounds=args.repeat)
         stored = Path(args.results) / "speed" / "batch.json"
         stored.parent.mkdir(parents=True, exist_ok=True)
         stored.write_text(json.dumps(result, indent=2) + "\n")
