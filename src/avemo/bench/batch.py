@@ -137,6 +137,10 @@ def render(result: dict[str, Any]) -> str:
         load = f"{r['load_before']:.1f} / {r['load_after']:.1f}"
         lines.append(f"| {_LABELS.get(r['mode'], r['mode'])} | {r['wall_s']:.1f} [{runs}] | {r['files_per_s']:.2f} | "
                      f"{start} | {r['files_per_s_with_startup']:.2f} | {load} |")
+    if m["cpu_count"] and m["cpu_count"] <= 2:
+        lines += ["", f"On {m['cpu_count']} cores one analysis already keeps both busy (its face and voice paths run "
+                  "side by side), so a second worker has no core of its own to add: Ray's gain is in more machines "
+                  "(README, *At scale*), and its start-up is paid once per batch."]
     return "\n".join([*lines, "", END])
 
 
