@@ -168,7 +168,7 @@ def test_a_text_bundle_runs_without_torch_as_its_torch_module_does(data: Path, t
     bundle = save_bundle(tmp_path / "text.carer-test", kind="text", architecture="text", labels=labels,
                          kwargs={"labels": list(labels), "n_features": 2**12, "ngram_max": 2}, model=model,
                          preprocessing={"input": "sentences", "embedder": "tfidf", "n_features": 2**12,
-                                        "ngram_max": 2})
+                                        "ngram_max": 2, "languages": ["en"]})
     sentences = ["i feel so happy and grateful today", "this makes me furious", "i am scared of the dark"]
     logits = bundle.get_model()(sentences)
     with torch.no_grad():
