@@ -2,6 +2,14 @@
 
 Dataflow::
 
-    16 kHz speech ──► transcribe (Whisper base, language detected, word times) ──► Transcript
-    Transcript + analysis windows ──► window_words ──► per window: its words, text_* probabilities
+    16 kHz speech ──► Transcriber (Whisper base, language detected, word times) ──► Transcript
+    Transcript.words + analysis windows ──► text_windows ──► per window: its words, text_* probabilities
+
+:class:`WindowText` does both with models loaded once. Nothing here imports torch.
 """
+
+from avemo.text.transcribe import Segment, Transcriber, Transcript, Word
+from avemo.text.windows import TEXT_COLUMNS, WindowText, assign_words, text_windows
+
+__all__ = ["TEXT_COLUMNS", "Segment", "Transcriber", "Transcript", "WindowText", "Word", "assign_words",
+           "text_windows"]

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from avemo.labels import EMOTIONS, project_probs
-from avemo.text.transcribe import Word
+from avemo.text.transcribe import Transcriber, Transcript, Word
 
-__all__ = ["TEXT_COLUMNS", "assign_words", "text_windows"]
+__all__ = ["TEXT_COLUMNS", "WindowText", "assign_words", "text_windows"]
 
 #: the columns :func:`text_windows` returns, in order
 TEXT_COLUMNS: tuple[str, ...] = ("transcript", "text_language", "text_words",
@@ -74,3 +74,24 @@ def text_windows(words: Sequence[Word], starts: Sequence[float], ends: Sequence[
                             "text_words": np.array([len(g) for g in groups], dtype=np.int64)}
     cols.update({f"text_{e}": probs[:, j] for j, e in enumerate(EMOTIONS)})
     return pd.DataFrame(cols, columns=list(TEXT_COLUMNS))
+
+
+class WindowText:
+    """Speech to per-window text emotions in one call, for the analyzer: a :class:`Transcriber` and a text
+    bundle, loaded once. ``__call__(wave, starts, ends, speech=None)`` -> ``(transcript, columns)``."""
+
+    def __init__(self, bundle: str = "text.carer", *, threads: int = 1, **transcriber: Any) -> None:
+        from avemo.models.bundles import load
+
+        self.bundle = load(bundle)
+        if self.bundle.kind != "text":
+            raise ValueError(f"{self.bundle.name} is a {self.bundle.kind} bundle, not a text one")
+        self.model = self.bundle.get_model()
+        self.transcriber = Transcriber(threads=threads, **transcriber)
+
+    def __call__(self, wave: np.ndarray, starts: Sequence[float], ends: Sequence[float], *,
+                 speech: Sequence[tuple[float, float]] | None = None) -> tuple[Transcript, pd.DataFrame]:
+        """``wave``: mono 16 kHz; ``speech``: the analyzer's voice-activity intervals (seconds), if it has them."""
+        transcript = self.transcriber.transcribe(wave, speech=speech)
+        return transcript, text_windows(transcript.words, starts, ends, model=self.model, labels=self.bundle.labels,
+                                        languages=self.bundle.languages)
