@@ -41,6 +41,7 @@ CHUNK_FRAMES = 3000  #: mel frames Whisper sees at once (30 s)
 FRAMES_PER_SECOND = 100  #: mel frames per second
 TIME_PRECISION = 0.02  #: seconds per timestamp token and per encoder frame
 MAX_TOKENS = 224  #: new tokens per 30 s window (Whisper's sample_len)
+TOKENS_PER_SECOND = 12  #: at most this many new tokens per second of a window's audio (speech has 4 to 6)
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 COMPRESSION_RATIO_MAX = 2.4
 LOG_PROB_MIN = -1.0
@@ -258,11 +259,15 @@ class Transcriber:
         else:
             language, language_prob = self.language, 1.0
         prompt = [self.vocab.sot, self.vocab.languages[language], self.vocab.transcribe]
-        result, avg_logprob = self._generate(encoded, prompt)
+        seconds = size / FRAMES_PER_SECOND
+        result, avg_logprob = self._generate(encoded, prompt, seconds)
         if result.no_speech_prob > NO_SPEECH_MIN and avg_logprob < LOG_PROB_MIN:
             return [], seek + size
         tokens = list(result.sequences_ids[0])
         pieces, next_seek = self._split(tokens, seek, size)
+        # text timed after the window's audio is invented (Whisper repeating itself into the silence after it)
+        pieces = [(a, min(b, seconds), toks) for a, b, toks in pieces if a < seconds - TIME_PRECISION]
+        next_seek = min(next_seek, seek + size)
         offset = base + seek / FRAMES_PER_SECOND
         words = self._align(encoded, prompt, pieces, size, language) if self.word_times else [[] for _ in pieces]
         out = []
@@ -275,13 +280,15 @@ class Transcriber:
                                language_prob, avg_logprob, float(result.no_speech_prob)))
         return out, max(next_seek, seek + 1)
 
-    def _generate(self, encoded, prompt: list[int]):
-        """Decode with temperature fallback; returns the result and its mean log-probability per token."""
+    def _generate(self, encoded, prompt: list[int], seconds: float):
+        """Decode with temperature fallback; returns the result and its mean log-probability per token.
+        At most :data:`TOKENS_PER_SECOND` new tokens per second of audio (and 16 more) are decoded."""
         tried = []
+        new_tokens = min(MAX_TOKENS, 16 + int(TOKENS_PER_SECOND * seconds))
         for temperature in TEMPERATURES:
             options = ({"beam_size": self.beam_size} if temperature == 0 else
                        {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature})
-            result = self._model.generate(encoded, [prompt], max_length=len(prompt) + MAX_TOKENS, return_scores=True,
+            result = self._model.generate(encoded, [prompt], max_length=len(prompt) + new_tokens, return_scores=True,
                                           return_no_speech_prob=True, suppress_tokens=[-1], suppress_blank=True,
                                           **options)[0]
             n = len(result.sequences_ids[0])
