@@ -122,7 +122,8 @@ one of the five emotions; the shared clips' sentences, which carry none, get:
 A bag of words: negation ("not happy"), irony and context are not understood. Use it with a small
 weight in fusion, and mind the *neutral* class it does not have.
 
-**Licence.** CARER is for educational and research use only; so are these weights (the code is Apache-2.0).
+**Licence.** CARER is for educational and research use only; so are these weights: non-commercial (the code
+is Apache-2.0).
 
 Made by `python benchmarks/text_carer_bundle.py` (commit `{result['commit']}`).
 """

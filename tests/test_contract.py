@@ -92,7 +92,10 @@ def test_every_shipped_bundle_loads_and_predicts_on_a_shared_clip(name: str, cli
         probs = Fusion(bundle).fuse({"face": face, "voice": np.full((1, 8), 1 / 8, np.float32)})
     else:
         assert isinstance(bundle, TextBundle)
-        probs = bundle.get_model()(["i am so happy today"])
+        logits = bundle.get_model()(["i am so happy today"])  # a text runtime gives logits, as its torch module
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        assert bundle.labels[int(probs.argmax())] == "happy"
     assert probs.shape[-1] == len(EMOTIONS if not isinstance(bundle, TextBundle) else bundle.labels)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
 

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from avemo.labels import EMOTIONS
@@ -101,7 +102,8 @@ def test_text_windows_score_english_words_and_mark_the_rest() -> None:
                       languages=bundle.languages)
     assert tuple(df.columns) == TEXT_COLUMNS
     assert list(df["transcript"]) == ["I feel so happy", "Sono triste", ""]
-    assert list(df["text_language"]) == ["en", "it", None] and list(df["text_words"]) == [4, 2, 0]
+    assert list(df["text_language"][:2]) == ["en", "it"] and pd.isna(df["text_language"][2])
+    assert list(df["text_words"]) == [4, 2, 0]
     probs = df[[f"text_{e}" for e in EMOTIONS]].to_numpy()
     assert np.isclose(probs[0].sum(), 1.0, atol=1e-5) and EMOTIONS[int(probs[0].argmax())] == "happy"
     assert probs[0][[EMOTIONS.index(e) for e in ("neutral", "calm", "disgust")]].max() == 0.0  # not in CARER
@@ -153,4 +155,4 @@ def test_transcription_and_text_scoring_import_no_torch(clips: dict[str, Path]) 
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "TORCH []" in proc.stdout
-    assert "jacket" in proc.stdout.lower()
+    assert "forget" in proc.stdout.lower()  # "Don't forget a jacket"

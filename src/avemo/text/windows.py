@@ -52,7 +52,7 @@ def text_windows(words: Sequence[Word], starts: Sequence[float], ends: Sequence[
                  model: Callable[[list[str]], np.ndarray], labels: Sequence[str],
                  languages: Sequence[str] = ("en",)) -> pd.DataFrame:
     """One row per window (:data:`TEXT_COLUMNS`): ``transcript`` (its words, '' when none), ``text_language``
-    (the language of most of its words, None when none), ``text_words`` (how many), and ``text_<emotion>``
+    (the language of most of its words, missing when none), ``text_words`` (how many), and ``text_<emotion>``
     for every canonical emotion (NaN without words or in a language not in ``languages``).
 
     ``model`` turns sentences into logits over ``labels`` (a text bundle's ``get_model()``).
