@@ -18,9 +18,10 @@ into repeating it); only speech is decoded: silence costs nothing and cannot be 
 into the phrases Whisper invents for it, and short chunks keep Whisper from skipping or repeating
 sentences of long stretches (measured in BENCHMARKS.md, ``benchmarks/transcribe_speech.py``). Text
 that a window's every decoding gives only as repetitive or unlikely (compression ratio over 2.4 or mean
-log-probability under -1), and text timed mostly after the window's audio, is dropped: for emotion,
-no words beat invented ones. The language is detected once, on the first :data:`LANGUAGE_S` of
-speech (short chunks alone are often taken for another language); a transcript has one language.
+log-probability under -1), text timed mostly after the window's audio, and a piece that only repeats
+the one before it in the same window, are dropped: for emotion, no words beat invented ones. The
+language is detected once, on the first :data:`LANGUAGE_S` of speech (short chunks alone are often
+taken for another language); a transcript has one language.
 """
 
 from __future__ import annotations
@@ -290,6 +291,7 @@ class Transcriber:
         pieces, next_seek = self._split(tokens, seek, size)
         # text timed mostly after the window's audio is invented (Whisper repeating itself into the silence)
         pieces = [(a, min(b, seconds), toks) for a, b, toks in pieces if min(b, seconds) - a >= 0.5 * (b - a) > 0]
+        pieces = [p for i, p in enumerate(pieces) if i == 0 or self._key(p[2]) != self._key(pieces[i - 1][2])]
         next_seek = min(next_seek, seek + size)
         offset = base + seek / FRAMES_PER_SECOND
         words = self._align(encoded, prompt, pieces, size, language) if self.word_times else [[] for _ in pieces]
@@ -302,6 +304,10 @@ class Transcriber:
             out.append(Segment(round(offset + start, 2), round(offset + end, 2), text, tuple(ws), language,
                                language_prob, avg_logprob, float(result.no_speech_prob)))
         return out, max(next_seek, seek + 1)
+
+    def _key(self, tokens: list[int]) -> str:
+        """A piece's text reduced to its letters and digits, lower-cased (to spot a piece said twice)."""
+        return "".join(c for c in self.vocab.decode(tokens).lower() if c.isalnum())
 
     def _generate(self, encoded, prompt: list[int], seconds: float):
         """Decode with temperature fallback; returns the result, its mean log-probability per token and its
