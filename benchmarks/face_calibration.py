@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def face_scores(face: FacePredictor, split: str, data: Path | None = None, every
 
 
 def calibrate(face_bundle: str = "face.fer2013", voice_fusion: str = "fusion.ravdess", *, tta: str = "flip",
-              int8: bool = True, data: Path | None = None) -> dict[str, Any]:
+              int8: bool = True, data: Path | None = None, voice_bundle: str = "voice.ravdess8",
+              voice_temperature: float | None = None) -> dict[str, Any]:
     """Fit the face temperature on PublicTest; measure PrivateTest before and after."""
     face = FacePredictor(face_bundle, tta=tta, int8=int8, threads=1)
     pub, y_pub = face_scores(face, "public_test", data)
@@ -64,7 +66,13 @@ def calibrate(face_bundle: str = "face.fer2013", voice_fusion: str = "fusion.rav
                          f"{voice_fusion}'s face temperature (T = {old_t:.2f})": report(priv, y_priv, old_t),
                          f"fitted on PublicTest (T = {t:.2f})": report(priv, y_priv, t)},
         "public_test_n": len(y_pub), "private_test_n": len(y_priv),
-        "voice_temperature": load(voice_fusion).temperatures["voice"], "voice_fusion": voice_fusion,
+        "voice_temperature": (load(voice_fusion).temperatures["voice"] if voice_temperature is None
+                              else voice_temperature), "voice_fusion": voice_fusion, "voice_bundle": voice_bundle,
+        "voice_temperature_source": (f"{voice_fusion}'s, fitted on the voice model's RAVDESS inner-validation actors "
+                                     "in each of 6 actor-independent folds (see that bundle's card)"
+                                     if voice_temperature is None else
+                                     f"{voice_temperature:g}: `{voice_bundle}` is calibrated inside (its head's own "
+                                     "temperature, fitted by leave-one-corpus-out on its training corpora; its card)"),
     }
 
 
@@ -76,15 +84,15 @@ def write_bundle(result: dict[str, Any], out: Path = OUT) -> Path:
                 preprocessing={"weights": weights, "temperatures": temps, "labels": list(EMOTIONS),
                                "rule": source.preprocessing.rule,
                                "face_without_calm": source.preprocessing.face_without_calm},
-                meta={"calibration": result, "command": "python benchmarks/face_calibration.py",
+                meta={"calibration": result, "command": f"python benchmarks/face_calibration.py {result['args']}",
                       "commit": git_commit()})
     old_w = source.weights
     rows = "\n".join(f"| {name} | {r['nll']:.4f} | {r['ece']:.4f} | {r['accuracy']:.4f} |"
                      for name, r in result["private_test"].items())
-    (out / "MODEL_CARD.md").write_text(f"""# fusion.fer2013_ravdess
+    (out / "MODEL_CARD.md").write_text(f"""# {out.name}
 
-The analyzer's default fusion: calibrated late fusion of the `{result['face_bundle']}` face model and the
-`voice.ravdess8` voice model over the 8 canonical classes. Each modality's probabilities are
+Calibrated late fusion of the `{result['face_bundle']}` face model and the
+`{result['voice_bundle']}` voice model over the 8 canonical classes. Each modality's probabilities are
 temperature-scaled, then pooled log-linearly, `p ∝ Π_m p̃_m^w_m` over the modalities present (one
 present: its calibrated probabilities). Temperatures: face {temps['face']:.3f}, voice {temps['voice']:.3f};
 weights: face 1, voice 1. The face model has no *calm*: calm takes neutral's probability.
@@ -99,8 +107,7 @@ weights: face 1, voice 1. The face model has no *calm*: calm takes neutral's pro
 |---|---|---|---|
 {rows}
 
-- **Voice temperature**: `{result['voice_fusion']}`'s, fitted on the voice model's RAVDESS inner-validation
-  actors in each of 6 actor-independent folds (see that bundle's card).
+- **Voice temperature**: {result['voice_temperature_source']}.
 - **Weights 1 and 1**: `{result['voice_fusion']}` fitted its weights ({old_w['face']:.2f} face,
   {old_w['voice']:.2f} voice) with an action-unit classifier in the face slot; no corpus here pairs this face
   model's video frames with audio, so neither modality is favoured.
@@ -112,7 +119,7 @@ shared CREMA-D clips (another corpus) the face model is right and the voice mode
 principled default; per-modality columns are in every timeline.
 
 ## Reproduce
-`python benchmarks/face_calibration.py` (commit {git_commit()}).
+`python benchmarks/face_calibration.py {result['args']}` (commit {git_commit()}).
 
 ## Licence
 Fitted on FER-2013 and RAVDESS outputs (RAVDESS: CC BY-NC-SA 4.0): research and non-commercial use only.
@@ -124,8 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python benchmarks/face_calibration.py",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--face", default="face.fer2013", help="the face bundle whose temperature is fitted")
+    ap.add_argument("--voice", default="voice.ravdess8", help="the voice bundle it is fused with")
+    ap.add_argument("--voice-temperature", type=float, default=None,
+                    help="the voice temperature (default: fusion.ravdess's, fitted for voice.ravdess8)")
     args = ap.parse_args(argv)
-    result = calibrate()
+    result = calibrate(args.face, voice_bundle=args.voice, voice_temperature=args.voice_temperature)
+    result["args"] = " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(result, indent=1))
     print(f"bundle written to {write_bundle(result, args.out)}")
     return 0

@@ -255,3 +255,20 @@ def test_bad_settings_fail_once_with_a_clear_error(clips, tmp_path, capsys):
     assert main(["analyze", str(clips["cremad_hap"]), "--window", "-1", "--out", str(tmp_path / "o")]) == 2
     assert "window must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # refused before any file was touched
+
+
+def test_speed_benchmark_over_encodings_runs_floor_api_and_cli(data):
+    from avemo.bench.speed import render_encodings, run_encodings
+    from avemo.media import probe
+
+    result = run_encodings(2.0, repeat=1, names=["vp9-opus-720p", "phone-portrait-1080p"])
+    for row in result["rows"].values():
+        assert row["floor_s"] > 0 and row["api_s"] > 0 and row["cli_s"] > row["api_s"] * 0.5
+        assert row["api_over_floor"] > 0 and row["cli_realtime"] > 0
+    assert result["rows"]["phone-portrait-1080p"]["video"]["width"] == 1080  # shown upright: portrait
+    text = "\n".join(render_encodings(result))
+    assert "| `vp9-opus-720p` | 1280x720 |" in text and "| `phone-portrait-1080p` | 1080x1920 |" in text
+    from avemo.bench.encodings import build_video
+
+    info = probe(build_video("vp9-opus-720p", 2.0))
+    assert (info.video_codec, info.audio_codec) == ("vp9", "opus") and abs(info.duration - 2.0) < 0.2

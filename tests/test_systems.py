@@ -141,7 +141,9 @@ def test_overfits_a_tiny_real_batch(name: str, data: Path) -> None:
         opt.step()
         losses.append(loss.item())
     assert np.isfinite(losses).all()
-    assert min(losses[-5:]) < 0.5 * losses[0], f"loss did not fall clearly: {losses[0]:.3f} -> {losses[-5:]}"
+    # the loss must fall clearly; the bound leaves room (measured here: 0.26-0.40 of the first loss after 40 steps
+    # for every system) so that another processor's rounding cannot decide the outcome
+    assert min(losses[-5:]) < 0.75 * losses[0], f"loss did not fall clearly: {losses[0]:.3f} -> {losses[-5:]}"
 
 
 @pytest.mark.parametrize("name", NAMES)

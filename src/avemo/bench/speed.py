@@ -105,11 +105,11 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_speed_benchmark(seconds: float = 60.0, **config: Any) -> dict[str, Any]:
-    """Build (or reuse) the test video and time ``avemo analyze`` on it in a child process."""
+def run_speed_benchmark(seconds: float = 60.0, *, video: Path | None = None, **config: Any) -> dict[str, Any]:
+    """Build (or reuse) the test video and time the Python API (``Analyzer.analyze``) on it in a child process."""
     from avemo.media import probe
 
-    video = build_test_video(seconds)
+    video = video or build_test_video(seconds)
     info = probe(video)
     proc = subprocess.run([sys.executable, "-m", "avemo.bench.speed", str(video), json.dumps(config)],
                           capture_output=True, text=True, check=False)
@@ -133,8 +133,66 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "face views: none": {"face_tta": "none"},
     "float face network, face views: tencrop": {"face_int8": False, "face_tta": "tencrop"},
     "torch eager (no onnxruntime)": {"backend": "torch", "face_int8": False},
+    "voice.ravdess8 (the log-mel CNN) instead of voice.multi6": {
+        "models": {"voice": "voice.ravdess8", "fusion": "fusion.fer2013_ravdess"}},
+    "face.fer2013 (no blendshape member) instead of face.fervideo": {"models": {"face": "face.fer2013"}},
 }
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
+
+
+def run_encodings(seconds: float = 60.0, repeat: int = 3, names: list[str] | None = None) -> dict[str, Any]:
+    """Every test encoding (:mod:`avemo.bench.encodings`), ``repeat`` rounds with the files in turn: the decode
+    floor, the Python API (models loaded before timing) and the command line end to end, each in a fresh
+    process. Each row keeps the median of each measure and the range of the CLI."""
+    from avemo.bench.encodings import ENCODINGS, build_video, cli_end_to_end, decode_floor
+
+    names = names or list(ENCODINGS)
+    videos = {n: build_video(n, seconds) for n in names}
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for _ in range(max(1, repeat)):
+        for n in names:
+            runs[n].append({"floor": decode_floor(videos[n]), "api": run_speed_benchmark(seconds, video=videos[n]),
+                            "cli": cli_end_to_end(videos[n])})
+    rows = {}
+    for n, rs in runs.items():
+        def med(part: str, key: str, rs=rs) -> float:
+            return sorted(r[part][key] for r in rs)[len(rs) // 2]
+
+        api = sorted((r["api"] for r in rs), key=lambda a: a["wall_s"])[len(rs) // 2]
+        duration = api["video"]["seconds"]
+        row = {"encoding": ENCODINGS[n].note, "video": api["video"],
+               "floor_s": med("floor", "wall_s"), "floor_cpu_s": med("floor", "cpu_s"),
+               "api_s": med("api", "wall_s"), "api_cpu_s": med("api", "cpu_s"), "stages_s": api["stages_s"],
+               "cli_s": med("cli", "wall_s"), "cli_cpu_s": med("cli", "cpu_s"),
+               "cli_runs_s": [r["cli"]["wall_s"] for r in rs],
+               "peak_rss_mb": max(max(r["api"]["peak_rss_mb"], r["cli"]["peak_rss_mb"]) for r in rs)}
+        row.update({"cli_realtime": duration / row["cli_s"], "api_realtime": duration / row["api_s"],
+                    "api_over_floor": row["api_s"] / row["floor_s"]})
+        rows[n] = row
+    return {"rows": rows, "repeat": repeat, "seconds": seconds, "commit": git_commit(), "machine": machine(),
+            "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def render_encodings(result: dict[str, Any]) -> list[str]:
+    """The per-encoding table of the speed section."""
+    lines = [f"### Every common encoding: decode floor, Python API, command line ({result['repeat']} rounds, "
+             f"medians; load average {result['load_average'][0]:.1f} at the end; commit `{result['commit']}`)", "",
+             "60 s of the talking face in each encoding people bring (`avemo.bench.encodings`). Decode floor: PyAV "
+             "alone decoding the video (frame threads, non-reference frames skipped). API: `Analyzer.analyze` with "
+             "the models loaded. CLI: `avemo analyze FILE --out DIR`, process start to files written. Targets "
+             "(issue #13): CLI >= 20x real time on every 720p file, API <= 1.5x the decode floor, < 1.5 GB.", "",
+             "| file | size | decode floor (s) | API (s) | API / floor | CLI (s) [runs] | CLI × real time "
+             "| CPU API / CLI (s) | decode | faces | face model | audio decode | VAD | voice model | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in result["rows"].items():
+        v, st = r["video"], r["stages_s"]
+        runs = ", ".join(f"{x:.2f}" for x in r["cli_runs_s"])
+        stages = " | ".join(f"{st.get(k, 0):.2f}" for k in ("decode", "faces", "face model", "audio decode", "vad",
+                                                             "voice model"))
+        lines.append(f"| `{name}` | {v['width']}x{v['height']} | {r['floor_s']:.2f} | {r['api_s']:.2f} | "
+                     f"{r['api_over_floor']:.2f} | {r['cli_s']:.2f} [{runs}] | {r['cli_realtime']:.1f}× | "
+                     f"{r['api_cpu_s']:.2f} / {r['cli_cpu_s']:.2f} | {stages} | {r['peak_rss_mb']:.0f} |")
+    return lines + [""]
 
 
 def run_all(seconds: float = 60.0, variants: dict[str, dict[str, Any]] | None = None,
@@ -188,6 +246,8 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict
               "wall time is about the longest chain plus fusion, not the sum, and a stage's time includes waiting "
               "for a core. CPU is the process's CPU time during the analysis (all threads). Budget (DESIGN.md): "
               "≥ 20× real time, < 1.5 GB peak.", ""]
+    if result.get("encodings"):
+        lines += render_encodings(result["encodings"])
     if path:
         lines += render_face_path(path)
     if tta:

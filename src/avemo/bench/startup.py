@@ -72,15 +72,16 @@ def run(trees: dict[str, Path | None], rounds: int = 3) -> dict[str, Any]:
         rows[name] = {**med, "cli_runs_s": [r["cli_s"] for r in rs], "torch_imported": rs[0]["torch_imported"],
                       "src": str(trees[name]) if trees[name] else "installed"}
     return {"rows": rows, "clip": str(CLIP), "rounds": rounds, "commit": git_commit(), "machine": machine(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "command": "avemo bench startup" + "".join(f" --against {p}" for n, p in trees.items() if p)}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg(),
+            "command": "avemo bench startup" + "".join(f" --against '{n}={p}'" for n, p in trees.items() if p)}
 
 
 def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [BEGIN, "## Start-up: `avemo analyze` on a 2 s clip", "",
              f"`{result['command']}` (commit `{result['commit']}`, {result['date']}; {m['platform']}, "
-             f"{m['cpu_count']} CPUs). Fresh processes, {result['rounds']} rounds with the code trees in turn, "
+             f"{m['cpu_count']} CPUs, load average {result.get('load_average', ['?'])[0]}). Fresh processes, "
+             f"{result['rounds']} rounds with the code trees in turn, "
              f"medians. The clip is `{result['clip']}` (1.9 s), so the analysis itself is a small part: imports "
              "of the analyzer, loading the face and voice networks, and the command end to end (process start to "
              "files written).", "",

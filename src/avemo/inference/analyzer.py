@@ -71,11 +71,13 @@ class AnalyzerConfig:
 
 @dataclass
 class FaceTrackFrames:
-    """Per-frame face probabilities of one track, with its boxes (decoded-frame pixels)."""
+    """Per-frame face probabilities of one track, with its boxes (decoded-frame pixels) and whether each frame's
+    face used the face model's blendshape member (False: a face without landmarks, the crop network alone)."""
 
     times: np.ndarray
     probs: np.ndarray
     boxes: np.ndarray
+    blendshapes: np.ndarray
 
 
 @dataclass
@@ -177,22 +179,23 @@ class Analyzer:
         from avemo.faces import iter_scan_video
 
         cfg = self.config
-        pending: list[tuple[int, np.ndarray]] = []
+        pending: list[tuple[int, np.ndarray, Any]] = []
         jobs: list[tuple[list[int], Any]] = []
         stamps: dict[int, list[float]] = {}
         boxes: dict[int, list[tuple[float, ...]]] = {}
 
-        def classify(crops: np.ndarray) -> np.ndarray:
+        def classify(crops: np.ndarray, faces: list) -> tuple[np.ndarray, np.ndarray]:
             t = time.perf_counter()
-            out = self.face_model.predict(crops)
+            out = self.face_model.predict_faces(crops, self.face_model.features(faces))
             times.add("face model", time.perf_counter() - t)
             return out
 
         # the face network runs in its own thread, overlapping decoding and MediaPipe
         with ThreadPoolExecutor(max_workers=1) as worker:
             def flush() -> None:
-                jobs.append(([tid for tid, _ in pending],
-                              worker.submit(classify, np.stack([crop for _, crop in pending]))))
+                jobs.append(([tid for tid, _, _ in pending],
+                              worker.submit(classify, np.stack([crop for _, crop, _ in pending]),
+                                            [face for _, _, face in pending])))
                 pending.clear()
 
             reported, scan_s = 0.0, {}
@@ -205,7 +208,7 @@ class Analyzer:
                     # main-face mode: one series of each frame's main face, whatever its track id (a face
                     # that leaves the picture for longer than the tracker's gap comes back as a new track)
                     tid = int(face.track_id) if cfg.all_faces and face.track_id is not None else 0
-                    pending.append((tid, ff.crops[ff.faces.index(face)]))
+                    pending.append((tid, ff.crops[ff.faces.index(face)], face))
                     stamps.setdefault(tid, []).append(ff.time)
                     boxes.setdefault(tid, []).append(tuple(face.box))
                 if len(pending) >= batch:
@@ -218,11 +221,15 @@ class Analyzer:
             if pending:
                 flush()
             probs: dict[int, list[np.ndarray]] = {}
+            used: dict[int, list[bool]] = {}
             for tids, job in jobs:
-                for tid, row in zip(tids, job.result()):
+                rows, flags = job.result()
+                for tid, row, flag in zip(tids, rows, flags):
                     probs.setdefault(tid, []).append(row)
+                    used.setdefault(tid, []).append(bool(flag))
         return {tid: FaceTrackFrames(np.asarray(stamps[tid]), np.stack(probs[tid]),
-                                     np.asarray(boxes[tid], dtype=np.float32)) for tid in stamps}
+                                     np.asarray(boxes[tid], dtype=np.float32), np.asarray(used[tid]))
+                for tid in stamps}
 
     def _voice_windows(self, path: Path, windows: list, times: StageTimes,
                        report: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +238,7 @@ class Analyzer:
         The audio streams in ``audio_chunk`` pieces; a window is scored once its audio and the VAD decision
         around it are in, and audio no window still needs is dropped, so memory is flat in length.
         """
-        from avemo.audio import VoiceActivityDetector, Window, frame_windows, segments_from_probs, speech_fraction
+        from avemo.audio import VoiceActivityDetector, segments_from_probs, speech_fraction
         from avemo.audio.vad import CHUNK
         from avemo.media import iter_audio
 
@@ -242,6 +249,8 @@ class Analyzer:
         out = np.full((len(windows), len(EMOTIONS)), np.nan, dtype=np.float32)
         buf, buf0, total, next_w = np.zeros(0, dtype=np.float32), 0, 0, 0
         lead = 2.0  # seconds of VAD history before a window, for the hysteresis to settle
+        voice = self.voice_model
+        encoded: dict = {}  # a chunked voice encoder's chunks, each encoded once
 
         def score(final: bool) -> None:
             nonlocal buf, buf0, next_w
@@ -249,7 +258,8 @@ class Analyzer:
             vad_p = np.concatenate(probs_vad) if probs_vad else np.zeros(0, np.float32)
             horizon = total / sr if final else len(vad_p) * CHUNK / sr - 1.0
             ready = []
-            while next_w < len(windows) and (final or windows[next_w].end <= horizon):
+            while next_w < len(windows) and (final or (windows[next_w].end <= horizon and
+                                                       voice.audio_needed(windows[next_w].end) <= total / sr)):
                 ready.append(next_w)
                 next_w += 1
             if not ready:
@@ -265,12 +275,14 @@ class Analyzer:
             voiced = [i for i in ready if fraction[i] >= cfg.min_speech]
             if voiced:
                 t = time.perf_counter()
-                local = [Window(windows[i].start - buf0 / sr, windows[i].end - buf0 / sr) for i in voiced]
-                out[voiced] = self.voice_model.predict(frame_windows(buf, sr, local, window_s=cfg.window))
+                out[voiced] = voice.predict_windows(buf, [windows[i] for i in voiced], offset_s=buf0 / sr,
+                                                    cache=encoded)
                 times.add("voice model", time.perf_counter() - t)
-            if next_w < len(windows):  # drop audio no remaining window needs
-                keep = max(0, int(windows[next_w].start * sr) - buf0)
+            if next_w < len(windows):  # drop audio (and encoded chunks) no remaining window needs
+                start = voice.audio_from(windows[next_w].start)
+                keep = max(0, int(round(start * sr)) - buf0)
                 buf, buf0 = buf[keep:], buf0 + keep
+                voice.forget(encoded, start)
 
         t0 = time.perf_counter()
         for chunk in iter_audio(path, sr, chunk_seconds=cfg.audio_chunk):
@@ -294,11 +306,13 @@ class Analyzer:
                   track: int | None) -> EmotionTimeline:
         n = len(starts)
         face_probs = np.full((n, len(EMOTIONS)), np.nan, dtype=np.float32)
+        blendshape_share = np.full(n, np.nan)
         if face is not None:
             for i, (s, e) in enumerate(zip(starts, ends)):
                 inside = (face.times >= s) & (face.times < e) if e > s else face.times == s
                 if inside.any():
-                    face_probs[i] = face.probs[inside].mean(axis=0)
+                    face_probs[i] = self.face_model.pool(face.probs[inside])
+                    blendshape_share[i] = face.blendshapes[inside].mean()
         if voice is None:
             voice = (np.zeros(n), np.full_like(face_probs, np.nan))
         speech_frac, voice_probs = voice
@@ -308,7 +322,8 @@ class Analyzer:
         has_voice = ~np.isnan(voice_probs).any(axis=1)
         source = np.select([has_face & has_voice, has_face, has_voice], ["av", "face", "voice"], "none")
         cols: dict[str, Any] = {"start": starts, "end": ends, "face": has_face, "speech": has_voice,
-                                "speech_fraction": np.round(speech_frac, 3), "source": source}
+                                "speech_fraction": np.round(speech_frac, 3), "source": source,
+                                "face_blendshapes": np.round(blendshape_share, 3)}
         if self.config.all_faces:
             cols["track"] = track
         for modality, p in (("face", face_probs), ("voice", voice_probs), ("fused", fused)):
@@ -345,8 +360,8 @@ class Analyzer:
         crop = ff.main_crop
         face = None
         if crop is not None:
-            face = FaceTrackFrames(np.zeros(1), self.face_model.predict(crop[None]),
-                                   np.asarray([ff.main.box], dtype=np.float32))
+            probs, used = self.face_model.predict_faces(crop[None], self.face_model.features([ff.main]))
+            face = FaceTrackFrames(np.zeros(1), probs, np.asarray([ff.main.box], dtype=np.float32), used)
         times.add("faces", time.perf_counter() - t0)
         return self._timeline(path, None, np.zeros(1), np.zeros(1), face, None, None)
 

@@ -295,7 +295,7 @@ class _Session:
         self.media_time = max(self.media_time, t)
 
     def _voice_step(self) -> None:
-        from avemo.audio import Window, frame_windows, segments_from_probs, speech_fraction
+        from avemo.audio import Window, segments_from_probs, speech_fraction
 
         a = self.a
         self.voice_at = self.audio_end
@@ -311,8 +311,7 @@ class _Session:
         self.voice = None
         if self.speech >= a.min_speech:
             t0 = time.perf_counter()
-            chunk = frame_windows(self.audio, self.sample_rate, [Window(0.0, seconds)], window_s=a.window)
-            self.voice = a.voice_model.predict(chunk)[0]
+            self.voice = a.voice_model.predict_windows(self.audio, [Window(0.0, seconds)])[0]
             self._timed("voice model", t0)
         if self.face_time < self.audio_end - self.a.hop:  # no frames (any more): the voice speaks alone
             self._emit(self.audio_end, None, self.audio_wall)
@@ -333,7 +332,7 @@ class _Session:
         crop = ff.main_crop
         if crop is not None:
             t0 = time.perf_counter()
-            face = self.a.face_model.predict(crop[None])[0]
+            face = self.a.face_model.predict(crop[None], self.a.face_model.features([ff.main]))[0]
             self._timed("face model", t0)
         self._emit(frame.time, face, frame.wall)
 

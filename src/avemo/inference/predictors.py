@@ -14,7 +14,7 @@ from avemo.models.bundles import Bundle, FaceBundle, FusionBundle, VoiceBundle, 
 
 #: The bundles ``model="default"`` stands for.
 DEFAULT_MODELS: dict[str, str] = {
-    "face": "face.fer2013", "voice": "voice.ravdess8", "fusion": "fusion.fer2013_ravdess",
+    "face": "face.fervideo", "voice": "voice.multi6", "fusion": "fusion.fervideo_multi6",
 }
 
 
@@ -51,9 +51,13 @@ def _network(bundle: Bundle, backend: str, **options: Any) -> Any:
 
 
 class FacePredictor:
-    """Aligned grey face crops ``(N, H, W)`` uint8 -> probabilities ``(N, len(EMOTIONS))``.
+    """Aligned grey face crops ``(N, H, W)`` uint8 (and, where the bundle has a blendshape member, each face's
+    expression features) -> probabilities ``(N, len(EMOTIONS))``.
 
-    ``tta`` overrides the bundle's test-time views (``"none"`` halves the cost of ``"flip"``);
+    The crop network's logits are averaged over the test-time views; with a blendshape member the two are
+    pooled log-linearly per face (:func:`avemo.faces.expression_model.combine_members`), a face without
+    MediaPipe landmarks (NaN feature row) resting on the crop network alone; the bundle's ``logit_bias`` is
+    added last. ``tta`` overrides the bundle's test-time views (``"none"`` halves the cost of ``"flip"``);
     ``int8`` runs the bundle's int8 network when it ships one (onnx backend).
     """
 
@@ -67,6 +71,7 @@ class FacePredictor:
         self.int8 = bool(int8 and backend == "onnx" and self.bundle.has_int8)
         self.network = _network(self.bundle, backend, **({"int8": self.int8, "threads": threads}
                                                          if backend == "onnx" else {}))
+        self.blendshapes = self.bundle.blendshape_member()
         self.batch_size = batch_size
 
     @property
@@ -87,20 +92,67 @@ class FacePredictor:
             out.append(self.network(views.reshape(v * n, *views.shape[2:])).reshape(v, n, -1).mean(0))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
 
-    def probs(self, crops: np.ndarray) -> np.ndarray:
-        """Probabilities ``(N, C)`` over the bundle's own labels."""
-        return softmax(self.logits(crops)).astype(np.float32)
+    def members(self, crops: np.ndarray, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``(N, C)`` over the bundle's own labels, and which faces used the blendshape member.
 
-    def predict(self, crops: np.ndarray) -> np.ndarray:
-        """Probabilities ``(N, len(EMOTIONS))`` (0 for classes the bundle does not have)."""
+        ``features``: ``(N, F)`` expression features (:func:`avemo.faces.expression_features.face_features`;
+        NaN rows where a face has no landmarks), or None (the crop network alone)."""
+        from avemo.faces.expression_model import combine_members
+
+        pre = self.bundle.preprocessing
+        crop = softmax(self.logits(crops))
+        blend = None
+        if self.blendshapes is not None and features is not None and len(crop):
+            f = np.asarray(features, dtype=np.float32)
+            ok = np.isfinite(f).all(axis=1)
+            blend = np.full_like(crop, np.nan)
+            if ok.any():
+                blend[ok] = self.blendshapes.predict_proba(f[ok])
+        return combine_members(crop, blend, {"crop": 1.0, "blendshapes": pre.blendshape_weight},
+                               bias=np.asarray(pre.logit_bias) if any(pre.logit_bias) else None)
+
+    def probs(self, crops: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities ``(N, C)`` over the bundle's own labels."""
+        return self.members(crops, features)[0]
+
+    def predict_faces(self, crops: np.ndarray, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``(N, len(EMOTIONS))`` (0 for classes the bundle does not have), and which faces used
+        the blendshape member."""
         if len(crops) == 0:
-            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        return project_probs(self.probs(np.asarray(crops)), self.labels, EMOTIONS)
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32), np.zeros(0, dtype=bool)
+        probs, used = self.members(np.asarray(crops), features)
+        return project_probs(probs, self.labels, EMOTIONS), used
+
+    def predict(self, crops: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities ``(N, len(EMOTIONS))`` (0 for classes the bundle does not have)."""
+        return self.predict_faces(crops, features)[0]
+
+    def features(self, faces: list) -> np.ndarray | None:
+        """The expression features the blendshape member needs, one row per face (NaN where a face has no
+        landmarks), or None when the bundle has no such member (nothing is computed then)."""
+        if self.blendshapes is None:
+            return None
+        from avemo.faces.expression_features import face_features, feature_names
+
+        rows = [face_features(f) for f in faces]
+        nan = np.full(len(feature_names()), np.nan, dtype=np.float32)
+        return np.stack([nan if r is None else np.asarray(r, dtype=np.float32) for r in rows]) if rows else None
+
+    def pool(self, probs: np.ndarray) -> np.ndarray:
+        """A window's probabilities from its frames' (the bundle's pooling rule)."""
+        from avemo.faces.expression_model import pool_frames
+
+        return pool_frames(probs, self.bundle.preprocessing.pooling)
 
 
 class VoicePredictor:
-    """Mono windows ``(N, samples)`` float32 at the bundle's ``sample_rate`` -> probabilities
-    ``(N, len(EMOTIONS))``. The log-mel front end is part of the bundle's network."""
+    """Speech at the bundle's ``sample_rate`` -> probabilities ``(N, len(EMOTIONS))`` per window.
+
+    :meth:`predict_windows` (a mono wave and ``(start_s, end_s)`` windows in it) serves every voice bundle: a
+    ``log-mel`` bundle's ONNX network scores each window's samples (the log-mel front end is part of the
+    network); a ``whisper-base`` bundle encodes the wave in chunks on an absolute grid, each chunk once, and
+    its head pools each window's frames. :meth:`predict` takes cut windows ``(N, samples)`` (log-mel bundles).
+    """
 
     def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["voice"], *, batch_size: int = 32,
                  backend: str = "onnx", threads: int | None = 1) -> None:
@@ -108,14 +160,45 @@ class VoicePredictor:
         self.name = self.bundle.name
         self.sample_rate = self.bundle.sample_rate
         self.network = _network(self.bundle, backend, **({"threads": threads} if backend == "onnx" else {}))
+        self.chunked = self.bundle.front_end == "whisper-base"
         self.batch_size = batch_size
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         windows = np.asarray(windows, dtype=np.float32)
         if len(windows) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        if self.chunked:
+            return np.concatenate([self.network.predict(w) for w in windows])
         logits = [self.network(windows[i:i + self.batch_size]) for i in range(0, len(windows), self.batch_size)]
         return project_probs(softmax(np.concatenate(logits)), self.bundle.labels, EMOTIONS)
+
+    def predict_windows(self, wave: np.ndarray, windows: list, *, offset_s: float = 0.0,
+                        cache: dict | None = None) -> np.ndarray:
+        """Probabilities for ``windows`` (:class:`avemo.audio.Window`, absolute times) of ``wave``, whose first
+        sample is at ``offset_s``; ``cache`` keeps a chunked encoder's chunks across calls on one stream."""
+        if not windows:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        if self.chunked:
+            return self.network.predict(wave, [(w.start, w.end) for w in windows], offset_s=offset_s, cache=cache)
+        from avemo.audio import Window, frame_windows
+
+        local = [Window(w.start - offset_s, w.end - offset_s) for w in windows]
+        span = max(w.end - w.start for w in windows)
+        return self.predict(frame_windows(wave, self.sample_rate, local, window_s=span))
+
+    def audio_needed(self, end_s: float) -> float:
+        """Seconds of audio from the start needed before a window ending at ``end_s`` can be scored."""
+        return self.network.audio_needed(end_s) if self.chunked else end_s
+
+    def audio_from(self, start_s: float) -> float:
+        """Where the audio a window starting at ``start_s`` needs begins."""
+        return self.network.audio_from(start_s) if self.chunked else start_s
+
+    def forget(self, cache: dict, before_s: float) -> None:
+        """Drop the cached chunks that end at or before ``before_s`` (no window left needs them)."""
+        if self.chunked:
+            for k in [k for k in cache if (k + 1) * self.network.chunk_s <= before_s + 1e-9]:
+                del cache[k]
 
 
 class Fusion:

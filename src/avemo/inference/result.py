@@ -4,8 +4,10 @@ Columns: ``start``, ``end`` (seconds), ``face`` and ``speech`` (found in the win
 (``"av"``, ``"face"``, ``"voice"`` or ``"none"``: which modalities the fused row rests on),
 ``face_<emotion>``, ``voice_<emotion>`` and ``fused_<emotion>`` probabilities over
 :data:`avemo.labels.EMOTIONS` (NaN where that modality is absent), ``label`` and ``confidence``
-(the fused top class). With several faces (``all_faces``), a ``track`` column says which face a row
-belongs to; live events (:meth:`EmotionTimeline.from_events`) are rows with ``start == end``.
+(the fused top class), ``face_blendshapes`` (the share of the window's frames whose face used the face
+model's blendshape member; 0: the crop network alone, NaN: no face). With several faces (``all_faces``),
+a ``track`` column says which face a row belongs to; live events (:meth:`EmotionTimeline.from_events`) are
+rows with ``start == end``.
 ``attrs`` holds the source file, the sampling, the names and versions of the models used, and the
 face box of every sampled frame (:attr:`EmotionTimeline.boxes`). pandas' own methods (``to_csv``,
 ``to_json``, ``to_parquet``, ...) work as on any DataFrame; :meth:`EmotionTimeline.save_json` writes

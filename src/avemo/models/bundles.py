@@ -38,7 +38,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 SPEC_FILE, CARD_FILE = "bundle.json", "MODEL_CARD.md"
 TOP_KEYS = ("kind", "architecture", "kwargs", "labels", "preprocessing", "files", "meta")
 #: What each entry of ``files`` is for.
-FILE_ROLES = ("weights", "onnx", "int8", "vocabulary")
+FILE_ROLES = ("weights", "onnx", "int8", "blendshapes", "vocabulary")
 
 
 def _frozen(value: Any) -> Any:
@@ -79,14 +79,23 @@ class FacePreprocessing:
     mean: float  #: (pixel / 255 - mean) / std
     std: float
     tta: str  #: test-time views: "none", "flip" or "tencrop"
+    #: weight of the blendshape member (file role ``blendshapes``) in the log-linear pool with the crop network
+    #: (0: the crop network alone); a face without MediaPipe landmarks always gets the crop network alone
+    blendshape_weight: float
+    logit_bias: tuple[float, ...]  #: added to the pooled log-probabilities (a class-prior correction; zeros: none)
+    pooling: str  #: a window's probabilities from its frames' (``avemo.faces.expression_model.pool_frames``)
 
 
 @dataclass(frozen=True)
 class VoicePreprocessing:
-    """How a waveform becomes the network's input (the ONNX network takes the waveform itself)."""
+    """How a waveform becomes the model's input. ``front_end`` says which: ``{"kind": "log-mel", <MelConfig
+    fields>}`` (the ONNX network takes the waveform and computes it) or ``{"kind": "whisper-base", "layers":
+    [...], "chunk_s": 3.0}`` (Whisper base's encoder, from its PyPI wheels, then ``head``)."""
 
     input: str
-    mel: Mapping[str, Any]  #: :class:`avemo.audio.MelConfig` fields
+    sample_rate: int
+    front_end: Mapping[str, Any]
+    head: Mapping[str, Any]  #: a numpy head's settings (kind, temperature, ...); empty for an ONNX network
     window_s: float  #: seconds of audio per prediction
     eval_hop_s: float  #: step between windows when a clip is longer
     trim_db: float  #: leading/trailing silence trimmed in training (dB under the peak; 0: none)
@@ -158,6 +167,8 @@ class Bundle:
     kind: ClassVar[str] = ""
     PREPROCESSING: ClassVar[type] = type(None)
     BACKENDS: ClassVar[tuple[str, ...]] = ("torch",)
+    #: where the registered network's parameters sit in the ONNX graph's names (voice: after the log-mel, "1.")
+    ONNX_PREFIX: ClassVar[str] = ""
 
     @property
     def card(self) -> str:
@@ -191,14 +202,35 @@ class Bundle:
     def _runtime_model(self, **options: Any) -> Any:
         raise NotImplementedError
 
-    def _torch_model(self) -> Any:
-        """The registered architecture with the bundle's weights, in eval mode."""
+    def state_dict(self) -> dict[str, Any]:
+        """The network's tensors: the ONNX graph's initializers (float16-stored ones back to float32), plus
+        ``model.safetensors`` for what the graph does not hold (tensors the exporter merged with an identical
+        one, or a bundle without a graph). One copy of each weight ships."""
+        import torch
         from safetensors.torch import load_file
 
+        state: dict[str, Any] = {}
+        if "onnx" in self.files:
+            import onnx
+            from onnx import numpy_helper
+
+            for init in onnx.load(str(self.file("onnx"))).graph.initializer:
+                name = init.name.removesuffix("__fp16")
+                if name.startswith(self.ONNX_PREFIX):
+                    arr = numpy_helper.to_array(init)
+                    state[name[len(self.ONNX_PREFIX):]] = torch.from_numpy(
+                        arr.astype(np.float32) if arr.dtype == np.float16 else arr.copy())
+        if "weights" in self.files:
+            state.update(load_file(str(self.file("weights"))))
+        return state
+
+    def _torch_model(self) -> Any:
+        """The registered architecture with the bundle's weights, in eval mode."""
         from avemo.models.registry import create_model
 
         model = create_model(self.architecture, **_plain(self.kwargs))
-        missing, unexpected = model.load_state_dict(load_file(str(self.file("weights"))), strict=False)
+        missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]  # a training counter only
         if missing or unexpected:
             raise ModelError(f"bundle {self.name}: weights do not fit {self.architecture!r} "
                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
@@ -240,6 +272,15 @@ class FaceBundle(Bundle):
     def has_int8(self) -> bool:
         return "int8" in self.files
 
+    def blendshape_member(self) -> Any:
+        """The blendshape classifier (:class:`avemo.faces.expression_model.BlendshapeClassifier`), or None when
+        the bundle's crop network answers alone."""
+        if not self.preprocessing.blendshape_weight:
+            return None
+        from avemo.faces.expression_model import BlendshapeClassifier
+
+        return BlendshapeClassifier.load(self.file("blendshapes"))
+
     def _runtime_model(self, *, int8: bool = False, threads: int | None = 1) -> Any:
         from avemo.models.onnx import OnnxNetwork
 
@@ -254,22 +295,43 @@ class VoiceBundle(Bundle):
     kind: ClassVar[str] = "voice"
     PREPROCESSING: ClassVar[type] = VoicePreprocessing
     BACKENDS: ClassVar[tuple[str, ...]] = ("onnx", "torch")
+    ONNX_PREFIX: ClassVar[str] = "1."  # the graph is Sequential(LogMel, network)
+
+    @property
+    def front_end(self) -> str:
+        """``"log-mel"`` (an ONNX network on the waveform) or ``"whisper-base"`` (encoder + numpy head)."""
+        return str(self.preprocessing.front_end["kind"])
 
     @cached_property
     def mel(self) -> Any:
+        """The log-mel settings (:class:`avemo.audio.MelConfig`) of a ``log-mel`` front end."""
         from avemo.audio.melconfig import MelConfig
 
-        return MelConfig.from_dict(_plain(self.preprocessing.mel))
+        if self.front_end != "log-mel":
+            raise ModelError(f"bundle {self.name}: a {self.front_end} front end has no log-mel settings")
+        return MelConfig.from_dict({k: v for k, v in _plain(self.preprocessing.front_end).items() if k != "kind"})
 
     @property
     def sample_rate(self) -> int:
-        return int(self.mel.sample_rate)
+        return int(self.preprocessing.sample_rate)
 
     @property
     def window_s(self) -> float:
         return float(self.preprocessing.window_s)
 
     def _runtime_model(self, *, threads: int | None = 1) -> Any:
+        if self.front_end == "whisper-base":
+            from safetensors.numpy import load_file
+
+            from avemo.audio.whisper_voice import WhisperVoiceModel
+
+            front, head = _plain(self.preprocessing.front_end), _plain(self.preprocessing.head)
+            settings = {"head": head["kind"], "temperature": head["temperature"], "layers": front["layers"],
+                        "layer": None, "chunk_s": front["chunk_s"], "labels": list(self.labels)}
+            if head["kind"] == "attn":
+                settings["heads"] = head["heads"]
+            return WhisperVoiceModel(load_file(str(self.file("weights"))), settings, threads=threads or 1,
+                                     name=f"bundle {self.name}")
         from avemo.models.onnx import OnnxNetwork
 
         return OnnxNetwork(self.file("onnx"), threads=threads)
@@ -279,6 +341,8 @@ class VoiceBundle(Bundle):
 
         from avemo.audio.mel import LogMel
 
+        if self.front_end != "log-mel":
+            raise ModelError(f"bundle {self.name}: its {self.front_end} encoder and numpy head have no torch module")
         return torch.nn.Sequential(LogMel(self.mel), super()._torch_model()).eval()
 
 
@@ -426,7 +490,9 @@ def save_bundle(folder: str | Path, *, kind: str, architecture: str, labels: Seq
 
     ``model`` (torch) is saved as ``model.safetensors`` (``half_weights``: float16) and, for face and
     voice bundles, exported to ``model.onnx`` from the saved weights; ``check_inputs`` (real inputs in the
-    network's input form) are then run through both and must agree (max logit difference 1e-3).
+    network's input form) are then run through both and must agree (max logit difference 1e-3). The graph then
+    holds the weights, so ``model.safetensors`` keeps only the few tensors it does not (or goes), and the
+    network rebuilt from the bundle must hold exactly the model's tensors.
     ``extra_files`` (role -> file name already in the folder, e.g. ``int8``) are listed with their hash.
     """
     folder = Path(folder)
@@ -459,9 +525,33 @@ def save_bundle(folder: str | Path, *, kind: str, architecture: str, labels: Seq
         names["onnx"] = "model.onnx"
         _write_spec(folder, spec, names)
         check_onnx(read_bundle(folder), example)
+        _keep_only_what_the_graph_lacks(folder, spec, names, state, cls.ONNX_PREFIX)
     if card is not None:
         (folder / CARD_FILE).write_text(card)
     return read_bundle(folder)
+
+
+def _keep_only_what_the_graph_lacks(folder: Path, spec: dict[str, Any], names: dict[str, str], state: dict[str, Any],
+                                    prefix: str) -> None:
+    """Rewrite ``model.safetensors`` with the tensors ``model.onnx`` lacks (none: the file goes), then check that
+    the bundle still gives back every tensor of ``state`` exactly."""
+    import onnx
+    import torch
+    from safetensors.torch import save_file
+
+    in_graph = {i.name.removesuffix("__fp16")[len(prefix):] for i in onnx.load(str(folder / "model.onnx")).graph
+                .initializer if i.name.startswith(prefix)}
+    rest = {k: v for k, v in state.items() if k not in in_graph and not k.endswith("num_batches_tracked")}
+    if rest:
+        save_file(rest, str(folder / "model.safetensors"))
+    else:
+        (folder / "model.safetensors").unlink()
+        names.pop("weights")
+    _write_spec(folder, spec, names)
+    back = read_bundle(folder).state_dict()
+    for k, v in state.items():
+        if not k.endswith("num_batches_tracked") and not torch.equal(back[k].to(v.dtype), v):
+            raise ModelError(f"bundle {folder.name}: tensor {k} does not come back from the bundle unchanged")
 
 
 def add_file(bundle: Bundle, role: str, name: str, meta: Mapping[str, Any] | None = None) -> Bundle:
@@ -471,7 +561,6 @@ def add_file(bundle: Bundle, role: str, name: str, meta: Mapping[str, Any] | Non
         raise ModelError(f"file role must be one of {FILE_ROLES}, got {role!r}")
     spec = bundle.spec()
     spec["meta"].update(meta or {})
-    _VERIFIED.discard((str(bundle.path / name), bundle.files[role].sha256) if role in bundle.files else ("", ""))
     _write_spec(bundle.path, spec, {**{r: f.name for r, f in bundle.files.items()}, role: name})
     return read_bundle(bundle.path)
 

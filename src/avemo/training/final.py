@@ -104,10 +104,11 @@ def _final_voice(recipe: Recipe, folder: Path, run_dir: Path, show: bool) -> Pat
         model.eval()
     feats = recipe.features
     settings = voice_settings(feats)
-    preprocessing = {"mel": settings["mel"], "window_s": feats.window_s, "eval_hop_s": feats.eval_hop_s,
+    preprocessing = {"sample_rate": settings["mel"]["sample_rate"], "front_end": {"kind": "log-mel", **settings["mel"]},
+                     "head": {}, "window_s": feats.window_s, "eval_hop_s": feats.eval_hop_s,
                      "trim_db": settings["trim_db"],
                      "input": "16 kHz mono waveform windows (batch, samples); the log-mel front end "
-                              "(preprocessing.mel) is part of the network",
+                              "(preprocessing.front_end) is part of the network",
                      "normalisation": "inside the model: per-mel mean removed, divided by the window's std",
                      "output": "logits over labels (softmax for probabilities)"}
     cv = _results(recipe.name)
@@ -142,7 +143,7 @@ speech, two sentences: expect lower accuracy on spontaneous speech, other langua
 ## Input
 A batch of {preprocessing['window_s']:g} s windows of 16 kHz mono audio, (batch, samples). The bundle's network
 (`model.onnx`, or `get_model(backend="torch")`) computes the log-mel itself
-(`avemo.audio.log_mel` with `preprocessing["mel"]`, {settings['mel']['n_mels']} bands) and normalises it.
+(`avemo.audio.log_mel` with `preprocessing["front_end"]`, {settings['mel']['n_mels']} bands) and normalises it.
 Output: logits.
 
 ## Training data and procedure

@@ -122,7 +122,9 @@ class Train:
     patience: int | None = None
     bf16: bool = False
     threads: int | None = None  #: torch threads (None: the command's ``--threads``)
-    init: str | None = None
+    init: str | None = None  #: earlier weights: a state-dict file, or a bundle name / folder
+    ema: float | None = None  #: keep an exponential moving average of the weights (this decay); it is validated,
+    #: selected and returned instead of the raw weights
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ class Augment:
     contrast: float = 0.0
     erase_p: float = 0.0
     erase_area: tuple[float, float] = (0.02, 0.2)
+    video_p: float = 0.0  #: faces: a camera degradation per face (blur, resampling, noise, low light, JPEG)
+    mouth_p: float = 0.0  #: faces: the lower face greyed (a talking mouth says little of the emotion)
+    cutmix_p: float = 0.0  #: faces: CutMix on a batch with this probability (Beta(cutmix_alpha) areas)
+    cutmix_alpha: float = 1.0
 
 
 @dataclass(frozen=True)

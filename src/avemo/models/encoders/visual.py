@@ -98,6 +98,9 @@ DEFAULT_PREPROCESSING: dict[str, Any] = {
     "mean": 0.5077,
     "std": 0.2550,
     "tta": "flip",
+    "blendshape_weight": 0.0,
+    "logit_bias": [0.0] * 7,
+    "pooling": "mean",
 }
 
 

@@ -1,0 +1,114 @@
+"""The six shared speech corpora as one set: counts per corpus (from the datasets README), label sets,
+speaker-independent leave-one-corpus-out and RAVDESS+ folds, and the corpus-masked loss."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from avemo.datasets.speech import (
+    SPEECH_CORPORA,
+    label_mask,
+    label_sets,
+    loco_folds,
+    ravdess_plus_folds,
+    read_speech_corpora,
+    read_speech_corpus,
+)
+from avemo.datasets.splits import check_speaker_independent
+from avemo.errors import DatasetError
+from avemo.labels import EMOTIONS
+from avemo.training.speech_heads import balanced_weights, masked_cross_entropy
+
+# clips, speakers and clips per label, as the datasets README states them
+EXPECTED = {
+    "ravdess": (1440, 24, {"neutral": 96, "calm": 192, "happy": 192, "sad": 192, "angry": 192, "fearful": 192,
+                           "disgust": 192, "surprised": 192}),
+    "savee": (480, 4, {"neutral": 120, **{e: 60 for e in ("happy", "sad", "angry", "fearful", "disgust",
+                                                          "surprised")}}),
+    "emovo": (588, 6, {e: 84 for e in ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")}),
+    "casia": (1200, 4, {e: 200 for e in ("neutral", "happy", "sad", "angry", "fearful", "surprised")}),
+    "urdu": (400, 29, {e: 100 for e in ("neutral", "happy", "sad", "angry")}),
+    "bangla-ext": (261, 15, {"fearful": 126, "disgust": 135}),
+}
+
+
+@pytest.fixture(scope="module")
+def samples(data):
+    return read_speech_corpora()
+
+
+@pytest.mark.parametrize("name", list(SPEECH_CORPORA))
+def test_each_corpus_reader_counts(data, name):
+    got = read_speech_corpus(name)
+    n, n_speakers, per_label = EXPECTED[name]
+    assert len(got) == n
+    assert len({s.speaker for s in got}) == n_speakers
+    assert dict(Counter(s.label for s in got)) == per_label
+    assert all(s.corpus == name and s.modality == "audio" and s.path.is_file() for s in got[:50])
+
+
+def test_unknown_corpus_is_a_dataset_error(data):
+    with pytest.raises(DatasetError, match="not a shared speech corpus"):
+        read_speech_corpus("crema-d")
+
+
+def test_label_sets_and_mask(samples):
+    sets = label_sets(samples)
+    assert sets["ravdess"] == EMOTIONS
+    assert sets["urdu"] == ("neutral", "happy", "sad", "angry")
+    assert sets["bangla-ext"] == ("fearful", "disgust")
+    assert "calm" not in sets["savee"] and "disgust" not in sets["casia"]
+    mask = label_mask(samples, sets)
+    y = np.array([EMOTIONS.index(s.label) for s in samples])
+    assert mask.shape == (4369, 8) and mask[np.arange(len(y)), y].all()
+    assert mask.sum(1).min() == 2 and mask.sum(1).max() == 8
+
+
+def test_loco_and_ravdess_plus_folds_are_speaker_independent(samples):
+    loco = loco_folds(samples, list(SPEECH_CORPORA))
+    check_speaker_independent(samples, loco, complete=True)
+    for fold, name in zip(loco, SPEECH_CORPORA):
+        assert {samples[i].corpus for i in fold.test_idx} == {name}
+        assert name not in {samples[i].corpus for i in fold.train_idx}
+    folds = ravdess_plus_folds(samples)
+    check_speaker_independent(samples, folds)
+    assert len(folds) == 6 and sum(f.test_idx.size for f in folds) == 1440
+    for f in folds:
+        assert {samples[i].corpus for i in f.test_idx} == {"ravdess"}
+        assert {samples[i].corpus for i in f.train_idx} == set(SPEECH_CORPORA)  # others on the training side
+        assert f.train_idx.size == 4369 - 240
+
+
+def test_masked_loss_ignores_absent_classes():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 8, requires_grad=True)
+    target = torch.tensor([0, 2, 5, 6])
+    mask = torch.zeros(4, 8, dtype=torch.bool)
+    mask[:2, [0, 2, 3, 4]] = True  # an URDU-like label set
+    mask[2:, [5, 6]] = True  # a BanglaSER-like label set
+    loss = masked_cross_entropy(logits, target, mask)
+    loss.backward()
+    assert torch.all(logits.grad[~mask] == 0)  # absent classes get no gradient
+    assert torch.all(logits.grad[mask] != 0)
+    # the loss is the cross-entropy over each example's own classes only
+    ref = torch.stack([torch.nn.functional.cross_entropy(logits[i, mask[i]][None],
+                                                         (mask[i].cumsum(0)[target[i]] - 1)[None])
+                       for i in range(4)]).mean()
+    assert torch.allclose(loss, ref)
+    # changing an absent class's logit changes nothing
+    bumped = logits.detach().clone()
+    bumped[0, 7] += 50.0
+    assert torch.allclose(masked_cross_entropy(bumped, target, mask), loss.detach())
+
+
+def test_balanced_weights_equalise_corpora_and_classes():
+    corpus = ["a"] * 10 + ["b"] * 2
+    y = np.array([0] * 9 + [1] + [3, 4])
+    w = balanced_weights(corpus, y)
+    assert np.isclose(w[:10].sum(), w[10:].sum())
+    assert np.isclose(w[:9].sum(), w[9])
+    assert np.isclose(w.mean(), 1.0)

@@ -1,0 +1,77 @@
+"""The Whisper voice model: window pooling from one encoder pass, the trained head's output, and no torch
+at inference."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from avemo.audio.whisper_voice import WhisperVoiceModel, pool_windows, window_slices
+from avemo.labels import EMOTIONS
+from avemo.models.bundles import load
+
+ACTOR = "ravdess-speech-16k/Actor_02"
+
+
+def test_window_slices_are_50_hz_and_clipped():
+    assert window_slices([(1.0, 4.0)], 1000) == [slice(50, 200)]
+    assert window_slices([(18.0, 21.0)], 1000) == [slice(900, 1000)]  # clipped to the chunk
+    assert window_slices([(25.0, 26.0)], 1000) == [slice(999, 1000)]  # at least one frame
+    frames = np.arange(300)[:, None] * np.ones((1, 4))
+    got = pool_windows(frames, [(0.0, 3.0), (1.0, 4.0)])
+    assert got[0].shape == (150, 4) and got[1][0, 0] == 50
+
+
+@pytest.fixture(scope="module")
+def model() -> WhisperVoiceModel:
+    """The shipped voice.multi6 bundle's runtime: the ONNX encoder up to layer 4 and the numpy head."""
+    return load("voice.multi6").get_model()
+
+
+@pytest.fixture(scope="module")
+def chunk(data):
+    from avemo.media import read_audio
+
+    files = sorted((data / ACTOR).glob("*.flac"))[:4]  # 4 real takes of one actor, ~15 s
+    return np.concatenate([read_audio(f, 16000) for f in files])
+
+
+def test_model_outputs_probabilities_over_emotions(model, chunk):
+    p = model.predict(chunk[:48000])
+    assert p.shape == (1, len(EMOTIONS)) and np.isclose(p.sum(), 1.0, atol=1e-5) and (p >= 0).all()
+
+
+def test_windows_pooled_from_the_chunk_agree_with_encoding_each_window_alone(model, chunk):
+    windows = [(float(s), float(s) + 3.0) for s in np.arange(0.0, len(chunk) / 16000 - 3.0, 1.0)]
+    pooled = model.predict(chunk, windows)  # one encoder pass per 3 s chunk, windows pooled across them
+    alone = np.concatenate([model.predict(chunk[int(a * 16000):int(b * 16000)]) for a, b in windows])
+    diff = np.abs(pooled - alone).sum(1) / 2  # total variation distance per window
+    # stated tolerance: mean total variation <= 0.2, every window <= 0.5, same top label for >= half
+    assert diff.mean() <= 0.2 and diff.max() <= 0.5
+    assert np.mean(pooled.argmax(1) == alone.argmax(1)) >= 0.5
+    whole = model.predict(chunk, windows, chunk_s=30.0)  # one 30 s pass drifts further (positions, context)
+    assert np.abs(whole - alone).sum(1).mean() / 2 > diff.mean()
+
+
+def test_a_stream_scores_its_windows_as_the_whole_file_does(model, chunk):
+    """Chunks sit on an absolute 3 s grid: windows scored from pieces of the wave (as the analyzer streams it,
+    each piece starting at a chunk boundary, chunks cached across calls) equal the windows of the whole wave."""
+    windows = [(float(s), float(s) + 3.0) for s in np.arange(0.0, len(chunk) / 16000 - 3.0, 1.0)]
+    whole = model.predict(chunk, windows)
+    cache: dict = {}
+    first = model.predict(chunk[:9 * 16000], windows[:4], cache=cache)  # windows ending by 6 s need audio to 9 s
+    rest = model.predict(chunk[6 * 16000:], windows[4:], offset_s=6.0, cache=cache)
+    np.testing.assert_allclose(np.concatenate([first, rest]), whole, atol=1e-5)
+    assert model.audio_needed(4.0) == 6.0 and model.audio_from(4.0) == 3.0
+
+
+def test_inference_does_not_import_torch(data):
+    code = ("import sys, numpy as np, avemo; "
+            "m = avemo.load('voice.multi6').get_model(); p = m.predict(np.zeros(16000, np.float32) + 0.01); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; print(p.shape)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "(1, 8)" in out.stdout
