@@ -160,7 +160,8 @@ class VoicePredictor:
         self.name = self.bundle.name
         self.sample_rate = self.bundle.sample_rate
         self.network = _network(self.bundle, backend, **({"threads": threads} if backend == "onnx" else {}))
-        self.chunked = self.bundle.front_end == "whisper-base"
+        # a whisper-base runtime encodes chunks on a grid; its torch module scores each window alone
+        self.chunked = self.bundle.front_end == "whisper-base" and backend != "torch"
         self.batch_size = batch_size
 
     def predict(self, windows: np.ndarray) -> np.ndarray:

@@ -341,8 +341,16 @@ class VoiceBundle(Bundle):
 
         from avemo.audio.mel import LogMel
 
-        if self.front_end != "log-mel":
-            raise ModelError(f"bundle {self.name}: its {self.front_end} encoder and numpy head have no torch module")
+        if self.front_end == "whisper-base":
+            from safetensors.numpy import load_file
+
+            from avemo.models.encoders.whisper import WhisperVoiceNet
+
+            head = _plain(self.preprocessing.head)
+            if head["kind"] != "linear":
+                raise ModelError(f"bundle {self.name}: a torch module is built for linear heads only")
+            return WhisperVoiceNet(layers=self.preprocessing.front_end["layers"],
+                                   head=load_file(str(self.file("weights"))), temperature=head["temperature"]).eval()
         return torch.nn.Sequential(LogMel(self.mel), super()._torch_model()).eval()
 
 
