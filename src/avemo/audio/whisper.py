@@ -492,19 +492,29 @@ def build_onnx(path: str | os.PathLike[str], layer: int | str, weights: dict[str
 
 class OnnxWhisperEncoder:
     """The encoder truncated at ``layer`` as an onnxruntime graph, built once from the verified
-    ``model.bin`` into the cache (``encoder_<layer>.onnx`` beside it): ``encode(wave) -> (T, 512)``."""
+    ``model.bin`` into the cache (``encoder_<layer>.onnx`` beside it): ``encode(wave) -> (T, 512)``.
+    ``int8``: its matrix products dynamically quantized to int8 (``encoder_<layer>.int8.onnx``, made once from
+    the float graph; about 1.5x faster on 1 thread, frames within cosine 0.99 on average of the float ones)."""
 
     def __init__(self, layer: int | str = "final", *, threads: int = 1, root: str | os.PathLike[str] | None = None,
-                 every_layer: bool = False) -> None:
+                 every_layer: bool = False, int8: bool = False) -> None:
         import onnxruntime as ort
 
         folder = model_dir(root)
         self.layer = layer
         self.every_layer = every_layer
-        self.path = folder / f"encoder_{layer}{'_taps' if every_layer else ''}.onnx"
-        if not self.path.is_file():
-            weights = {k: v.astype(np.float32) for k, v in read_ct2_weights(folder / "model.bin").items()}
-            build_onnx(self.path, layer, weights, every_layer=every_layer)
+        float_path = folder / f"encoder_{layer}{'_taps' if every_layer else ''}.onnx"
+        with _lock:
+            if not float_path.is_file():
+                weights = {k: v.astype(np.float32) for k, v in read_ct2_weights(folder / "model.bin").items()}
+                build_onnx(float_path, layer, weights, every_layer=every_layer)
+            self.path = float_path.with_name(float_path.stem + ".int8.onnx") if int8 else float_path
+            if int8 and not self.path.is_file():
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.part.onnx")
+                quantize_dynamic(str(float_path), str(tmp), weight_type=QuantType.QInt8)
+                tmp.replace(self.path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

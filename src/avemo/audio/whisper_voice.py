@@ -100,6 +100,7 @@ class WhisperVoiceModel:
         self.kind = self.settings["head"]
         self.temperature = float(self.settings.get("temperature", 1.0))
         self.chunk_s = float(self.settings.get("chunk_s", 3.0))
+        self.int8 = bool(self.settings.get("int8", False))
         self.runtime = runtime or self.settings.get("runtime", "onnx")
         if self.runtime not in ("onnx", "numpy", "ct2"):
             raise ModelError(f"{name}: unknown encoder runtime {self.runtime!r} (onnx, numpy or ct2)")
@@ -133,7 +134,7 @@ class WhisperVoiceModel:
                 from avemo.audio.whisper import OnnxWhisperEncoder
 
                 self._encoder = OnnxWhisperEncoder(self.top, threads=self._threads, root=self._root,
-                                                   every_layer=bool(self.layers))
+                                                   every_layer=bool(self.layers), int8=self.int8)
             else:
                 from avemo.audio.whisper import NumpyWhisperEncoder
 

@@ -133,6 +133,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "face views: none": {"face_tta": "none"},
     "float face network, face views: tencrop": {"face_int8": False, "face_tta": "tencrop"},
     "torch eager (no onnxruntime)": {"backend": "torch", "face_int8": False},
+    "voice.ravdess8 (the log-mel CNN) instead of voice.multi6": {
+        "models": {"voice": "voice.ravdess8", "fusion": "fusion.fer2013_ravdess"}},
+    "face.fer2013 (no blendshape member) instead of face.fervideo": {"models": {"face": "face.fer2013"}},
 }
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
 

@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exact-faces", action="store_true",
                    help="MediaPipe on every sampled frame and full-quality decoding (the default runs MediaPipe "
                         "on every 2nd frame and carries faces by optical flow between; about 25%% faster)")
+    p.add_argument("--text", action="store_true",
+                   help="also transcribe the speech offline (Whisper base) and give each window's words and their "
+                        "emotions (text_* columns; about 9 s of CPU per minute of speech)")
     p.add_argument("--face-model", default=None, help="face bundle name or folder")
     p.add_argument("--voice-model", default=None, help="voice bundle name or folder")
 
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model)) if v}
     analyzer = Analyzer(models or "default", window=args.window, hop=args.hop, fps=args.fps,
-                        all_faces=args.all_faces,
+                        all_faces=args.all_faces, text=args.text,
                         **({"landmark_every": 1} if args.exact_faces else {}))
     out = Path(args.out)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

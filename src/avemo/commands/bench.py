@@ -3,7 +3,9 @@
 - ``accuracy``: the accuracy section rendered from ``benchmarks/results/*.json`` (:mod:`avemo.bench.accuracy`);
 - ``ablation [--run]``: the reviewed systems' ablation (:mod:`avemo.bench.ablation`);
 - ``speed``: ``avemo analyze`` on 60 s of 720p video, configurations side by side (:mod:`avemo.bench.speed`);
-- ``startup [--against SRC]``: the start-up of ``avemo analyze``, this code against others (:mod:`avemo.bench.startup`).
+- ``startup [--against SRC]``: the start-up of ``avemo analyze``, this code against others (:mod:`avemo.bench.startup`);
+- ``batch [--copies N]``: files per second of the folder mode, ``avemo batch`` locally and on Ray with 1 and 2
+  workers, on the same files (:mod:`avemo.bench.batch`).
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ HELP = "benchmark sections of BENCHMARKS.md: accuracy and ablation tables from s
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["accuracy", "ablation", "speed", "startup"], help="which benchmark to run")
+    p.add_argument("what", choices=["accuracy", "ablation", "speed", "startup", "batch"], help="which benchmark to run")
     p.add_argument("--results", default="benchmarks/results", help="folder of stored results")
     p.add_argument("--out", default="BENCHMARKS.md", help="file whose section is (re)written")
     p.add_argument("--run", action="store_true", help="ablation: first train and evaluate what is missing")
     p.add_argument("--systems", help="ablation --run: comma-separated systems (default: all)")
-    p.add_argument("--repeat", type=int, default=3, help="speed, startup: rounds (default 3)")
+    p.add_argument("--repeat", type=int, default=3, help="speed, startup, batch: rounds (default 3)")
     p.add_argument("--seconds", type=float, default=60.0, help="speed: length of the test video (default 60)")
     p.add_argument("--encodings", default=None,
                    help="speed: comma-separated test encodings (default: all of avemo.bench.encodings; 'none' skips)")
     p.add_argument("--against", action="append", default=[], metavar="NAME=SRC",
                    help="startup: also time the code under SRC (a checkout's src folder), shown as NAME")
+    p.add_argument("--copies", type=int, default=6, help="batch: links to the 20 s test video among the files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +57,19 @@ def run(args: argparse.Namespace) -> int:
         for name, row in result["rows"].items():
             print(f"{name}: imports {row['imports_s']:.2f} s, models {row['models_s']:.2f} s, "
                   f"CLI {row['cli_s']:.2f} s, torch imported: {row['torch_imported']}")
+        return 0
+    if args.what == "batch":
+        from avemo.bench.batch import run as run_batch_bench
+        from avemo.bench.batch import write_section as write_batch
+
+        result = run_batch_bench(copies=args.copies, rounds=args.repeat)
+        stored = Path(args.results) / "speed" / "batch.json"
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(result, indent=2) + "\n")
+        write_batch(result, Path(args.out))
+        for row in result["rows"]:
+            print(f"{row['mode']}: {row['wall_s']:.1f} s, {row['files_per_s']:.2f} files/s "
+                  f"(Ray start-up {row['startup_s']:.1f} s)")
         return 0
     if args.what == "speed":
         from avemo.bench.speed import run_all, run_encodings, write_section

@@ -43,13 +43,28 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     recipe = load_recipe(args.recipe, parse_overrides(args.set))
-    with threadpool_limits(limits=max(1, args.threads)):  # BLAS under scikit-learn: no oversubscription
-        return _run(args, recipe)
+    from avemo.training import distributed
+
+    try:
+        with threadpool_limits(limits=max(1, args.threads)):  # BLAS under scikit-learn: no oversubscription
+            return _run(args, recipe)
+    finally:
+        distributed.teardown()  # under torchrun: leave the process group
 
 
 def _run(args: argparse.Namespace, recipe) -> int:
     from pathlib import Path
 
+    from avemo.training import distributed
+
+    if distributed.world_size() > 1:
+        from avemo.errors import AvemoError
+
+        if args.final:
+            raise AvemoError("--final trains in one process; run the folds under torchrun, the final model without it")
+        if recipe.kind not in ("voice", "face", "system"):
+            raise AvemoError(f"a {recipe.kind} recipe does not train with the Trainer; run it in one process, "
+                             "not under torchrun")
     if args.final:
         from avemo.training.final import train_final
 
@@ -61,6 +76,8 @@ def _run(args: argparse.Namespace, recipe) -> int:
 
     only = [int(k) for k in args.folds.split(",")] if args.folds else None
     run_dir = train(recipe, Path(args.run_dir) if args.run_dir else None, only=only, show=not args.quiet)
+    if not distributed.is_main():
+        return 0
     print(f"trained {recipe.name} in {run_dir}; score it with: avemo evaluate {args.recipe}"
           + (f" --run-dir {args.run_dir}" if args.run_dir else ""))
     return 0

@@ -52,6 +52,9 @@ class AnalyzerConfig:
     #: face test-time views: "flip" (2 views; FER-2013 PrivateTest cost in BENCHMARKS.md), "none",
     #: "tencrop" (10 views, 5x the cost), or None for the bundle's setting (face.fer2013: flip, chosen on PublicTest)
     face_tta: str | None = "flip"
+    #: also transcribe the speech (Whisper base, offline) and score each window's words with the text bundle
+    #: (``text_*`` columns, ``transcript``); off by default: about 9 s of CPU per minute of speech (BENCHMARKS.md)
+    text: bool = False
 
     def __post_init__(self) -> None:
         from avemo.errors import AvemoError
@@ -103,6 +106,7 @@ class Analyzer:
         self.model_names = names
         self._face: FacePredictor | None = None
         self._voice: VoicePredictor | None = None
+        self._text: Any = None
         self.fusion = Fusion(names["fusion"])
         self.last_times = StageTimes()
 
@@ -113,6 +117,15 @@ class Analyzer:
                                        tta=self.config.face_tta, threads=self.config.model_threads,
                                        int8=self.config.face_int8)
         return self._face
+
+    @property
+    def text_model(self) -> Any:
+        """Transcriber + text bundle (:class:`avemo.text.windows.WindowText`), loaded on first use."""
+        if self._text is None:
+            from avemo.text.windows import WindowText
+
+            self._text = WindowText(self.model_names.get("text", "text.carer"), threads=1)
+        return self._text
 
     @property
     def voice_model(self) -> VoicePredictor:
@@ -153,6 +166,8 @@ class Analyzer:
             self.face_model  # noqa: B018
         if info.has_audio:
             self.voice_model  # noqa: B018
+            if self.config.text:
+                self.text_model  # noqa: B018
         def report(done: float) -> None:
             if progress is not None:
                 progress(min(done, duration), duration)
@@ -161,11 +176,11 @@ class Analyzer:
             voice_job = (pool.submit(self._voice_windows, path, windows, times,
                                      None if info.has_video else report) if info.has_audio else None)
             tracks = self._face_frames(path, times, report) if info.has_video else {}
-            voice = voice_job.result() if voice_job else None
+            voice, text = voice_job.result() if voice_job else (None, None)
         t0 = time.perf_counter()
         # main-face mode keeps one series (key 0, see _face_frames); --all-faces one per track
         track_ids = (sorted(tracks) if self.config.all_faces else list(tracks)) or [None]
-        parts = [self._timeline(path, info, starts, ends, tracks.get(tid), voice, tid) for tid in track_ids]
+        parts = [self._timeline(path, info, starts, ends, tracks.get(tid), voice, tid, text) for tid in track_ids]
         out = parts[0] if len(parts) == 1 else EmotionTimeline.concat(parts)
         times.add("fusion", time.perf_counter() - t0)
         report(duration)
@@ -232,11 +247,13 @@ class Analyzer:
                 for tid in stamps}
 
     def _voice_windows(self, path: Path, windows: list, times: StageTimes,
-                       report: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Per window: speech fraction and voice probabilities (NaN rows where there is no speech).
+                       report: Callable[[float], None] | None = None) -> tuple[tuple[np.ndarray, np.ndarray], Any]:
+        """Per window: speech fraction and voice probabilities (NaN rows where there is no speech); and with
+        ``text``, the transcript and the text columns.
 
         The audio streams in ``audio_chunk`` pieces; a window is scored once its audio and the VAD decision
-        around it are in, and audio no window still needs is dropped, so memory is flat in length.
+        around it are in, and audio no window still needs is dropped, so memory is flat in length (with
+        ``text`` the whole 16 kHz track is kept for the transcriber: 3.8 MB a minute).
         """
         from avemo.audio import VoiceActivityDetector, segments_from_probs, speech_fraction
         from avemo.audio.vad import CHUNK
@@ -284,9 +301,12 @@ class Analyzer:
                 buf, buf0 = buf[keep:], buf0 + keep
                 voice.forget(encoded, start)
 
+        kept: list[np.ndarray] = []
         t0 = time.perf_counter()
         for chunk in iter_audio(path, sr, chunk_seconds=cfg.audio_chunk):
             times.add("audio decode", time.perf_counter() - t0)
+            if cfg.text:
+                kept.append(chunk)
             t = time.perf_counter()
             probs_vad.append(vad.feed(chunk))
             times.add("vad", time.perf_counter() - t)
@@ -298,12 +318,22 @@ class Analyzer:
             t0 = time.perf_counter()
         probs_vad.append(vad.finish())
         score(final=True)
-        return fraction, out
+        text = None
+        if cfg.text:
+            t = time.perf_counter()
+            wave = np.concatenate(kept) if kept else np.zeros(0, np.float32)
+            if sr != 16000:
+                from avemo.audio import resample
+
+                wave = resample(wave, sr, 16000)
+            text = self.text_model(wave, [w.start for w in windows], [w.end for w in windows])
+            times.add("text", time.perf_counter() - t)
+        return (fraction, out), text
 
     # ---- assembling ----------------------------------------------------------------------------
     def _timeline(self, path: Path, info: Any, starts: np.ndarray, ends: np.ndarray,
                   face: FaceTrackFrames | None, voice: tuple[np.ndarray, np.ndarray] | None,
-                  track: int | None) -> EmotionTimeline:
+                  track: int | None, text: Any = None) -> EmotionTimeline:
         n = len(starts)
         face_probs = np.full((n, len(EMOTIONS)), np.nan, dtype=np.float32)
         blendshape_share = np.full(n, np.nan)
@@ -328,11 +358,15 @@ class Analyzer:
             cols["track"] = track
         for modality, p in (("face", face_probs), ("voice", voice_probs), ("fused", fused)):
             cols.update(dict(zip(prob_columns(modality), p.T)))
+        if text is not None:  # the words of each window and their emotions (not fused: see the fusion bundle)
+            cols.update({k: v.to_numpy() for k, v in text[1].items()})
         ok = ~np.isnan(fused).any(axis=1)
         cols["label"] = np.where(ok, np.array(EMOTIONS, dtype=object)[np.nan_to_num(fused).argmax(1)], None)
         cols["confidence"] = np.where(ok, np.nan_to_num(fused).max(1), np.nan)
         out = EmotionTimeline(pd.DataFrame(cols))
         out.attrs.update(self._metadata(path, info))
+        if text is not None:
+            out.attrs["transcript"] = text[0].to_dict()
         if face is not None:  # per sampled frame: time, track and box (EmotionTimeline.boxes), for drawing
             track_col = np.full(len(face.times), -1 if track is None else track)
             out.attrs["face_boxes"] = np.round(np.column_stack([face.times, track_col, face.boxes]), 2).tolist()

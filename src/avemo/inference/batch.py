@@ -63,11 +63,21 @@ class BatchReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _stamp(path: Path, analyzer: Analyzer, annotate: bool) -> dict[str, Any]:
+def input_stamp(path: Path, analyzer: Analyzer, annotate: bool) -> dict[str, Any]:
+    """What makes an input's outputs current: the file (path, size, mtime), the settings and the models."""
     st = path.stat() if path.exists() else None
     return {"source": str(path.resolve()), "size": st.st_size if st else None,
             "mtime_ns": st.st_mtime_ns if st else None, "config": asdict(analyzer.config),
             "models": analyzer.model_names, "annotate": annotate}
+
+
+def failure_message(path: Path, exc: Exception) -> str:
+    """The one-line reason an input failed: the library's own message, or the unexpected error (logged with
+    its traceback)."""
+    if isinstance(exc, AvemoError):
+        return str(exc)
+    log.error("unexpected failure on %s", path, exc_info=exc)
+    return f"{path}: unexpected {type(exc).__name__}: {exc}"
 
 
 def write_outputs(timeline: EmotionTimeline, folder: Path) -> list[Path]:
@@ -94,7 +104,7 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
     for path in inputs:
         folder = out_dir / names[path]
         marker = folder / "done.json"
-        stamp = _stamp(path, analyzer, annotate)
+        stamp = input_stamp(path, analyzer, annotate)
         if not force and marker.is_file() and json.loads(marker.read_text()) == stamp:
             report.skipped.append(names[path])
             if on_progress:
@@ -111,12 +121,8 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
             marker.write_text(json.dumps(stamp, indent=2) + "\n")
             report.done.append(names[path])
             status = "done"
-        except AvemoError as exc:
-            report.failed[str(path)] = str(exc)
-            status = "failed"
         except Exception as exc:  # one bad file fails alone, whatever broke
-            log.exception("unexpected failure on %s", path)
-            report.failed[str(path)] = f"{path}: unexpected {type(exc).__name__}: {exc}"
+            report.failed[str(path)] = failure_message(path, exc)
             status = "failed"
         if on_progress:
             on_progress(path, status, report.failed.get(str(path), ""))

@@ -14,7 +14,7 @@ from avemo.models.bundles import Bundle, FaceBundle, FusionBundle, VoiceBundle, 
 
 #: The bundles ``model="default"`` stands for.
 DEFAULT_MODELS: dict[str, str] = {
-    "face": "face.fervideo", "voice": "voice.ravdess8", "fusion": "fusion.fer2013_ravdess",
+    "face": "face.fervideo", "voice": "voice.multi6", "fusion": "fusion.fervideo_multi6",
 }
 
 
@@ -160,7 +160,8 @@ class VoicePredictor:
         self.name = self.bundle.name
         self.sample_rate = self.bundle.sample_rate
         self.network = _network(self.bundle, backend, **({"threads": threads} if backend == "onnx" else {}))
-        self.chunked = self.bundle.front_end == "whisper-base"
+        # a whisper-base runtime encodes chunks on a grid; its torch module scores each window alone
+        self.chunked = self.bundle.front_end == "whisper-base" and backend != "torch"
         self.batch_size = batch_size
 
     def predict(self, windows: np.ndarray) -> np.ndarray:

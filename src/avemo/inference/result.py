@@ -87,6 +87,11 @@ class EmotionTimeline(pd.DataFrame):
         in decoded-frame pixels."""
         return pd.DataFrame(self.attrs.get("face_boxes", []), columns=["time", "track", "x0", "y0", "x1", "y1"])
 
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The probability column groups present: face, voice, fused, and text when speech was transcribed."""
+        return MODALITIES + (("text",) if f"text_{self.labels[0]}" in self.columns else ())
+
     def probabilities(self, modality: str = "fused") -> np.ndarray:
         """The (windows, classes) probability matrix of one modality (NaN rows where absent)."""
         return self[prob_columns(modality, self.labels)].to_numpy(dtype=np.float64)
@@ -103,7 +108,7 @@ class EmotionTimeline(pd.DataFrame):
             "face_coverage": float(self["face"].mean()) if len(self) else 0.0,
             "speech_coverage": float(self["speech"].mean()) if len(self) else 0.0,
         }
-        for modality in MODALITIES:
+        for modality in self.modalities:
             probs = covered[prob_columns(modality, labels)].to_numpy(dtype=np.float64)
             valid = probs[~np.isnan(probs).any(axis=1)]
             if len(valid):
@@ -131,17 +136,17 @@ class EmotionTimeline(pd.DataFrame):
 
         labels = self.labels
         colors = plt.get_cmap("tab10").colors
-        tracks = self.tracks
-        fig, axes = plt.subplots(3 * len(tracks), 1, figsize=(10, 1.0 + 1.85 * 3 * len(tracks)), sharex=True,
-                                 squeeze=False)
+        tracks, mods = self.tracks, self.modalities
+        fig, axes = plt.subplots(len(mods) * len(tracks), 1, figsize=(10, 1.0 + 1.85 * len(mods) * len(tracks)),
+                                 sharex=True, squeeze=False)
         for k, track in enumerate(tracks):
             rows = self if track is None else self[self["track"] == track]
             x = ((rows["start"] + rows["end"]) / 2).to_numpy(dtype=np.float64)
             if len(rows) == 1:  # one window: a band over its span, not a single point
                 start, end = float(rows["start"].iloc[0]), float(rows["end"].iloc[0])
                 x = np.array([start, end]) if end > start else np.array([start - 0.5, start + 0.5])
-            for j, modality in enumerate(MODALITIES):
-                ax = axes[3 * k + j, 0]
+            for j, modality in enumerate(mods):
+                ax = axes[len(mods) * k + j, 0]
                 probs = np.nan_to_num(rows.probabilities(modality), nan=0.0)
                 if len(rows) == 1:
                     probs = np.repeat(probs, 2, axis=0)

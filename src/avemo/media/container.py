@@ -2,7 +2,8 @@
 PyAV / OS failures translated into :class:`avemo.errors.MediaError`.
 
 Every public function of :mod:`avemo.media` opens files through :func:`open_media` and runs its
-decoding inside :func:`translated`, so no ``av.error.*`` or ``OSError`` reaches the caller.
+decoding inside :func:`translated`, so no ``av.error.*`` or ``OSError`` reaches the caller. What a file's
+headers claim is checked against :mod:`avemo.media.limits` on opening (:func:`check_claims`).
 """
 
 from __future__ import annotations
@@ -54,16 +55,26 @@ def check_file(path: str | os.PathLike[str]) -> Path:
 
 
 def video_stream(container: av.container.InputContainer):
-    """The first real video stream (cover art in music files is not video), or None."""
+    """The first real video stream that FFmpeg can decode (cover art in music files is not video), or None."""
     for s in container.streams.video:
-        if not s.disposition & Disposition.attached_pic:
+        if not s.disposition & Disposition.attached_pic and s.codec_context is not None:
             return s
     return None
 
 
 def audio_stream(container: av.container.InputContainer):
-    """The first audio stream, or None."""
-    return container.streams.audio[0] if container.streams.audio else None
+    """The first audio stream that FFmpeg can decode, or None."""
+    for s in container.streams.audio:
+        if s.codec_context is not None:
+            return s
+    return None
+
+
+def _missing(container: av.container.InputContainer, kind: str) -> str:
+    """Why there is no usable ``kind`` stream: none at all, or none in a codec FFmpeg can decode."""
+    if any(s.codec_context is None for s in getattr(container.streams, kind)):
+        return f"has {'an' if kind == 'audio' else 'a'} {kind} track in a codec that cannot be decoded"
+    return f"has no {kind} track"
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
@@ -80,7 +91,8 @@ def open_media(path: str | os.PathLike[str], *, want: str | None = None) -> av.c
     if want == "video" and is_image_path(p):
         raise MediaError(p, "is an image, not a video")
     try:
-        container = av.open(str(p), mode="r")
+        # metadata that is not UTF-8 (Latin-1 tags, damaged headers) is read with replacement characters
+        container = av.open(str(p), mode="r", metadata_errors="replace")
     except (av.error.FFmpegError, OSError) as exc:
         raise MediaError(
             p, f"cannot be opened as media (truncated, corrupt or not audio/video): {_ffmpeg_reason(exc)}"
@@ -93,15 +105,39 @@ def open_media(path: str | os.PathLike[str], *, want: str | None = None) -> av.c
         container.close()
         raise MediaError(p, "is an image, not a video")
     if want == "video" and video_stream(container) is None:
+        problem = _missing(container, "video")
         container.close()
-        raise MediaError(p, "has no video track")
+        raise MediaError(p, problem)
     if want == "audio" and audio_stream(container) is None:
+        problem = _missing(container, "audio")
         container.close()
-        raise MediaError(p, "has no audio track")
+        raise MediaError(p, problem)
     if want is None and video_stream(container) is None and audio_stream(container) is None:
         container.close()
         raise MediaError(p, "has neither a video nor an audio track")
+    try:
+        check_claims(p, container)
+    except MediaError:
+        container.close()
+        raise
     return container
+
+
+def check_claims(path: str | os.PathLike[str], container: av.container.InputContainer) -> None:
+    """Refuse a file whose headers claim more than :mod:`avemo.media.limits` allows (frame size, duration,
+    channels, sample rate), before anything is decoded."""
+    from avemo.media.limits import check_audio, check_duration, check_pixels
+
+    v, a = video_stream(container), audio_stream(container)
+    if v is not None:
+        check_pixels(path, v.codec_context.width, v.codec_context.height)
+    if a is not None:
+        check_audio(path, a.codec_context.channels, a.codec_context.sample_rate)
+    if container.duration is not None and container.duration > 0:
+        check_duration(path, container.duration / 1_000_000)
+    for s in (v, a):
+        if s is not None and s.duration and s.time_base and s.duration > 0:
+            check_duration(path, float(s.duration * s.time_base))
 
 
 @contextlib.contextmanager

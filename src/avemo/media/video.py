@@ -25,6 +25,7 @@ from av.video.reformatter import VideoReformatter
 
 from avemo.errors import MediaError
 from avemo.media.container import decode_checked, open_media, translated, video_stream
+from avemo.media.limits import check_pixels
 from avemo.media.probe import display_size, legacy_rotation, normalize_rotation
 
 _EPS = 1e-6
@@ -157,6 +158,7 @@ def _frames(container, path: str, fps, max_side, start, end) -> Iterator[VideoFr
         else:
             chosen = _sampled(decoded, fps, start, end)
         for index, (frame, t) in enumerate(chosen):
+            check_pixels(path, frame.width, frame.height)  # a stream may change size after its header
             rotation = normalize_rotation(frame.rotation) or rotation0
             w, h = _target_size(frame.width, frame.height, sar, max_side)
             with translated(path, "converting a frame"):

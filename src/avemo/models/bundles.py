@@ -7,6 +7,7 @@ A bundle is a folder ``avemo/weights/<architecture>.<tag>/`` (or anywhere, loade
     model.safetensors  the torch weights (training; ``get_model(backend="torch")``)
     model.onnx         the same network for onnxruntime, exported when the bundle was made
     model.int8.onnx    optional (face): a static-int8 copy of model.onnx
+    vocabulary.txt     text bundles with embedder "words": the word of each feature column, one a line
 
 :func:`load` reads and checks a bundle without importing torch: the top-level keys and the kind's
 ``preprocessing`` fields must be exactly those of the kind (:class:`FaceBundle`, :class:`VoiceBundle`,
@@ -37,7 +38,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 SPEC_FILE, CARD_FILE = "bundle.json", "MODEL_CARD.md"
 TOP_KEYS = ("kind", "architecture", "kwargs", "labels", "preprocessing", "files", "meta")
 #: What each entry of ``files`` is for.
-FILE_ROLES = ("weights", "onnx", "int8", "blendshapes")
+FILE_ROLES = ("weights", "onnx", "int8", "blendshapes", "vocabulary")
 
 
 def _frozen(value: Any) -> Any:
@@ -141,12 +142,15 @@ class DecisionFusionPreprocessing:
 
 @dataclass(frozen=True)
 class TextPreprocessing:
-    """How text becomes the classifier's input (hashed word n-grams, TF-IDF)."""
+    """How text becomes the classifier's input (word n-grams, TF-IDF) and which languages it serves."""
 
     input: str
-    embedder: str  #: "tfidf" (hashed word n-gram counts, sublinear TF-IDF, L2) is the torch-free one
+    #: "tfidf" (hashed word n-gram counts) or "words" (counts over the shipped vocabulary), then sublinear
+    #: TF-IDF and L2: the torch-free ones; "minilm" needs torch
+    embedder: str
     n_features: int
     ngram_max: int
+    languages: tuple[str, ...]  #: language codes of the text it was fitted on (ISO 639-1, as Whisper's)
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
@@ -370,8 +374,16 @@ class VoiceBundle(Bundle):
 
         from avemo.audio.mel import LogMel
 
-        if self.front_end != "log-mel":
-            raise ModelError(f"bundle {self.name}: its {self.front_end} encoder and numpy head have no torch module")
+        if self.front_end == "whisper-base":
+            from safetensors.numpy import load_file
+
+            from avemo.models.encoders.whisper import WhisperVoiceNet
+
+            head = _plain(self.preprocessing.head)
+            if head["kind"] != "linear":
+                raise ModelError(f"bundle {self.name}: a torch module is built for linear heads only")
+            return WhisperVoiceNet(layers=self.preprocessing.front_end["layers"],
+                                   head=load_file(str(self.file("weights"))), temperature=head["temperature"]).eval()
         return torch.nn.Sequential(LogMel(self.mel), super()._torch_model()).eval()
 
 
@@ -434,23 +446,44 @@ class FusionBundle(Bundle):
 
 @dataclass(frozen=True)
 class TextBundle(Bundle):
-    """A text emotion classifier: sentences in, logits over ``labels`` out (hashed n-gram TF-IDF and a
-    linear layer; the fitted state is in ``model.safetensors``)."""
+    """A text emotion classifier: sentences in, logits over ``labels`` out (word n-gram TF-IDF and a
+    linear layer; the fitted state is in ``model.safetensors``, the vocabulary in ``vocabulary.txt``)."""
 
     kind: ClassVar[str] = "text"
     PREPROCESSING: ClassVar[type] = TextPreprocessing
     BACKENDS: ClassVar[tuple[str, ...]] = ("numpy", "torch")
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages it serves (text in another language is not scored)."""
+        return tuple(self.preprocessing.languages)
+
+    def vocabulary(self) -> tuple[str, ...] | None:
+        """The word of each feature column (``embedder="words"``), None for hashed features."""
+        if self.preprocessing.embedder != "words":
+            return None
+        words = tuple(self.file("vocabulary").read_text(encoding="utf-8").rstrip("\n").split("\n"))
+        if len(words) != self.preprocessing.n_features:
+            raise ModelError(f"bundle {self.name}: {len(words)} vocabulary entries for "
+                             f"{self.preprocessing.n_features} features")
+        return words
 
     def _runtime_model(self) -> Any:
         from safetensors.numpy import load_file
 
         from avemo.models.text import TextLinearModel
 
-        if self.preprocessing.embedder != "tfidf":
-            raise ModelError(f"bundle {self.name}: only the tfidf embedder runs without torch")
+        if self.preprocessing.embedder not in ("tfidf", "words"):
+            raise ModelError(f"bundle {self.name}: only the tfidf and words embedders run without torch")
         state = load_file(str(self.file("weights")))
         return TextLinearModel(idf=state["idf"], weight=state["weight"], bias=state["bias"],
-                               n_features=self.preprocessing.n_features, ngram_max=self.preprocessing.ngram_max)
+                               n_features=self.preprocessing.n_features, ngram_max=self.preprocessing.ngram_max,
+                               vocabulary=self.vocabulary())
+
+    def _torch_model(self) -> Any:
+        model = super()._torch_model()
+        vocabulary = self.vocabulary()
+        return model if vocabulary is None else model.set_vocabulary(vocabulary)
 
 
 KIND_TYPES: dict[str, type[Bundle]] = {cls.kind: cls for cls in (FaceBundle, VoiceBundle, FusionBundle, TextBundle)}

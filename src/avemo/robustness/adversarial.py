@@ -3,6 +3,9 @@
 - :func:`fgsm`: the fast gradient sign method (Goodfellow et al. 2015), one step of size ``epsilon``.
 - :func:`pgd`: projected gradient descent (Madry et al. 2018), ``steps`` steps of size ``alpha``
   inside the L-infinity ball of radius ``epsilon``, from a random start.
+- :func:`pgd_joint`: PGD on several modalities at once, each in its own ball (an audio-visual attack in the
+  spirit of DARE, Mishra et al. 2021); ``epsilon`` may be a tensor broadcast per example (a budget relative to
+  each example's signal, e.g. an SNR).
 - :func:`vulnerability`: accuracy and loss of a system under an attack at several ``epsilon``.
 
 Both attacks take a system following the forward convention (keyword inputs, ``out["logits"]``),
@@ -20,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["fgsm", "pgd", "vulnerability"]
+__all__ = ["fgsm", "pgd", "pgd_joint", "vulnerability"]
 
 #: Valid value range per modality (None: unbounded).
 BOUNDS: dict[str, tuple[float, float] | None] = {"audio": None, "video": (0.0, 1.0)}
@@ -91,6 +94,32 @@ def pgd(model: nn.Module, inputs: Mapping[str, Any], target: torch.Tensor, *, mo
             adv = adv + alpha * _grad(model, inputs, target, modality, adv, loss_fn).sign()
             adv = _clamp(x0 + (adv - x0).clamp(-epsilon, epsilon), modality)
     return {**inputs, modality: adv.detach()}
+
+
+def pgd_joint(model: nn.Module, inputs: Mapping[str, Any], target: torch.Tensor, *,
+              epsilons: Mapping[str, float | torch.Tensor], steps: int = 10, random_start: bool = True, seed: int = 0,
+              loss_fn: Callable[[dict[str, Any], torch.Tensor], torch.Tensor] = _loss) -> dict[str, Any]:
+    """The inputs with every modality of ``epsilons`` moved together by projected gradient ascent on the loss,
+    each inside its own L-infinity ball (steps of ``2.5 * epsilon / steps``, as :func:`pgd`)."""
+    for m in epsilons:
+        if inputs.get(m) is None:
+            raise ValueError(f"no {m!r} input to perturb")
+    x0 = {m: inputs[m].detach() for m in epsilons}
+    with _Eval(model):
+        adv = {m: x.clone() for m, x in x0.items()}
+        if random_start:
+            gen = torch.Generator().manual_seed(seed)
+            adv = {m: _clamp(x + (torch.rand(x.shape, generator=gen) * 2 - 1).to(x) * epsilons[m], m)
+                   for m, x in adv.items()}
+        for _ in range(steps):
+            xs = {m: a.detach().requires_grad_(True) for m, a in adv.items()}
+            loss = loss_fn(model(**{**inputs, **xs}), target)
+            grads = torch.autograd.grad(loss, list(xs.values()))
+            for (m, a), g in zip(xs.items(), grads, strict=True):
+                eps = epsilons[m]
+                moved = a.detach() + (2.5 * eps / steps) * g.sign()
+                adv[m] = _clamp(x0[m] + torch.clamp(moved - x0[m], -eps, eps), m)
+    return {**inputs, **{m: a.detach() for m, a in adv.items()}}
 
 
 def vulnerability(model: nn.Module, inputs: Mapping[str, Any], target: torch.Tensor, *, modality: str,

@@ -210,6 +210,10 @@ def train_face(recipe: Recipe, run_dir: str | Path, *, log: Any = print, bundle_
     with loop.progress(show) as bar:
         model = Trainer(task, optim=recipe.optim, train=recipe.train, out_dir=run_dir, seed=(recipe.seed,),
                         bar=bar if show else None, log=None if show else log).fit()
+    from avemo.training import distributed
+
+    if not distributed.is_main():  # under torchrun only rank 0 scores and writes
+        return {}
     history = loop.read_jsonl(run_dir / "log.jsonl")
     best = max((h for h in history if h.get("val_acc") is not None), key=lambda h: h["val_acc"], default=None)
     arch = recipe.model.name or "face"

@@ -51,9 +51,12 @@ def train(recipe: Recipe, run_dir: Path | None = None, *, only: Sequence[int] | 
     A ``face`` recipe runs FER-2013's own holdout split (:func:`avemo.training.fer.train_face`)."""
     import importlib
 
+    from avemo.training import distributed
+
     run_dir = Path(run_dir or recipe.default_run_dir())
     run_dir.mkdir(parents=True, exist_ok=True)
-    if recipe.path:
+    main = distributed.is_main()  # under torchrun only rank 0 writes
+    if recipe.path and main:
         shutil.copyfile(recipe.path, run_dir / "recipe.yaml")
     if recipe.kind == "face":
         from avemo.training.fer import train_face
@@ -62,7 +65,8 @@ def train(recipe: Recipe, run_dir: Path | None = None, *, only: Sequence[int] | 
         return run_dir
     samples = load_samples(recipe)
     folds = make_folds(recipe, samples)
-    loop.write_json(run_dir / "run.json", _run_meta(recipe, samples, folds))
+    if main:
+        loop.write_json(run_dir / "run.json", _run_meta(recipe, samples, folds))
     importlib.import_module(FOLD_RUNNERS[recipe.kind]).run_folds(recipe, samples, folds, run_dir, only=only,
                                                                   show=show)
     return run_dir

@@ -44,7 +44,7 @@ from torch import nn
 
 from avemo.labels import EMOTIONS
 from avemo.models.blocks.au import swap_visual_encoders
-from avemo.training import loop
+from avemo.training import distributed, loop
 from avemo.training.data import Fold, au_features, cached, labels_of, trim_silence, voice_settings
 from avemo.training.recipe import Features, Recipe, RecipeError
 from avemo.training.trainer import Trainer, TrainingTask
@@ -437,12 +437,14 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
     keep = usable(samples, modes)
     data = load_data(recipe, samples, modes, keep)
     written: list[Path] = []
-    with loop.progress(show) as bar:
+    with loop.progress(show and distributed.is_main()) as bar:
         for fold, out in loop.folds_to_train(folds, run_dir, only, written):
             timer = loop.Timer()
             train_idx, val_idx, test_idx = (i[keep[i]] for i in (fold.train, fold.val, fold.test))
             data.standardise_au(train_idx)
             model = train_system(recipe, data, modes, train_idx, out, fold=fold.index, val_idx=val_idx, bar=bar)
+            if not distributed.is_main():  # under torchrun only rank 0 predicts and writes
+                continue
             log = loop.read_jsonl(out / "log.jsonl")
             pred_path = loop.save_predictions(out / "predictions.npz", data.y, {"val": val_idx, "test": test_idx},
                                               lambda idx, m=model: predict(m, data, idx))
@@ -458,6 +460,8 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
             used = {"n_train": int(train_idx.size), "n_val": int(val_idx.size), "n_test": int(test_idx.size)}
             loop.write_json(out / "fold.json", {**fold.describe(), **used, **extra})
             written.append(pred_path)
+    if not distributed.is_main():
+        return written
     model, swapped = build_system(recipe, modes, data)
     about = {"description": recipe.description, "architecture": recipe.model.name,
              "inputs": modes, "n_params": n_params(model), "n_params_used": used_params(model, modes, data),

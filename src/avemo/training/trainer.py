@@ -16,6 +16,10 @@ sections (:mod:`avemo.training.recipe`):
 
 Randomness per epoch is drawn from ``(seed..., epoch)``, so a resumed run draws exactly what an
 uninterrupted one would have.
+
+Under ``torchrun`` (several processes) the same loop runs data-parallel: every rank draws the global batch and
+trains on its share in DistributedDataParallel, batch norm over the global batch, only rank 0 writing
+(:mod:`avemo.training.distributed`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from avemo.training import loop
+from avemo.training import distributed, loop
 from avemo.training.recipe import Optim, RecipeError, Train
 
 
@@ -51,8 +55,14 @@ class TrainingTask:
         raise NotImplementedError
 
     def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, int, int]:
-        """The batch's loss (float32), and how many of its examples the model got right, of how many."""
+        """The batch's loss (float32, the mean over its examples), and how many of its examples the model got
+        right, of how many."""
         raise NotImplementedError
+
+    def shard(self, batch: Any, rank: int, world: int) -> tuple[Any, int, int]:
+        """Under several processes: this rank's share of a global batch, its size and the global size
+        (default: :func:`avemo.training.distributed.shard`, contiguous rows of every tensor)."""
+        return distributed.shard(batch, rank, world)
 
     def validate(self, model: torch.nn.Module) -> dict[str, float] | None:
         """Scores on the validation data (None: the task has none)."""
@@ -144,28 +154,41 @@ class Trainer:
         """Train (or resume, or reload a finished run); returns the model in eval mode (the best validated
         epoch's weights with ``select: best``)."""
         cfg = self.cfg
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        world = distributed.world_size()
+        dev = distributed.setup() if world > 1 else torch.device("cpu")
+        rank, main = distributed.rank(), distributed.is_main()
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        else:  # only rank 0 reports
+            self.bar = self.log = None
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         torch.manual_seed(hash(self.seed) % (2**31))
         model = self.task.build_model()
+        if dev.type != "cpu":
+            model = model.to(dev)
         optimizer = make_optimizer(model, self.optim_cfg)
         state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best": None, "best_epoch": None, "stale": 0, "done": False}
-        saved = loop.load_checkpoint(self.checkpoint)
+        saved = loop.load_checkpoint(self.checkpoint) if main else None
+        if world > 1:  # rank 0's checkpoint, if any, on every rank
+            saved = distributed.broadcast(saved)
         if saved is not None:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optim"])
             state.update(json.loads(saved["state"]))
-        elif cfg.init:
+        elif cfg.init and main:  # (DDP hands rank 0's weights to the others)
             model.load_state_dict(initial_weights(cfg.init))
+        if cfg.ema and world > 1:
+            raise RecipeError("train.ema is not supported with several processes (yet): train it in one")
         ema = _Ema(model, cfg.ema) if cfg.ema else None
         if ema is not None and saved is not None and "ema" in saved:
             ema.model.load_state_dict(saved["ema"])
+        net = distributed.wrap(model, dev) if world > 1 else model
         steps = max(1, self.task.steps_per_epoch())
         total = cfg.epochs * steps
         warmup = min(1.0, cfg.warmup_epochs / max(1, cfg.epochs))
         budget = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
-        bf16 = cfg.bf16 and bf16_supported()
+        bf16 = cfg.bf16 and (dev.type != "cpu" or bf16_supported())
         if cfg.bf16 and not bf16 and self.log is not None:
             self.log("train.bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); training in float32")
 
@@ -184,21 +207,31 @@ class Trainer:
             losses, correct, seen, lr = [], 0, 0, 0.0
             for batch in self.task.batches(epoch, gen, rng):
                 t_step = time.perf_counter()
+                weight = 1.0
+                if world > 1:  # this rank's share; the loss weighted so DDP's mean gradient is the global one
+                    batch, n_local, n_global = self.task.shard(batch, rank, world)
+                    if n_global < world:
+                        continue  # a share would be empty: skipped on every rank alike
+                    batch, weight = distributed.to_device(batch, dev), n_local * world / n_global
                 lr = lr_at(progress(), self.optim_cfg.lr, warmup, 1.0 / total)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    loss, right, n = self.task.loss(model, batch)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss, right, n = self.task.loss(net, batch)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * weight if world > 1 else loss).backward()
                 optimizer.step()
                 if ema is not None:
                     ema.update(model, state["step"])
-                losses.append(float(loss.detach()))
+                step_loss, step_s = float(loss.detach()), time.perf_counter() - t_step
+                if world > 1:  # the global batch's mean loss and counts; one step time for every rank
+                    total_loss, right, n, step_s = distributed.all_sum([step_loss * n, right, n, step_s])
+                    step_loss, right, n, step_s = total_loss / n, int(right), int(n), step_s / world
+                losses.append(step_loss)
                 correct += right
                 seen += n
                 state["step"] += 1
-                state["elapsed"] += time.perf_counter() - t_step
+                state["elapsed"] += step_s
                 if progress() >= 1.0:
                     break
             state["epoch"] = epoch + 1
@@ -209,28 +242,46 @@ class Trainer:
             last = state["epoch"] >= cfg.epochs or progress() >= 1.0
             if self._validate_now(state["epoch"], progress(), last):
                 t_val = loop.Timer()
-                scores = self.task.validate(ema.model if ema is not None else model)
-                state["elapsed"] += t_val.seconds  # the time budget covers validation too
+                scores = self._validate(ema.model if ema is not None else model, dev) if main else None
+                val_s = t_val.seconds
+                if world > 1:  # rank 0's scores and time on every rank: the same selection and stopping
+                    scores, val_s = distributed.broadcast((scores, val_s))
+                state["elapsed"] += val_s  # the time budget covers validation too
                 if scores:
                     record.update(scores)
                     self._track_best(ema.model if ema is not None else model, scores, state, record)
             record["elapsed_min"] = round(state["elapsed"] / 60, 3)
             record["progress"] = round(progress(), 4)  # after validation, which the time budget covers too
-            loop.append_jsonl(self.log_path, record)
-            loop.save_checkpoint(self.checkpoint, {"model": model.state_dict(), "optim": optimizer.state_dict(),
-                                                   "state": json.dumps(state),
-                                                   **({"ema": ema.model.state_dict()} if ema is not None else {})})
+            if main:
+                loop.append_jsonl(self.log_path, record)
+                loop.save_checkpoint(self.checkpoint, {"model": model.state_dict(), "optim": optimizer.state_dict(),
+                                                       "state": json.dumps(state),
+                                                       **({"ema": ema.model.state_dict()} if ema is not None else {})})
             if self.bar is not None:
                 self.bar.update(task_id, advance=1)
                 self.bar.console.log(_line(record))
             elif self.log is not None:
                 self.log(_line(record))
+        if world > 1:
+            distributed.restore_batchnorm(model)
         if ema is not None:
             model = ema.model
-        if cfg.select == "best" and self.best_path.is_file():
-            model.load_state_dict(torch.load(self.best_path, map_location="cpu", weights_only=True))
+        if cfg.select == "best":
+            best = (torch.load(self.best_path, map_location="cpu", weights_only=True)
+                    if main and self.best_path.is_file() else None)
+            best = distributed.broadcast(best) if world > 1 else best
+            if best is not None:
+                model.load_state_dict(best)
         model.eval()
-        return model
+        return model.cpu() if dev.type != "cpu" else model
+
+    def _validate(self, model: torch.nn.Module, dev: torch.device) -> dict[str, float] | None:
+        """The task's scores (on a CPU copy when the model trains on a GPU: tasks validate on the CPU)."""
+        if dev.type == "cpu":
+            return self.task.validate(model)
+        import copy
+
+        return self.task.validate(copy.deepcopy(model).cpu())
 
     def _validate_now(self, epochs_done: int, progress: float, last: bool) -> bool:
         cfg = self.cfg
@@ -247,8 +298,8 @@ class Trainer:
             return
         if state["best"] is None or value > state["best"]:
             state.update(best=float(value), best_epoch=record["epoch"], stale=0)
-            if self.cfg.select == "best":
-                torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, self.best_path)
+            if self.cfg.select == "best" and distributed.is_main():
+                torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, self.best_path)
         else:
             state["stale"] += 1
             if self.cfg.patience is not None and state["stale"] >= self.cfg.patience:

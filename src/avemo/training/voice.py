@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from avemo.audio.melconfig import MelConfig
 from avemo.labels import EMOTIONS
-from avemo.training import loop
+from avemo.training import distributed, loop
 from avemo.training.data import Fold, labels_of, voice_logmels, voice_settings
 from avemo.training.recipe import Recipe
 from avemo.training.trainer import Trainer, TrainingTask
@@ -199,10 +199,12 @@ def run_folds(recipe: Recipe, samples: Sequence, folds: Sequence[Fold], run_dir:
     y = labels_of(samples)
     length, hop = frames_per_window(recipe)
     written: list[Path] = []
-    with loop.progress(show) as bar:
+    with loop.progress(show and distributed.is_main()) as bar:
         for fold, out in loop.folds_to_train(folds, run_dir, only, written):
             timer = loop.Timer()
             model = train_model(recipe, mels, y, fold.train, out, fold=fold.index, val_idx=fold.val, bar=bar)
+            if not distributed.is_main():  # under torchrun only rank 0 predicts and writes
+                continue
             train_s = sum(r.get("seconds", 0) for r in loop.read_jsonl(out / "log.jsonl"))
             pred_path = loop.save_predictions(out / "predictions.npz", y, {"val": fold.val, "test": fold.test},
                                               lambda idx, m=model: predict(m, [mels[i] for i in idx], length, hop))

@@ -1,6 +1,7 @@
-"""The text emotion classifier as a registered architecture (``text``): hashed word n-gram TF-IDF and a
-linear layer fitted with scikit-learn (:class:`avemo.models.blocks.text.TextEmotionClassifier`); a text
-bundle runs it without torch (:class:`avemo.models.text.TextLinearModel`)."""
+"""The text emotion classifier as a registered architecture (``text``): word n-gram TF-IDF (hashed, or over
+the fitted vocabulary) and a linear layer fitted with scikit-learn
+(:class:`avemo.models.blocks.text.TextEmotionClassifier`); a text bundle runs it without torch
+(:class:`avemo.models.text.TextLinearModel`)."""
 
 from __future__ import annotations
 

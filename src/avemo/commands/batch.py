@@ -1,0 +1,70 @@
+"""``avemo batch``: many files into one Parquet dataset of timelines and a status table, locally or on Ray."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "analyse many files (a folder, globs or a manifest) into one Parquet dataset, locally or on a Ray cluster"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="FOLDER_OR_MANIFEST",
+                   help="folders (searched recursively), files, globs, or manifests (.csv with a 'path' column, "
+                        ".txt with one path per line)")
+    p.add_argument("--out", required=True, help="output folder: timelines/ (Parquet, by file) and status.parquet")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: one process, file after file (default); ray: Ray Data with a pool of workers")
+    p.add_argument("--address", help="ray: join this running cluster (auto, HOST:6379, ray://HOST:10001); "
+                                     "without it a local Ray is started")
+    p.add_argument("--workers", type=int, help="ray: workers in the pool, one CPU each (default: every CPU)")
+    p.add_argument("--object-store-mb", type=int, help="ray, local start only: object store size in MB")
+    p.add_argument("--force", action="store_true", help="redo files already finished")
+    p.add_argument("--window", type=float, default=3.0, help="window length in seconds (default 3)")
+    p.add_argument("--hop", type=float, default=1.0, help="step between windows in seconds (default 1)")
+    p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
+    p.add_argument("--all-faces", action="store_true", help="rows for every tracked face (a track column)")
+    p.add_argument("--exact-faces", action="store_true", help="MediaPipe on every sampled frame (slower)")
+    p.add_argument("--face-model", help="face bundle name or folder")
+    p.add_argument("--voice-model", help="voice bundle name or folder")
+    p.add_argument("--fusion-model", help="fusion bundle name or folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from avemo.errors import AvemoError
+    from avemo.scale.batch import BatchSettings, RaySettings, collect_inputs, run_batch
+
+    console = Console(stderr=True)
+    if args.engine == "local" and (args.address or args.workers or args.object_store_mb):
+        raise AvemoError("--address, --workers and --object-store-mb go with --engine ray")
+    if args.workers is not None and args.workers < 1:
+        raise AvemoError(f"--workers must be at least 1, got {args.workers}")
+    inputs = collect_inputs(args.inputs)
+    if not inputs:
+        console.print("avemo batch: no media files found in the given inputs")
+        return 2
+    models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
+                                ("fusion", args.fusion_model)) if v}
+    config = {"window": args.window, "hop": args.hop, "fps": args.fps, "all_faces": args.all_faces,
+              **({"landmark_every": 1} if args.exact_faces else {})}
+    settings = BatchSettings(models, config)
+    settings.analyzer()  # bad settings or bundle names fail here, once, not on every file
+    count = {"n": 0}
+
+    def on_file(record: dict) -> None:
+        count["n"] += 1
+        mark = "[green]done[/green]" if record["status"] == "done" else "[red]failed[/red]"
+        line = f"[{count['n']}] {mark} {record['file']} ({record['seconds']:.1f} s)"
+        console.print(line + (f"  {record['error']}" if record["error"] else ""))
+
+    ray_settings = RaySettings(address=args.address, workers=args.workers, num_cpus=args.workers,
+                               object_store_mb=args.object_store_mb)
+    result = run_batch(inputs, Path(args.out), settings, engine=args.engine, ray_settings=ray_settings,
+                       force=args.force, on_file=on_file)
+    done = sum(r["status"] == "done" for r in result.records)
+    console.print(f"{done} analysed, {len(result.skipped)} already done, {len(result.failed)} failed in "
+                  f"{result.seconds:.1f} s -> {args.out}/timelines (Parquet), {args.out}/status.parquet")
+    return 1 if result.failed else 0

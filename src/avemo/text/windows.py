@@ -1,0 +1,97 @@
+"""Words per analysis window, and the text emotion model's probabilities for each window's words.
+
+A word belongs to every window that holds its middle (windows may overlap). A window's words are
+joined into one sentence and scored by a text bundle (``get_model()``: sentences -> logits over its
+labels), then re-expressed over :data:`avemo.labels.EMOTIONS` (classes the model lacks get 0: the CARER
+model has no neutral, calm or disgust). A window without words, or whose words are in a language the
+bundle does not serve (its ``languages``; CARER is English), gets NaN probabilities; its words and
+their language are still given.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from avemo.labels import EMOTIONS, project_probs
+from avemo.text.transcribe import Transcriber, Transcript, Word
+
+__all__ = ["TEXT_COLUMNS", "WindowText", "assign_words", "text_windows"]
+
+#: the columns :func:`text_windows` returns, in order
+TEXT_COLUMNS: tuple[str, ...] = ("transcript", "text_language", "text_words",
+                                 *(f"text_{e}" for e in EMOTIONS))
+
+
+def assign_words(words: Sequence[Word], starts: Sequence[float], ends: Sequence[float]) -> list[list[Word]]:
+    """For each window ``[start, end)``, the words whose middle lies in it, in time order."""
+    starts_a = np.asarray(starts, dtype=np.float64)
+    ends_a = np.asarray(ends, dtype=np.float64)
+    if starts_a.shape != ends_a.shape:
+        raise ValueError(f"{starts_a.size} window starts but {ends_a.size} ends")
+    ordered = sorted(words, key=lambda w: (w.start, w.end))
+    mids = np.array([(w.start + w.end) / 2 for w in ordered], dtype=np.float64)
+    out: list[list[Word]] = []
+    for a, b in zip(starts_a, ends_a):
+        lo, hi = np.searchsorted(mids, a, side="left"), np.searchsorted(mids, b, side="left")
+        out.append(ordered[lo:hi])
+    return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def text_windows(words: Sequence[Word], starts: Sequence[float], ends: Sequence[float], *,
+                 model: Callable[[list[str]], np.ndarray], labels: Sequence[str],
+                 languages: Sequence[str] = ("en",)) -> pd.DataFrame:
+    """One row per window (:data:`TEXT_COLUMNS`): ``transcript`` (its words, '' when none), ``text_language``
+    (the language of most of its words, missing when none), ``text_words`` (how many), and ``text_<emotion>``
+    for every canonical emotion (NaN without words or in a language not in ``languages``).
+
+    ``model`` turns sentences into logits over ``labels`` (a text bundle's ``get_model()``).
+    """
+    groups = assign_words(words, starts, ends)
+    n = len(groups)
+    probs = np.full((n, len(EMOTIONS)), np.nan, dtype=np.float32)
+    transcript = np.array(["".join(w.text for w in g).strip() for g in groups], dtype=object)
+    language: list[Any] = [Counter(w.language for w in g).most_common(1)[0][0] if g else None for g in groups]
+    served = set(languages)
+    rows = [i for i in range(n) if groups[i] and language[i] in served and transcript[i]]
+    if rows:
+        logits = np.asarray(model([str(transcript[i]) for i in rows]), dtype=np.float64)
+        if logits.shape != (len(rows), len(labels)):
+            raise ValueError(f"the text model gave logits of shape {logits.shape}, expected ({len(rows)}, "
+                             f"{len(labels)}) for labels {tuple(labels)}")
+        probs[rows] = project_probs(_softmax(logits).astype(np.float32), labels, EMOTIONS)
+    cols: dict[str, Any] = {"transcript": transcript, "text_language": np.array(language, dtype=object),
+                            "text_words": np.array([len(g) for g in groups], dtype=np.int64)}
+    cols.update({f"text_{e}": probs[:, j] for j, e in enumerate(EMOTIONS)})
+    return pd.DataFrame(cols, columns=list(TEXT_COLUMNS))
+
+
+class WindowText:
+    """Speech to per-window text emotions in one call, for the analyzer: a :class:`Transcriber` and a text
+    bundle, loaded once. ``__call__(wave, starts, ends, speech=None)`` -> ``(transcript, columns)``."""
+
+    def __init__(self, bundle: str = "text.carer", *, threads: int = 1, **transcriber: Any) -> None:
+        from avemo.models.bundles import load
+
+        self.bundle = load(bundle)
+        if self.bundle.kind != "text":
+            raise ValueError(f"{self.bundle.name} is a {self.bundle.kind} bundle, not a text one")
+        self.model = self.bundle.get_model()
+        self.transcriber = Transcriber(threads=threads, **transcriber)
+
+    def __call__(self, wave: np.ndarray, starts: Sequence[float], ends: Sequence[float], *,
+                 speech: Sequence[tuple[float, float]] | None = None) -> tuple[Transcript, pd.DataFrame]:
+        """``wave``: mono 16 kHz; ``speech``: the analyzer's voice-activity intervals (seconds), if it has them."""
+        transcript = self.transcriber.transcribe(wave, speech=speech)
+        return transcript, text_windows(transcript.words, starts, ends, model=self.model, labels=self.bundle.labels,
+                                        languages=self.bundle.languages)
