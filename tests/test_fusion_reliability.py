@@ -174,13 +174,13 @@ def test_decision_fusion_is_the_published_weighted_average(real) -> None:
     np.testing.assert_array_equal(fused, real["voice"].astype(np.float32))
 
 
-def test_bundles_load_checked_and_numpy_only(tmp_path) -> None:
+def test_bundles_load_checked(tmp_path) -> None:
     rel = load("fusion.reliability")
     assert rel.kind == "fusion" and rel.architecture == "reliability_fusion" and rel.labels == EMOTIONS
     assert rel.modalities == ("face", "voice", "text") and rel.weights == {} and rel.temperatures == {}
     assert "non-commercial" in rel.card.lower() and "independent" in rel.card
-    with pytest.raises(ModelError, match="numpy only"):
-        rel.get_model("torch")
+    with pytest.raises(ModelError, match="numpy only"):  # the fixed-weight rule has no torch module
+        load("fusion.decision_557").get_model("torch")
     for old in ("fusion.ravdess", "fusion.fer2013_ravdess"):  # the log-linear bundles still load and run
         b = load(old)
         assert b.architecture == "fusion" and set(b.weights) == {"face", "voice"}
@@ -224,24 +224,40 @@ def test_published_fusion_results_cover_every_pairing_and_fold() -> None:
 
 
 def test_shared_clip_windows(clips) -> None:
-    """face.fervideo + voice.multi6 on the shared clips through the analyzer, then the shipped fusion on their
-    windows: weights sum to one; the video without audio falls back to the face exactly."""
+    """The analyzer's default fusion on the shared clips: every window's ``weight_*`` columns sum to one over its
+    present modalities; the video without audio is its face exactly, the recording without video its voice
+    exactly (weight 1); ``uncertain`` is the fused label's probability under one half."""
+    from avemo.inference.analyzer import Analyzer
     from avemo.inference.result import prob_columns
 
-    fusion = load("fusion.reliability").get_model()
-    for name in ("cremad_ang", "ravdess_mp4"):
-        tl = avemo.analyze(clips[name], model={"voice": "voice.multi6"})
-        face = tl[prob_columns("face")].to_numpy(np.float64)[:, [EMOTIONS.index(e) for e in BASIC7]]
-        voice = tl[prob_columns("voice")].to_numpy(np.float64)
-        fused, w, _ = fusion.fuse({"face": face, "voice": voice}, LABELS,
-                                  {"face": tl["face_blendshapes"].to_numpy()[:, None],
-                                   "voice": tl["speech_fraction"].to_numpy()[:, None]})
-        np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-6)
-        if name == "ravdess_mp4":  # no audio track: face-only windows
-            assert np.isnan(voice).all()
-            np.testing.assert_array_equal(fused, tl[prob_columns("face")].to_numpy(np.float32))
+    analyzer = Analyzer()
+    assert analyzer.fusion.name == "fusion.reliability"
+    for name in ("cremad_ang", "cremad_hap", "cremad_sad", "ravdess_mp4", "ravdess_wav"):
+        tl = analyzer.analyze(clips[name])
+        w = tl[["weight_face", "weight_voice"]].to_numpy(np.float64)
+        np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-4, err_msg=name)
+        fused = tl[prob_columns("fused")].to_numpy(np.float64)
+        np.testing.assert_array_equal(tl["uncertain"].to_numpy(bool), fused.max(1) < 0.5)
+        if name.startswith("cremad"):  # a face and speech in every window: both count
+            assert (tl["source"] == "av").all() and (w > 0.05).all(), name
         else:
-            assert (w[:, :2] > 0).all()
+            alone = "face" if name == "ravdess_mp4" else "voice"
+            assert (tl["source"] == alone).all() and (tl[f"weight_{alone}"] == 1.0).all(), name
+            np.testing.assert_array_equal(fused, tl[prob_columns(alone)].to_numpy(np.float64))
+
+
+def test_a_text_only_window_is_its_text(fusion) -> None:
+    """Words alone (no face, no voice): the fused answer is the text model's, over its classes, weight 1."""
+    from avemo.inference.predictors import Fusion
+
+    text = np.zeros((2, len(EMOTIONS)), np.float32)
+    text[:, [EMOTIONS.index(e) for e in TEXT_LABELS]] = [[0.6, 0.1, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.1, 0.6]]
+    nan = np.full((2, len(EMOTIONS)), np.nan, np.float32)
+    out = Fusion("fusion.reliability").fuse_details({"face": nan, "voice": nan, "text": text},
+                                                    {"face": BASIC7, "text": TEXT_LABELS})
+    np.testing.assert_allclose(out.fused, text, atol=1e-6)
+    np.testing.assert_array_equal(out.weights, [[0, 0, 1], [0, 0, 1]])
+    assert out.uncertain.tolist() == [False, False]
 
 
 def test_fusion_runtime_imports_no_torch() -> None:
@@ -263,3 +279,21 @@ def test_fusion_runtime_imports_no_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "TORCH []" in proc.stdout
+
+
+def test_torch_module_is_the_runtime_and_differentiable(fusion, real) -> None:
+    """``get_model("torch")`` of fusion.reliability (what the robustness report attacks through) gives the numpy
+    runtime's fused probabilities on real pairings, with and without text, and gradients reach the inputs."""
+    import torch
+
+    module = load("fusion.reliability").get_model("torch")
+    for mods in (("face", "voice"), ("face", "voice", "text")):
+        want = _fuse(fusion, real, mods).fused
+        tensors = {m: torch.tensor(real[m]) for m in mods}
+        ev = {"face": torch.tensor(real["landmarks"][:, None]), "voice": torch.tensor(real["speech"][:, None])}
+        got = module(tensors, {m: LABELS[m] for m in mods}, ev).detach().numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    face = torch.tensor(real["face"][:8], requires_grad=True)
+    out = module({"face": face, "voice": torch.tensor(real["voice"][:8])}, {"face": BASIC7})
+    torch.log(out[:, 2]).sum().backward()
+    assert torch.isfinite(face.grad).all() and face.grad.abs().sum() > 0

@@ -436,6 +436,11 @@ class FusionBundle(Bundle):
     def _torch_model(self) -> Any:
         from avemo.models.registry import create_model
 
+        if self.architecture == "reliability_fusion":
+            pre = self.preprocessing
+            model = create_model(self.architecture, flags=_plain(pre.flags), **_plain(self.kwargs))
+            model.set_coefficients(_plain(pre.coefficients), _plain(pre.flag_defaults))
+            return model.eval()
         if self.architecture != "fusion":
             raise ModelError(f"bundle {self.name}: a {self.architecture} bundle runs on numpy only (get_model())")
 
