@@ -57,13 +57,9 @@ def test_video_without_audio_gives_face_only_windows(analyzer, clips):
     assert tl["face"].all() and not tl["speech"].any()
     assert (tl["source"] == "face").all()
     assert np.isnan(tl.probabilities("voice")).all()
-    # face only: the fused row is the calibrated face distribution; a face model without calm shares
-    # its neutral evidence with calm (the fusion's convention), so the ranking of the rest is kept
-    fused, face = tl.probabilities("fused"), tl.probabilities("face")
-    calm, neutral = EMOTIONS.index("calm"), EMOTIONS.index("neutral")
-    assert np.allclose(fused[:, calm], fused[:, neutral])
-    others = [i for i in range(len(EMOTIONS)) if i != calm]
-    assert (np.argsort(fused[:, others], axis=1) == np.argsort(face[:, others], axis=1)).all()
+    # face only: the fused row is the face's own distribution, exactly (weight 1), never relabelled
+    np.testing.assert_array_equal(tl.probabilities("fused"), tl.probabilities("face"))
+    assert (tl["weight_face"] == 1.0).all() and (tl["weight_voice"] == 0.0).all()
 
 
 def test_audio_only_file_gives_voice_only_windows(analyzer, clips):
