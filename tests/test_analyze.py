@@ -57,13 +57,9 @@ def test_video_without_audio_gives_face_only_windows(analyzer, clips):
     assert tl["face"].all() and not tl["speech"].any()
     assert (tl["source"] == "face").all()
     assert np.isnan(tl.probabilities("voice")).all()
-    # face only: the fused row is the calibrated face distribution; a face model without calm shares
-    # its neutral evidence with calm (the fusion's convention), so the ranking of the rest is kept
-    fused, face = tl.probabilities("fused"), tl.probabilities("face")
-    calm, neutral = EMOTIONS.index("calm"), EMOTIONS.index("neutral")
-    assert np.allclose(fused[:, calm], fused[:, neutral])
-    others = [i for i in range(len(EMOTIONS)) if i != calm]
-    assert (np.argsort(fused[:, others], axis=1) == np.argsort(face[:, others], axis=1)).all()
+    # face only: the fused row is the face's own distribution, exactly (weight 1), never relabelled
+    np.testing.assert_array_equal(tl.probabilities("fused"), tl.probabilities("face"))
+    assert (tl["weight_face"] == 1.0).all() and (tl["weight_voice"] == 0.0).all()
 
 
 def test_audio_only_file_gives_voice_only_windows(analyzer, clips):
@@ -276,11 +272,15 @@ def test_speed_benchmark_over_encodings_runs_floor_api_and_cli(data):
 
 def test_text_from_speech_per_window(clips):
     """``text=True``: the speech transcribed offline, each window's words and their emotions beside the face and
-    voice columns (not fused by the default fusion), and a text row in the plot."""
+    voice columns, fused with the voice by the default fusion (each window's weights sum to one, the text's among
+    them), and a text row and a weights row in the plot."""
     tl = Analyzer("default", text=True).analyze(clips["ravdess_wav"])
     words = " ".join(tl["transcript"]).lower()
     assert "door" in words and ("kids" in words or "dogs" in words)
     assert set(tl["text_language"].dropna()) == {"en"} and (tl["text_words"] > 0).all()
     np.testing.assert_allclose(tl.probabilities("text").sum(1), 1.0, atol=1e-4)
     assert tl.modalities == ("face", "voice", "fused", "text") and tl.attrs["transcript"]["language"] == "en"
-    assert len(tl.plot().axes) == 4
+    w = tl[["weight_face", "weight_voice", "weight_text"]].to_numpy(np.float64)
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-4)
+    assert (w[:, 0] == 0).all() and (w[:, 1] > 0).all() and (w[:, 2] > 0).all()  # no face in a .wav
+    assert len(tl.plot().axes) == 5

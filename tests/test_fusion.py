@@ -113,12 +113,14 @@ def test_expected_calibration_error():
     assert expected_calibration_error(np.stack([np.ones(20000), np.zeros(20000)], 1), y) > 0.2  # overconfident
 
 
-def test_default_fusion_has_its_face_models_own_temperature(data):
+def test_log_linear_fusion_has_its_face_models_own_temperature(data):
+    """fusion.fervideo_multi6 (the log-linear rule beside the default reliability fusion) was calibrated for the
+    default face model: its face temperature refits to the same value on PublicTest."""
     from avemo.datasets import load_fer_image, read_corpus
-    from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor
+    from avemo.inference.predictors import FacePredictor
     from avemo.training.fusion import fit_temperature
 
-    bundle = avemo.load(DEFAULT_MODELS["fusion"])
+    bundle = avemo.load("fusion.fervideo_multi6")
     shipped = bundle.temperatures["face"]
     face = FacePredictor(bundle.meta["calibration"]["face_bundle"], tta="flip", int8=True, threads=1)
     samples = [s for s in read_corpus("fer2013", data / "fer2013") if s.split == "public_test"][::6]  # 599 faces

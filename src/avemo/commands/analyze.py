@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "emotions (text_* columns; about 9 s of CPU per minute of speech)")
     p.add_argument("--face-model", default=None, help="face bundle name or folder")
     p.add_argument("--voice-model", default=None, help="voice bundle name or folder")
+    p.add_argument("--fusion-model", default=None,
+                   help="fusion bundle name or folder (default fusion.reliability: per-window weights from each "
+                        "modality's evidence; fusion.decision_557: the published fixed 55/38/7 weights)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         console.print("avemo analyze: no media files found in the given inputs")
         return 2
-    models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model)) if v}
+    models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
+                                                 ("fusion", args.fusion_model)) if v}
     analyzer = Analyzer(models or "default", window=args.window, hop=args.hop, fps=args.fps,
                         all_faces=args.all_faces, text=args.text,
                         **({"landmark_every": 1} if args.exact_faces else {}))

@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds of media")
     p.add_argument("--out", default=None, metavar="EVENTS.jsonl", help="save every event as a JSON line")
     p.add_argument("--plain", action="store_true", help="one plain line per event instead of a live panel")
-    p.add_argument("--face-model", default=None, help="face bundle name or folder (default face.fer2013)")
-    p.add_argument("--voice-model", default=None, help="voice bundle name or folder (default voice.ravdess8)")
-    p.add_argument("--fusion-model", default=None, help="fusion bundle name (default fusion.fer2013_ravdess)")
+    p.add_argument("--face-model", default=None, help="face bundle name or folder (default face.fervideo)")
+    p.add_argument("--voice-model", default=None, help="voice bundle name or folder (default voice.multi6)")
+    p.add_argument("--fusion-model", default=None, help="fusion bundle name (default fusion.reliability)")
     p.add_argument("--face-tta", choices=("none", "flip", "tencrop"), default=None,
                    help="face test-time views (default: the bundle's own; fewer views, less latency)")
     p.add_argument("--threads", type=int, default=1,

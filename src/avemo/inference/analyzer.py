@@ -347,10 +347,19 @@ class Analyzer:
             voice = (np.zeros(n), np.full_like(face_probs, np.nan))
         speech_frac, voice_probs = voice
         face_labels = self.face_model.labels if face is not None else EMOTIONS
-        fused = self.fusion.fuse({"face": face_probs, "voice": voice_probs}, face_labels)
+        probs: dict[str, np.ndarray] = {"face": face_probs, "voice": voice_probs}
+        labels: dict[str, tuple[str, ...]] = {"face": face_labels}
+        if text is not None:
+            probs["text"] = text[1][prob_columns("text")].to_numpy(dtype=np.float32)
+            labels["text"] = self.text_model.bundle.labels
+        fusion = self.fusion.fuse_details(probs, labels, {"face": blendshape_share[:, None],
+                                                          "voice": np.asarray(speech_frac, dtype=np.float64)[:, None]})
+        fused = fusion.fused
         has_face = ~np.isnan(face_probs).any(axis=1)
         has_voice = ~np.isnan(voice_probs).any(axis=1)
-        source = np.select([has_face & has_voice, has_face, has_voice], ["av", "face", "voice"], "none")
+        has_text = ~np.isnan(probs["text"]).any(axis=1) if "text" in probs else np.zeros(n, dtype=bool)
+        source = np.select([has_face & has_voice, has_face, has_voice, has_text], ["av", "face", "voice", "text"],
+                           "none")
         cols: dict[str, Any] = {"start": starts, "end": ends, "face": has_face, "speech": has_voice,
                                 "speech_fraction": np.round(speech_frac, 3), "source": source,
                                 "face_blendshapes": np.round(blendshape_share, 3)}
@@ -358,11 +367,15 @@ class Analyzer:
             cols["track"] = track
         for modality, p in (("face", face_probs), ("voice", voice_probs), ("fused", fused)):
             cols.update(dict(zip(prob_columns(modality), p.T)))
-        if text is not None:  # the words of each window and their emotions (not fused: see the fusion bundle)
+        if text is not None:  # the words of each window and their emotions
             cols.update({k: v.to_numpy() for k, v in text[1].items()})
         ok = ~np.isnan(fused).any(axis=1)
         cols["label"] = np.where(ok, np.array(EMOTIONS, dtype=object)[np.nan_to_num(fused).argmax(1)], None)
         cols["confidence"] = np.where(ok, np.nan_to_num(fused).max(1), np.nan)
+        cols["uncertain"] = fusion.uncertain.astype(bool)
+        for j, m in enumerate(fusion.modalities):  # what each window's fused answer rests on, and how much
+            if m in probs:
+                cols[f"weight_{m}"] = np.round(fusion.weights[:, j].astype(np.float64), 4)
         out = EmotionTimeline(pd.DataFrame(cols))
         out.attrs.update(self._metadata(path, info))
         if text is not None:

@@ -14,7 +14,7 @@ from avemo.models.bundles import Bundle, FaceBundle, FusionBundle, VoiceBundle, 
 
 #: The bundles ``model="default"`` stands for.
 DEFAULT_MODELS: dict[str, str] = {
-    "face": "face.fervideo", "voice": "voice.multi6", "fusion": "fusion.fervideo_multi6",
+    "face": "face.fervideo", "voice": "voice.multi6", "fusion": "fusion.reliability",
 }
 
 
@@ -203,19 +203,58 @@ class VoicePredictor:
 
 
 class Fusion:
-    """The fusion bundle: per-window face and voice probabilities over EMOTIONS -> fused probabilities.
+    """The fusion bundle: per-window face, voice (and text) probabilities over EMOTIONS -> fused probabilities, each
+    modality's weight in every window, and whether the window is uncertain.
 
-    The face model's own label set is passed on, so a face model without *calm* is handled by the
-    fusion's convention (:func:`avemo.models.fusion.late.onto_emotions`), not read as "calm: 0".
+    Each modality's own label set is passed on, so a face model without *calm* (or text without neutral) is handled
+    by the fusion's convention for missing classes, not read as "calm: 0". Every fusion architecture gives the same
+    :class:`~avemo.models.fusion.reliability.FusionOutput`: ``reliability_fusion`` weights each window by the
+    evidence its modalities carry about themselves, ``decision_fusion`` and the log-linear ``fusion`` have fixed
+    weights (renormalised over the modalities present in the window).
     """
+
+    #: a window whose fused label's probability is under this is flagged uncertain (fusions without their own)
+    UNCERTAIN_BELOW = 0.5
 
     def __init__(self, bundle: str | Bundle = DEFAULT_MODELS["fusion"]) -> None:
         self.bundle: FusionBundle = _bundle(bundle, FusionBundle)
         self.name = self.bundle.name
+        self.modalities: tuple[str, ...] = tuple(self.bundle.modalities)
         self.model = self.bundle.get_model()
 
-    def fuse(self, probs: dict[str, np.ndarray], face_labels: tuple[str, ...] = EMOTIONS) -> np.ndarray:
+    def fuse_details(self, probs: dict[str, np.ndarray | None], labels: dict[str, tuple[str, ...]] | None = None,
+                     evidence: dict[str, np.ndarray | None] | None = None) -> Any:
+        """``probs[m]``: ``(N, 8)`` over EMOTIONS, NaN rows where ``m`` is absent (or None); ``labels[m]``: the
+        classes model ``m`` really has (default: all); ``evidence[m]``: the per-window flags of the bundle
+        (face: ``face_blendshapes``, voice: ``speech_fraction``; ``(N, 1)``). Modalities the bundle does not fuse
+        are left out. -> :class:`~avemo.models.fusion.reliability.FusionOutput`."""
+        from avemo.models.fusion.reliability import FusionOutput, prob_features
+
+        given: dict[str, np.ndarray] = {}
+        labs: dict[str, tuple[str, ...]] = {}
+        for m, p in probs.items():
+            if p is None or m not in self.modalities:
+                continue
+            names = tuple((labels or {}).get(m, EMOTIONS))
+            given[m] = np.asarray(p)[:, [EMOTIONS.index(name) for name in names]]
+            labs[m] = names
+        if self.bundle.architecture != "fusion":
+            ev = {m: e for m, e in (evidence or {}).items() if m in given}
+            return self.model.fuse_details(given, labs, ev)
+        fused = self.model.fuse(given, labels=labs)
+        n = len(fused)
+        fixed = self.bundle.weights
+        raw = np.zeros((n, len(self.modalities)), dtype=np.float64)
+        ev_out = {}
+        for m, a in given.items():
+            ok = ~np.isnan(a).any(axis=1)
+            raw[:, self.modalities.index(m)] = np.where(ok, fixed.get(m, 1.0), 0.0)
+            ev_out[m] = np.where(ok[:, None], prob_features(np.nan_to_num(a, nan=1.0 / a.shape[1])), np.nan)
+        weights = raw / np.clip(raw.sum(1, keepdims=True), 1e-12, None)
+        covered = ~np.isnan(fused).any(axis=1)
+        uncertain = covered & (np.nan_to_num(fused, nan=0.0).max(1) < self.UNCERTAIN_BELOW)
+        return FusionOutput(fused, weights.astype(np.float32), uncertain, self.modalities, ev_out)
+
+    def fuse(self, probs: dict[str, np.ndarray | None], face_labels: tuple[str, ...] = EMOTIONS) -> np.ndarray:
         """``{"face": (N, 8), "voice": (N, 8)}`` over EMOTIONS, NaN rows where absent -> fused (N, 8)."""
-        idx = [EMOTIONS.index(name) for name in face_labels]
-        given = {m: p[:, idx] if m == "face" else p for m, p in probs.items()}
-        return self.model.fuse(given, labels={"face": face_labels})
+        return self.fuse_details(probs, {"face": face_labels}).fused

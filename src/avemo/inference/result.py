@@ -1,13 +1,16 @@
 """The analysis result: a pandas DataFrame, one row per time window, with metadata in ``attrs``.
 
 Columns: ``start``, ``end`` (seconds), ``face`` and ``speech`` (found in the window), ``source``
-(``"av"``, ``"face"``, ``"voice"`` or ``"none"``: which modalities the fused row rests on),
-``face_<emotion>``, ``voice_<emotion>`` and ``fused_<emotion>`` probabilities over
+(``"av"``, ``"face"``, ``"voice"``, ``"text"`` (words alone) or ``"none"``: which modalities the fused row
+rests on), ``face_<emotion>``, ``voice_<emotion>`` and ``fused_<emotion>`` probabilities over
 :data:`avemo.labels.EMOTIONS` (NaN where that modality is absent), ``label`` and ``confidence``
-(the fused top class), ``face_blendshapes`` (the share of the window's frames whose face used the face
-model's blendshape member; 0: the crop network alone, NaN: no face). With several faces (``all_faces``),
-a ``track`` column says which face a row belongs to; live events (:meth:`EmotionTimeline.from_events`) are
-rows with ``start == end``.
+(the fused top class), ``uncertain`` (the fused label's probability is under one half: more likely wrong than
+right, so read it as "not sure"), ``weight_face``, ``weight_voice`` (and ``weight_text``) (how much each modality
+counted in the window's fused answer; they sum to 1 over the modalities present), ``face_blendshapes`` (the share
+of the window's frames whose face used the face model's blendshape member; 0: the crop network alone, NaN: no
+face). With ``text`` on, ``transcript``, ``text_language``, ``text_words`` and ``text_<emotion>`` too. With
+several faces (``all_faces``), a ``track`` column says which face a row belongs to; live events
+(:meth:`EmotionTimeline.from_events`) are rows with ``start == end``.
 ``attrs`` holds the source file, the sampling, the names and versions of the models used, and the
 face box of every sampled frame (:attr:`EmotionTimeline.boxes`). pandas' own methods (``to_csv``,
 ``to_json``, ``to_parquet``, ...) work as on any DataFrame; :meth:`EmotionTimeline.save_json` writes
@@ -92,6 +95,11 @@ class EmotionTimeline(pd.DataFrame):
         """The probability column groups present: face, voice, fused, and text when speech was transcribed."""
         return MODALITIES + (("text",) if f"text_{self.labels[0]}" in self.columns else ())
 
+    @property
+    def weight_columns(self) -> list[str]:
+        """The ``weight_<modality>`` columns present (what each window's fused answer rests on)."""
+        return [c for c in self.columns if isinstance(c, str) and c.startswith("weight_")]
+
     def probabilities(self, modality: str = "fused") -> np.ndarray:
         """The (windows, classes) probability matrix of one modality (NaN rows where absent)."""
         return self[prob_columns(modality, self.labels)].to_numpy(dtype=np.float64)
@@ -119,6 +127,11 @@ class EmotionTimeline(pd.DataFrame):
                 out[f"{modality}_distribution"] = None
                 out[f"{modality}_dominant"] = None
         out["dominant"] = out["fused_dominant"]
+        if "uncertain" in self.columns and len(covered):
+            out["uncertain_share"] = round(float(covered["uncertain"].astype(bool).mean()), 4)
+        weights = self.weight_columns
+        if weights and len(covered):
+            out["mean_weights"] = {c.removeprefix("weight_"): round(float(covered[c].mean()), 4) for c in weights}
         shares = covered["label"].value_counts(normalize=True) if len(covered) else pd.Series(dtype=float)
         out["label_share"] = {str(k): round(float(v), 4) for k, v in shares.items()}
         if len(self.tracks) > 1:
@@ -126,8 +139,9 @@ class EmotionTimeline(pd.DataFrame):
         return out
 
     def plot(self, path: str | Path | None = None, *, title: str | None = None):
-        """A timeline figure: face, voice and fused probabilities stacked over time, one group of three
-        panels per face track (saved when ``path``). A single window is drawn across its span."""
+        """A timeline figure: face, voice (text) and fused probabilities stacked over time, then each modality's
+        weight in the fused answer with the uncertain windows shaded, one group of panels per face track (saved
+        when ``path``). A single window is drawn across its span."""
         import matplotlib
 
         if path is not None:
@@ -137,7 +151,9 @@ class EmotionTimeline(pd.DataFrame):
         labels = self.labels
         colors = plt.get_cmap("tab10").colors
         tracks, mods = self.tracks, self.modalities
-        fig, axes = plt.subplots(len(mods) * len(tracks), 1, figsize=(10, 1.0 + 1.85 * len(mods) * len(tracks)),
+        weights = self.weight_columns
+        panels = len(mods) + (1 if weights else 0)
+        fig, axes = plt.subplots(panels * len(tracks), 1, figsize=(10, 1.0 + 1.85 * panels * len(tracks)),
                                  sharex=True, squeeze=False)
         for k, track in enumerate(tracks):
             rows = self if track is None else self[self["track"] == track]
@@ -146,7 +162,7 @@ class EmotionTimeline(pd.DataFrame):
                 start, end = float(rows["start"].iloc[0]), float(rows["end"].iloc[0])
                 x = np.array([start, end]) if end > start else np.array([start - 0.5, start + 0.5])
             for j, modality in enumerate(mods):
-                ax = axes[len(mods) * k + j, 0]
+                ax = axes[panels * k + j, 0]
                 probs = np.nan_to_num(rows.probabilities(modality), nan=0.0)
                 if len(rows) == 1:
                     probs = np.repeat(probs, 2, axis=0)
@@ -155,6 +171,8 @@ class EmotionTimeline(pd.DataFrame):
                 ax.set_ylim(0, 1)
                 ax.set_ylabel(modality if track is None else f"{modality}\ntrack {track}")
                 ax.margins(x=0)
+            if weights:
+                _plot_weights(axes[panels * k + len(mods), 0], rows, x, weights, track)
         axes[-1, 0].set_xlabel("time (s)")
         axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         fig.suptitle(title or f"avemo — {Path(str(self.attrs.get('source', ''))).name}")
@@ -182,6 +200,28 @@ class EmotionTimeline(pd.DataFrame):
         out = cls(pd.DataFrame.from_records(doc["windows"]))
         out.attrs.update(doc["metadata"])
         return out
+
+
+def _plot_weights(ax: Any, rows: pd.DataFrame, x: np.ndarray, weights: list[str], track: Any) -> None:
+    """Each modality's weight in the fused answer, stacked; uncertain windows shaded grey."""
+    colors = {"weight_face": "#1f77b4", "weight_voice": "#ff7f0e", "weight_text": "#2ca02c"}
+    w = np.nan_to_num(rows[weights].to_numpy(dtype=np.float64), nan=0.0)
+    if len(rows) == 1:
+        w = np.repeat(w, 2, axis=0)
+    names = [c.removeprefix("weight_") for c in weights]
+    if len(x):
+        ax.stackplot(x, w.T, labels=names, colors=[colors.get(c, "#7f7f7f") for c in weights], alpha=0.85)
+    if "uncertain" in rows.columns:  # each window is drawn at its centre: shade the hop around it
+        mids = ((rows["start"] + rows["end"]) / 2).to_numpy(dtype=np.float64)
+        half = float(np.median(np.diff(mids))) / 2 if len(mids) > 1 else (x[-1] - x[0]) / 2 if len(x) else 0.5
+        for mid, flag in zip(mids, rows["uncertain"].astype(bool)):
+            if flag:
+                ax.axvspan(mid - half, mid + half, color="grey", alpha=0.35, lw=0)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("weights" if track is None else f"weights\ntrack {track}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+              title="grey: uncertain", title_fontsize=7)
+    ax.margins(x=0)
 
 
 def _event_columns() -> list[str]:

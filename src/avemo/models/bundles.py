@@ -115,6 +115,32 @@ class FusionPreprocessing:
 
 
 @dataclass(frozen=True)
+class ReliabilityFusionPreprocessing:
+    """The reliability-weighted fusion's parameters (:class:`avemo.models.fusion.reliability.ReliabilityFusion`):
+    per modality, ``r = softplus(coefficients[0] + evidence . coefficients[1:])`` over the evidence columns
+    ``prob_features`` then ``flags[m]``."""
+
+    labels: tuple[str, ...]
+    prob_features: tuple[str, ...]  #: evidence computed from each modality's own probabilities, in order
+    flags: Mapping[str, tuple[str, ...]]  #: per modality, the per-window flags the caller passes, in order
+    flag_defaults: Mapping[str, tuple[float, ...]]  #: a flag's value when not given
+    coefficients: Mapping[str, tuple[float, ...]]  #: per modality: bias, then one per evidence column
+    uncertain_below: float  #: a window whose fused label's probability is under this is flagged uncertain
+    rule: str
+    missing_classes: str
+
+
+@dataclass(frozen=True)
+class DecisionFusionPreprocessing:
+    """Fixed-weight decision fusion (:class:`avemo.models.fusion.reliability.DecisionFusion`)."""
+
+    labels: tuple[str, ...]
+    weights: Mapping[str, float]
+    uncertain_below: float
+    rule: str
+
+
+@dataclass(frozen=True)
 class TextPreprocessing:
     """How text becomes the classifier's input (word n-grams, TF-IDF) and which languages it serves."""
 
@@ -166,9 +192,16 @@ class Bundle:
 
     kind: ClassVar[str] = ""
     PREPROCESSING: ClassVar[type] = type(None)
+    #: architectures of the kind whose preprocessing differs from ``PREPROCESSING``
+    ARCHITECTURE_PREPROCESSING: ClassVar[Mapping[str, type]] = MappingProxyType({})
     BACKENDS: ClassVar[tuple[str, ...]] = ("torch",)
     #: where the registered network's parameters sit in the ONNX graph's names (voice: after the log-mel, "1.")
     ONNX_PREFIX: ClassVar[str] = ""
+
+    @classmethod
+    def preprocessing_type(cls, architecture: str) -> type:
+        """The preprocessing record of ``architecture`` in this kind."""
+        return cls.ARCHITECTURE_PREPROCESSING.get(architecture, cls.PREPROCESSING)
 
     @property
     def card(self) -> str:
@@ -356,10 +389,17 @@ class VoiceBundle(Bundle):
 
 @dataclass(frozen=True)
 class FusionBundle(Bundle):
-    """Calibrated late fusion: per-modality temperatures and log-linear weights (no network file)."""
+    """A fusion rule (no network file). Architecture ``fusion``: calibrated late fusion, per-modality temperatures
+    and log-linear weights (:class:`~avemo.models.fusion.late.LateFusion`; its ``fuse`` gives the fused
+    probabilities). ``reliability_fusion``: per-window weights from each modality's evidence about itself
+    (:class:`~avemo.models.fusion.reliability.ReliabilityFusion`); ``decision_fusion``: fixed-weight averaging of
+    probabilities (:class:`~avemo.models.fusion.reliability.DecisionFusion`); the ``fuse`` of these two gives
+    ``(fused, weights, uncertain)``. All run on numpy."""
 
     kind: ClassVar[str] = "fusion"
     PREPROCESSING: ClassVar[type] = FusionPreprocessing
+    ARCHITECTURE_PREPROCESSING: ClassVar[Mapping[str, type]] = MappingProxyType({
+        "reliability_fusion": ReliabilityFusionPreprocessing, "decision_fusion": DecisionFusionPreprocessing})
     BACKENDS: ClassVar[tuple[str, ...]] = ("numpy", "torch")
 
     @property
@@ -368,19 +408,41 @@ class FusionBundle(Bundle):
 
     @property
     def temperatures(self) -> dict[str, float]:
-        return dict(self.preprocessing.temperatures)
+        """Per-modality temperatures (``fusion``; other architectures have none: empty)."""
+        return dict(getattr(self.preprocessing, "temperatures", {}))
 
     @property
     def weights(self) -> dict[str, float]:
-        return dict(self.preprocessing.weights)
+        """Fixed per-modality weights (``fusion``, ``decision_fusion``; ``reliability_fusion``: per window, empty)."""
+        return dict(getattr(self.preprocessing, "weights", {}))
 
     def _runtime_model(self) -> Any:
+        if self.architecture == "reliability_fusion":
+            from avemo.models.fusion.reliability import ReliabilityFusion
+
+            pre = self.preprocessing
+            return ReliabilityFusion(modalities=self.modalities, coefficients=_plain(pre.coefficients),
+                                     flags=_plain(pre.flags), flag_defaults=_plain(pre.flag_defaults),
+                                     uncertain_below=pre.uncertain_below)
+        if self.architecture == "decision_fusion":
+            from avemo.models.fusion.reliability import DecisionFusion
+
+            return DecisionFusion(modalities=self.modalities, weights=self.weights,
+                                  uncertain_below=self.preprocessing.uncertain_below)
         from avemo.models.fusion.late import LateFusion
 
         return LateFusion(modalities=self.modalities, temperatures=self.temperatures, weights=self.weights)
 
     def _torch_model(self) -> Any:
         from avemo.models.registry import create_model
+
+        if self.architecture == "reliability_fusion":
+            pre = self.preprocessing
+            model = create_model(self.architecture, flags=_plain(pre.flags), **_plain(self.kwargs))
+            model.set_coefficients(_plain(pre.coefficients), _plain(pre.flag_defaults))
+            return model.eval()
+        if self.architecture != "fusion":
+            raise ModelError(f"bundle {self.name}: a {self.architecture} bundle runs on numpy only (get_model())")
 
         model = create_model(self.architecture, **_plain(self.kwargs))
         model.set_parameters(self.temperatures, self.weights)
@@ -469,7 +531,8 @@ def read_bundle(folder: str | Path) -> Bundle:
         files[role] = BundleFile(**entry)
     if not spec["labels"] or not all(isinstance(x, str) for x in spec["labels"]):
         raise ModelError(f"{where}: labels must be a non-empty list of class names")
-    preprocessing = cls.PREPROCESSING(**_check_fields(cls.PREPROCESSING, spec["preprocessing"] or {}, where))
+    kind_pre = cls.preprocessing_type(str(spec["architecture"]))
+    preprocessing = kind_pre(**_check_fields(kind_pre, spec["preprocessing"] or {}, where))
     return cls(name=folder.name, path=folder, architecture=str(spec["architecture"]),
                kwargs=_frozen(spec["kwargs"] or {}), labels=tuple(spec["labels"]), preprocessing=preprocessing,
                files=MappingProxyType(files), meta=_frozen(spec["meta"] or {}))
@@ -508,7 +571,8 @@ def save_bundle(folder: str | Path, *, kind: str, architecture: str, labels: Seq
     cls = KIND_TYPES.get(kind)
     if cls is None:
         raise ModelError(f"kind must be one of {tuple(KIND_TYPES)}, got {kind!r}")
-    pre = cls.PREPROCESSING(**_check_fields(cls.PREPROCESSING, dict(preprocessing), f"bundle {folder.name}"))
+    kind_pre = cls.preprocessing_type(architecture)
+    pre = kind_pre(**_check_fields(kind_pre, dict(preprocessing), f"bundle {folder.name}"))
     names: dict[str, str] = {}
     if model is not None and kind != "fusion":
         from safetensors.torch import save_file

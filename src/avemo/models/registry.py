@@ -42,7 +42,8 @@ class ModelInfo:
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
 _INFO: dict[str, ModelInfo] = {}
-_PACKAGES = ("avemo.models.encoders", "avemo.models.fusion.calibrated", "avemo.models.systems")
+_PACKAGES = ("avemo.models.encoders", "avemo.models.fusion.calibrated", "avemo.models.fusion.reliability_torch",
+             "avemo.models.systems")
 
 
 def register_model(name: str, *, kind: str, modalities: tuple[str, ...] = (), wraps: bool = False,

@@ -329,7 +329,9 @@ def _torch_models(voice: VoicePath, face: FacePath, fusion_name: str) -> dict[st
     torch.set_num_threads(1)
     vnet = voice.bundle.get_model("torch").eval()
     fnet = face.bundle.get_model("torch").eval()
-    fusion = load(fusion_name).get_model("torch").eval()
+    fusion_bundle = load(fusion_name)
+    fusion = fusion_bundle.get_model("torch").eval()
+    own_labels = fusion_bundle.architecture == "reliability_fusion"
     pre = face.bundle.preprocessing
     views = face.bundle.tta
 
@@ -366,9 +368,12 @@ def _torch_models(voice: VoicePath, face: FacePath, fusion_name: str) -> dict[st
                 return {"logits": vnet(audio).float()}
             if audio is None:
                 return {"logits": self.face(video)}
-            pv = onto(torch.softmax(vnet(audio).float(), -1), voice.bundle.labels)
-            pf = onto(torch.softmax(self.face(video), -1), face.labels)
-            return {"logits": torch.log(fusion({"face": pf, "voice": pv}).clamp_min(1e-12))}
+            pv, pf = torch.softmax(vnet(audio).float(), -1), torch.softmax(self.face(video), -1)
+            if own_labels:  # the fusion takes each modality over its own classes
+                fused = fusion({"face": pf, "voice": pv}, {"face": face.labels, "voice": voice.bundle.labels})
+            else:
+                fused = fusion({"face": onto(pf, face.labels), "voice": onto(pv, voice.bundle.labels)})
+            return {"logits": torch.log(fused.clamp_min(1e-12))}
 
     return {"keyed": Keyed, "face": Face}
 

@@ -1,0 +1,69 @@
+"""The text model's probabilities on CARER validation and test sentences, for the fusion benchmark's triples.
+
+    PYTHONPATH=<a tree whose avemo ships text.carer>/src python benchmarks/fusion_text_probs.py
+
+Runs the ``text.carer`` bundle (its numpy runtime) on ``text-emotion-carer/{val,test}.txt`` (sentences whose
+label has a canonical class; ``love`` has none) and writes ``benchmarks/results/fusion_crossdomain/
+text_carer_probs.csv.gz``: split, row (line number in the file), label, then one probability column per class
+of the bundle. Validation rows are what fusion fitting may use, test rows what the report scores. Also the two
+sentences every RAVDESS take says (split ``ravdess_statement``, row = statement 1 or 2, no label): words that
+carry no emotion, the case a transcript of acted speech is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import avemo
+from avemo.config import data_root
+from avemo.datasets import read_carer
+from avemo.provenance import git_commit
+
+OUT = Path(__file__).resolve().parent / "results" / "fusion_crossdomain"
+os.chdir(Path(avemo.__file__).resolve().parents[2])  # git_commit: the tree the bundle comes from
+
+
+def main() -> None:
+    bundle = avemo.load("text.carer")
+    model = bundle.get_model()
+    corpus = read_carer(data_root() / "text-emotion-carer", splits=("val", "test"))
+    rows = []
+    for split in ("val", "test"):
+        samples = [s for s in corpus if s.split == split and s.label in bundle.labels]
+        texts = [s.text for s in samples]
+        z = np.asarray(model(texts), dtype=np.float64)
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        df = pd.DataFrame({"split": split, "row": [s.meta["row"] for s in samples],
+                           "label": [s.label for s in samples]})
+        for j, name in enumerate(bundle.labels):
+            df[name] = np.round(p[:, j], 5)
+        rows.append(df)
+        truth = [bundle.labels.index(s.label) for s in samples]
+        print(split, len(df), "accuracy", float(np.mean(p.argmax(1) == truth)))
+    statements = ["Kids are talking by the door", "Dogs are sitting by the door"]  # RAVDESS statements 01, 02
+    z = np.asarray(model([t.lower() for t in statements]), dtype=np.float64)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    df = pd.DataFrame({"split": "ravdess_statement", "row": [1, 2], "label": ""})
+    for j, name in enumerate(bundle.labels):
+        df[name] = np.round(p[:, j], 5)
+    rows.append(df)
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = pd.concat(rows, ignore_index=True)
+    out.attrs["bundle"] = bundle.name
+    out.to_csv(OUT / "text_carer_probs.csv.gz", index=False)
+    info = {"bundle": bundle.name, "bundle_sha256": bundle.files["weights"].sha256, "source": str(bundle.path),
+            "source_commit": git_commit(),
+            "command": "PYTHONPATH=/work/wt-text/src python benchmarks/fusion_text_probs.py"}
+    (OUT / "text_carer_probs.json").write_text(json.dumps(info, indent=1) + "\n")
+    print("wrote", OUT / "text_carer_probs.csv.gz", info)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Nested voice predictions for the fusion benchmark: what the voice model looks like on data it never trained
+on, from voice models that never saw the corpus (or the RAVDESS actors) the fusion is then tested on.
+
+    AVEMO_CACHE=<cache with voice_multi/pooled_*_4369.npy> python benchmarks/fusion_voice_nested.py
+
+The voice recipe is the shipped one (``voice.multi6``: Whisper base layers 2-4, mean+std pooled, linear head,
+L2 1e-1, augmented copies; ``benchmarks/voice_crossdomain.py`` ``linear_L2-4_aug``), trained on the pooled
+vectors that ``benchmarks/voice_features.py`` stored (read only; nothing is written to the cache). Three parts,
+each row a held-out prediction (softmax over the 8 classes, temperature 1, like ``loco_probs_*.csv.gz``):
+
+* ``loco``: for each tested corpus ``c`` and each other corpus ``d``: trained on the four corpora left, tested
+  on ``d`` (the fusion for ``c`` learns from these);
+* ``incorpus``: for each tested corpus ``c`` other than RAVDESS and each RAVDESS actor fold ``j``: trained on
+  the other RAVDESS folds and the corpora other than ``c``, tested on fold ``j`` (the voice on its home ground);
+* ``ravdess``: for each RAVDESS outer fold ``k`` and inner fold ``j != k``: trained on the RAVDESS folds other
+  than ``k`` and ``j`` plus the five other corpora, tested on fold ``j`` (the AU + voice protocol's fusion for
+  fold ``k`` learns from these; fold ``k``'s own predictions are ``loco_probs_linear_L2-4_aug_ravdess_folds``).
+
+Output: ``benchmarks/results/fusion_crossdomain/voice_nested.csv.gz`` (columns outer, part, corpus, path,
+speaker, label and the 8 probabilities).
+
+    python benchmarks/fusion_voice_nested.py speech
+
+writes ``voice_speech.csv.gz`` beside it: per clip of the six corpora, its duration and the share of it that
+Silero VAD calls speech (the analyzer's ``speech_fraction``, with the analyzer's VAD settings).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from avemo.config import cache_root, data_root
+from avemo.datasets.speech import SPEECH_CORPORA, label_sets, read_speech_corpora
+from avemo.datasets.splits import ravdess_folds
+from avemo.labels import EMOTIONS
+from avemo.training import speech_heads as H
+
+OUT = Path("benchmarks/results/fusion_crossdomain")
+LAYERS = (0, 1, 2, 3, 4, 5, 6, "final")  # the pooled tables' layer axis (benchmarks/voice_crossdomain.py)
+RECIPE_LAYERS = (2, 3, 4)
+WEIGHT_DECAY = 1e-1
+
+
+def tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clean and augmented pooled vectors (n, 3072) of layers 2-4 (NaN rows: no augmented copy)."""
+    folder = cache_root() / "voice_multi"
+    out = []
+    for condition in ("clean", "aug"):
+        path = folder / f"pooled_{condition}_all_{n}.npy"
+        if not path.is_file():
+            sys.exit(f"{path}: missing; run benchmarks/voice_features.py and benchmarks/voice_crossdomain.py run "
+                     "first, or point AVEMO_CACHE at a cache that has them")
+        t = np.load(path, mmap_mode="r")
+        out.append(np.concatenate([np.asarray(t[:, LAYERS.index(k)], np.float32) for k in RECIPE_LAYERS], axis=1))
+    return out[0], out[1]
+
+
+def fit_predict(xc: np.ndarray, xa: np.ndarray, y: np.ndarray, corpus: np.ndarray, sets: dict, tr: np.ndarray,
+                te: np.ndarray) -> np.ndarray:
+    """``linear_L2-4_aug`` trained on ``tr`` (plus their augmented copies), probabilities (T = 1) for ``te``."""
+    has = tr[~np.isnan(xa[tr]).any(1)]
+    x_tr = np.concatenate([xc[tr], xa[has]])
+    y_tr, c_tr = np.concatenate([y[tr], y[has]]), np.concatenate([corpus[tr], corpus[has]])
+    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-3
+    model = H.train_linear((x_tr - mu) / sd, y_tr, c_tr, sets, H.HeadConfig(weight_decay=WEIGHT_DECAY))
+    z = H.linear_logits(model, (xc[te] - mu) / sd)
+    z = z - z.max(1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    samples = read_speech_corpora()
+    sets = label_sets(samples)
+    y = np.array([EMOTIONS.index(s.label) for s in samples])
+    corpus = np.array([s.corpus for s in samples], dtype=object)
+    xc, xa = tables(len(samples))
+    rav = np.flatnonzero(corpus == "ravdess")
+    folds = [rav[f.test_idx] for f in ravdess_folds([samples[int(i)] for i in rav])]
+    jobs: list[tuple[str, str, np.ndarray, np.ndarray]] = []  # outer, part, train, test
+    for c in SPEECH_CORPORA:
+        for d in SPEECH_CORPORA:
+            if d != c:
+                jobs.append((c, "loco", np.flatnonzero((corpus != c) & (corpus != d)), np.flatnonzero(corpus == d)))
+        if c != "ravdess":
+            for fj in folds:
+                jobs.append((c, "incorpus", np.setdiff1d(np.flatnonzero(corpus != c), fj), fj))
+    for k, fk in enumerate(folds):
+        for j, fj in enumerate(folds):
+            if j != k:
+                jobs.append((f"ravdess_fold{k}", "ravdess", np.setdiff1d(np.arange(len(samples)),
+                                                                         np.concatenate([fk, fj])), fj))
+    root = data_root()
+    parts = []
+    t0 = time.time()
+    for n, (outer, part, tr, te) in enumerate(jobs):
+        p = fit_predict(xc, xa, y, corpus, sets, tr, te)
+        df = pd.DataFrame({"outer": outer, "part": part, "corpus": corpus[te],
+                           "path": [str(samples[int(i)].path.relative_to(root)) for i in te],
+                           "speaker": [samples[int(i)].speaker for i in te],
+                           "label": [samples[int(i)].label for i in te]})
+        for j, e in enumerate(EMOTIONS):
+            df[e] = np.round(p[:, j], 5)
+        parts.append(df)
+        acc = float(np.mean(np.where(np.stack([[e in sets[c] for e in EMOTIONS] for c in corpus[te]]), p, 0)
+                            .argmax(1) == y[te]))
+        print(f"[{n + 1}/{len(jobs)}] {outer} {part} {corpus[te[0]]}: train {len(tr)} test {len(te)} "
+              f"acc {acc:.3f} ({time.time() - t0:.0f} s)", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    pd.concat(parts, ignore_index=True).to_csv(OUT / "voice_nested.csv.gz", index=False)
+    print(f"wrote {OUT / 'voice_nested.csv.gz'}", flush=True)
+
+
+def speech() -> None:
+    """Duration and VAD speech share of every clip (the analyzer's segments and ``speech_fraction``)."""
+    from avemo.audio import VoiceActivityDetector, speech_fraction
+    from avemo.media import read_audio
+
+    samples = read_speech_corpora()
+    vad = VoiceActivityDetector()
+    root = data_root()
+    rows = []
+    t0 = time.time()
+    for n, s in enumerate(samples):
+        wave = read_audio(s.path, sample_rate=16000)
+        duration = len(wave) / 16000
+        rows.append({"path": str(s.path.relative_to(root)), "duration": round(duration, 3),
+                     "speech_fraction": round(speech_fraction(vad.segments(wave), 0.0, duration), 4)})
+        if n % 500 == 0:
+            print(f"{n}/{len(samples)} ({time.time() - t0:.0f} s)", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(OUT / "voice_speech.csv.gz", index=False)
+    print(f"wrote {OUT / 'voice_speech.csv.gz'}", flush=True)
+
+
+if __name__ == "__main__":
+    speech() if sys.argv[1:] == ["speech"] else main()
