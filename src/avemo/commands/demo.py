@@ -34,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_timeline(timeline) -> str:
-    """One line per window: time span, then the top face, voice and fused emotion with probabilities."""
-    rows = [f"{'window':>13}  {'face':<17}{'voice':<17}{'fused':<17}"]
+    """One line per window: time span, the top face, voice and fused emotion with probabilities, then how much
+    each modality weighed in the fused answer (and "uncertain" where the fused label is under one half)."""
+    weights = [c for c in timeline.columns if str(c).startswith("weight_")]
+    rows = [f"{'window':>13}  {'face':<17}{'voice':<17}{'fused':<17}{'weights' if weights else ''}"]
     for _, r in timeline.iterrows():
         cells = []
         for modality in ("face", "voice", "fused"):
@@ -45,5 +47,8 @@ def format_timeline(timeline) -> str:
             else:
                 top = max(probs, key=probs.get)
                 cells.append(f"{top} {probs[top]:.2f}")
-        rows.append(f"{r['start']:5.1f}-{r['end']:5.1f} s  " + "".join(f"{c:<17}" for c in cells))
+        shares = " ".join(f"{c.removeprefix('weight_')} {r[c]:.2f}" for c in weights if r[c] > 0)
+        flag = "  uncertain" if bool(r.get("uncertain", False)) else ""
+        rows.append((f"{r['start']:5.1f}-{r['end']:5.1f} s  " + "".join(f"{c:<17}" for c in cells) + shares
+                     + flag).rstrip())
     return "\n".join(rows)
