@@ -80,7 +80,7 @@ def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [BEGIN, "## Start-up: `avemo analyze` on a 2 s clip", "",
              f"`{result['command']}` (commit `{result['commit']}`, {result['date']}; {m['platform']}, "
-             f"{m['cpu_count']} CPUs, load average {result.get('load_average', ['?'])[0]}). Fresh processes, "
+             f"{m['cpu_count']} CPUs, load average {_load(result)}). Fresh processes, "
              f"{result['rounds']} rounds with the code trees in turn, "
              f"medians. The clip is `{result['clip']}` (1.9 s), so the analysis itself is a small part: imports "
              "of the analyzer, loading the face and voice networks, and the command end to end (process start to "
@@ -98,3 +98,9 @@ def write_section(result: dict[str, Any], out: Path) -> Path:
     from avemo.markdown import replace_section
 
     return replace_section(out, BEGIN, END, render(result))
+
+
+def _load(result: dict[str, Any]) -> str:
+    """The 1-minute load average the run ended with, to one decimal ('?' when not recorded)."""
+    load = result.get("load_average")
+    return f"{load[0]:.1f}" if load else "?"
