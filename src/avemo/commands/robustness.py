@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="benchmarks/results/robustness",
                    help="folder for report.json and the figures (default: benchmarks/results/robustness)")
     p.add_argument("--out", default="BENCHMARKS.md", help="file whose robustness section is (re)written")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="use this share of every part's default subset (e.g. 0.35 on a slow machine; default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for the attacks (default 1)")
 
 
@@ -28,8 +30,18 @@ def run(args: argparse.Namespace) -> int:
     from avemo.robustness.report import write
 
     torch.set_num_threads(max(1, args.threads))
-    result = run_report(face=args.face, voice=args.voice, fusion=args.fusion, quick=args.quick,
+    sizes = None
+    if args.scale != 1.0:
+        if not 0 < args.scale <= 1:
+            print(f"avemo robustness: --scale must be in (0, 1], got {args.scale}")
+            return 2
+        from avemo.robustness.report import scaled_sizes
+
+        sizes = scaled_sizes(args.scale)
+    result = run_report(face=args.face, voice=args.voice, fusion=args.fusion, quick=args.quick, sizes=sizes,
                         log=lambda line: print(line, flush=True))
+    if sizes is not None:
+        result["command"] += f" --scale {args.scale}"
     path = write(result, Path(args.results), Path(args.out))
     print(f"robustness section written to {path} ({sum(result['seconds'].values()) / 60:.1f} min)")
     return 0

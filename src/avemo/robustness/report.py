@@ -66,6 +66,15 @@ class Sizes:
     seed: int = 0
 
 
+def scaled_sizes(share: float) -> Sizes:
+    """The default subsets cut to ``share`` of their examples (at least 1 of each; attack steps and the babble
+    pool unchanged)."""
+    base = Sizes()
+    cut = {k: max(1, round(getattr(base, k) * share)) for k in ("ravdess_per_actor", "savee_per_speaker", "face_n",
+                                                                  "voice_attack_n", "face_attack_n", "pairs_n")}
+    return dataclasses.replace(base, **cut)
+
+
 QUICK = Sizes(ravdess_per_actor=1, ravdess_actors=6, savee_per_speaker=2, face_n=40, voice_attack_n=4,
               face_attack_n=8, pairs_n=4, pgd_steps=2, babble_pool=8)
 VOICE_FGSM_SNR = (40.0, 30.0, 20.0)
@@ -622,6 +631,12 @@ def render(result: dict[str, Any], figures: Sequence[str] = ()) -> str:
              f"{s['seed']}). Accuracy in %.", ""]
     if result.get("quick"):
         lines += ["**Quick mode: tiny subsets, a smoke test, not a measurement.**", ""]
+    else:
+        default = dataclasses.asdict(Sizes())
+        cut = [f"{k} {v} (default {default[k]})" for k, v in s.items() if default.get(k) != v]
+        if cut:
+            lines += [f"**Smaller subsets than the defaults**: {', '.join(cut)}; read the figures with wider error "
+                      "bars.", ""]
     corpora = [k for k, v in voice.items() if isinstance(v, dict)]
     lines += [f"### Voice ({names['voice']}: trained on {voice['trained_on']})", ""]
     for corpus in corpora:
