@@ -141,3 +141,12 @@ def test_attacked_networks_are_scored_in_eval_mode(clips, faces):
     assert not any(m.training for m in keyed.modules())
     with torch.no_grad():
         torch.testing.assert_close(keyed(video=video)["logits"], before)
+
+
+def test_scaled_sizes_cut_every_subset_and_keep_the_attack_settings():
+    from avemo.robustness.report import Sizes, scaled_sizes
+
+    base, cut = Sizes(), scaled_sizes(0.34)
+    assert cut.ravdess_per_actor == 4 and cut.savee_per_speaker == 20 and cut.face_n == 408
+    assert cut.pgd_steps == base.pgd_steps and cut.babble_pool == base.babble_pool and cut.seed == base.seed
+    assert scaled_sizes(1e-6).pairs_n == 1 and scaled_sizes(1.0) == base
