@@ -178,7 +178,8 @@ function renderSummary(job) {
     `face: ${s.face_dominant || "no face"} · voice: ${s.voice_dominant || "no speech"} · ` +
     `face in ${pct(s.face_coverage)} of the windows, speech in ${pct(s.speech_coverage)} · ` +
     `${fmtTime(job.media.duration)}, ${s.windows} window${s.windows === 1 ? "" : "s"} · ` +
-    `analysed in ${fmtTime(job.elapsed)}`);
+    `analysed in ${fmtTime(job.elapsed)}` +
+    (s.uncertain_share != null ? ` · uncertain in ${pct(s.uncertain_share)} of the windows` : ""));
   $("summary").replaceChildren(
     el("div", { class: "muted" }, "dominant emotion (face and voice fused)"),
     el("div", { class: "dominant", id: "dominant" }, s.dominant || "—"),
@@ -311,8 +312,12 @@ function showNow(t) {
     }
     return best ? `${best[0]} ${best[1].toFixed(2)}` : (row === "face" ? "no face" : row === "voice" ? "no speech" : "—");
   };
+  // what the fused answer rests on: each modality's weight in the window, and whether it is uncertain
+  const weights = Object.keys(w).filter((k) => k.startsWith("weight_") && w[k] > 0)
+    .map((k) => `${k.slice(7)} ${pct(w[k])}`).join(", ");
   $("now").textContent = `${t.toFixed(1)} s — window ${w.start.toFixed(1)}–${w.end.toFixed(1)} s · face: ${top("face")} · ` +
-    `voice: ${top("voice")} · fused: ${top("fused")}`;
+    `voice: ${top("voice")} · fused: ${top("fused")}${w.uncertain ? " (uncertain)" : ""}` +
+    (weights ? ` · weights: ${weights}` : "");
 }
 
 canvas.addEventListener("click", (e) => {
