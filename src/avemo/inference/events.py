@@ -15,7 +15,9 @@ from avemo.labels import EMOTIONS
 @dataclass(frozen=True)
 class LiveEvent:
     """One emitted label. Probabilities are dicts over :data:`EMOTIONS` (None where absent);
-    ``label``/``confidence`` come from ``smoothed`` (None when neither a face nor speech is there)."""
+    ``label``/``confidence`` come from ``smoothed`` (None when neither a face nor speech is there); ``weights``:
+    how much the face and the voice counted in ``fused``; ``uncertain``: the smoothed label's probability is under
+    one half."""
 
     time: float  #: media time, seconds
     label: str | None
@@ -27,6 +29,8 @@ class LiveEvent:
     smoothed: dict[str, float] | None
     latency_ms: float  #: wall time from capture to emission
     speech_fraction: float | None = None
+    weights: dict[str, float] | None = None
+    uncertain: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

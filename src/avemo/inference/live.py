@@ -339,9 +339,13 @@ class _Session:
     def _emit(self, t: float, face: np.ndarray | None, captured: float) -> None:
         nan = np.full((1, len(EMOTIONS)), np.nan, np.float32)
         voice = self.voice
-        fused = self.a.fusion.fuse({"face": nan if face is None else face[None],
-                                    "voice": nan if voice is None else voice[None]}, self.face_labels)[0]
+        details = self.a.fusion.fuse_details({"face": nan if face is None else face[None],
+                                              "voice": nan if voice is None else voice[None]},
+                                             {"face": self.face_labels})
+        fused = details.fused[0]
         present = not np.isnan(fused).any()
+        weights = {m: round(float(w), 4) for m, w in zip(details.modalities, details.weights[0])
+                   if m in ("face", "voice")} if present else None
         label = confidence = None
         if present:
             fused = fused / fused.sum()
@@ -359,7 +363,9 @@ class _Session:
         event = LiveEvent(time=round(float(t), 4), label=label, confidence=confidence, source=source,
                           face=as_dict(face), voice=as_dict(voice), fused=as_dict(fused) if present else None,
                           smoothed=as_dict(self.ema) if present else None, latency_ms=round(latency, 2),
-                          speech_fraction=None if self.speech is None else round(self.speech, 3))
+                          speech_fraction=None if self.speech is None else round(self.speech, 3),
+                          weights=weights,
+                          uncertain=None if confidence is None else confidence < self.a.fusion.UNCERTAIN_BELOW)
         self.latencies.append(latency)
         self.event_time = t
         self.events += 1

@@ -73,7 +73,9 @@ class EmotionTimeline(pd.DataFrame):
             for modality in (*MODALITIES, "smoothed"):
                 probs = e.get(modality) or {}
                 row.update({f"{modality}_{name}": probs.get(name, np.nan) for name in EMOTIONS})
-            row.update({"label": e["label"], "confidence": e["confidence"], "latency_ms": e["latency_ms"]})
+            row.update({"label": e["label"], "confidence": e["confidence"], "latency_ms": e["latency_ms"],
+                        "uncertain": bool(e.get("uncertain")),
+                        **{f"weight_{m}": (e.get("weights") or {}).get(m, 0.0) for m in ("face", "voice")}})
             rows.append(row)
         out = cls(pd.DataFrame.from_records(rows, columns=_event_columns()))
         out.attrs.update({"labels": list(EMOTIONS), **attrs})
@@ -227,7 +229,7 @@ def _plot_weights(ax: Any, rows: pd.DataFrame, x: np.ndarray, weights: list[str]
 def _event_columns() -> list[str]:
     base = ["start", "end", "face", "speech", "speech_fraction", "source"]
     probs = [c for m in (*MODALITIES, "smoothed") for c in prob_columns(m)]
-    return base + probs + ["label", "confidence", "latency_ms"]
+    return base + probs + ["label", "confidence", "latency_ms", "uncertain", "weight_face", "weight_voice"]
 
 
 def _default(obj: Any) -> Any:
