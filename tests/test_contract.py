@@ -90,8 +90,6 @@ def test_every_shipped_bundle_loads_and_predicts_on_a_shared_clip(name: str, cli
     elif isinstance(bundle, FusionBundle):
         face = FacePredictor().predict(clip_inputs["crops"][:1])
         probs = Fusion(bundle).fuse({"face": face, "voice": np.full((1, 8), 1 / 8, np.float32)})
-        if isinstance(probs, tuple):  # reliability / decision fusion: (fused, weights, uncertain)
-            probs = probs[0]
     else:
         assert isinstance(bundle, TextBundle)
         logits = bundle.get_model()(["i am so happy today"])  # a text runtime gives logits, as its torch module
