@@ -11,6 +11,7 @@ import numpy as np
 
 from avemo.labels import EMOTIONS, project_probs
 from avemo.models.bundles import Bundle, FaceBundle, FusionBundle, VoiceBundle, load
+from avemo.models.fusion.reliability import FusionOutput, prob_features
 
 #: The bundles ``model="default"`` stands for.
 DEFAULT_MODELS: dict[str, str] = {
@@ -223,13 +224,11 @@ class Fusion:
         self.model = self.bundle.get_model()
 
     def fuse_details(self, probs: dict[str, np.ndarray | None], labels: dict[str, tuple[str, ...]] | None = None,
-                     evidence: dict[str, np.ndarray | None] | None = None) -> Any:
+                     evidence: dict[str, np.ndarray | None] | None = None) -> FusionOutput:
         """``probs[m]``: ``(N, 8)`` over EMOTIONS, NaN rows where ``m`` is absent (or None); ``labels[m]``: the
         classes model ``m`` really has (default: all); ``evidence[m]``: the per-window flags of the bundle
         (face: ``face_blendshapes``, voice: ``speech_fraction``; ``(N, 1)``). Modalities the bundle does not fuse
-        are left out. -> :class:`~avemo.models.fusion.reliability.FusionOutput`."""
-        from avemo.models.fusion.reliability import FusionOutput, prob_features
-
+        are left out."""
         given: dict[str, np.ndarray] = {}
         labs: dict[str, tuple[str, ...]] = {}
         for m, p in probs.items():
