@@ -150,3 +150,11 @@ def test_scaled_sizes_cut_every_subset_and_keep_the_attack_settings():
     assert cut.ravdess_per_actor == 4 and cut.savee_per_speaker == 20 and cut.face_n == 408
     assert cut.pgd_steps == base.pgd_steps and cut.babble_pool == base.babble_pool and cut.seed == base.seed
     assert scaled_sizes(1e-6).pairs_n == 1 and scaled_sizes(1.0) == base
+
+
+def test_training_record_is_described_in_words():
+    from avemo.robustness.report import describe_training
+
+    record = {"corpora": {"ravdess": 1440, "savee": 480}, "clips": 1920}
+    assert describe_training(record) == "2 corpora, 1920 clips: ravdess 1440, savee 480"
+    assert describe_training("ravdess: all 1440 clips") == "ravdess: all 1440 clips"

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,10 +261,19 @@ def face_conditions() -> list[tuple[str, str, Callable[[np.ndarray], np.ndarray]
 
 # ---- the parts -------------------------------------------------------------------------------------------------
 
+def describe_training(trained_on: Any) -> str:
+    """A bundle's ``meta.trained_on`` in words: a string as it is, a multi-corpus record as its clip counts."""
+    if isinstance(trained_on, Mapping) and isinstance(trained_on.get("corpora"), Mapping):
+        corpora = ", ".join(f"{name} {count}" for name, count in trained_on["corpora"].items())
+        total = trained_on.get("clips", sum(trained_on["corpora"].values()))
+        return f"{len(trained_on['corpora'])} corpora, {total} clips: {corpora}"
+    return str(trained_on)
+
+
 def voice_part(voice: VoicePath, sets: dict[str, list[Any]], talkers: Sequence[np.ndarray],
                log: Callable[[str], None]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    trained_on = str(voice.bundle.meta.get("trained_on", "unknown"))
+    trained_on = describe_training(voice.bundle.meta.get("trained_on", "unknown"))
     for corpus, samples in sets.items():
         waves = [voice.speech(s.path) for s in samples]
         y = np.array([EMOTIONS.index(s.label) for s in samples])
