@@ -550,7 +550,8 @@ def render(path: Path = HERE.parent / "BENCHMARKS.md") -> None:
         "clip is paired with faces of its own class (two per training clip, one otherwise): "
         f"{info['pairs']['train']} training pairs ({info['clips']['train']} clips), {info['pairs']['val']} selection, "
         f"{info['pairs']['test']} test; seven classes (neutral, happy, sad, angry, fearful, disgust, surprised; "
-        f"*calm* has no face counterpart and is left out). Majority class of the test pairs: {100 * majority:.1f} %.",
+        f"*calm* has no face counterpart and is left out). Majority class of the test pairs: {100 * majority:.1f} %; "
+        "test pairs per corpus: " + ", ".join(f"{k} {v}" for k, v in sorted(info["per_corpus"]["test"].items())) + ".",
         "",
         "**What it is not.** The face and the voice of a pair come from different people and are **independent "
         "given the label**. The set measures how well a system combines two real, noisy cues of one emotion; it "
