@@ -520,6 +520,24 @@ def _budget(name: str, r: dict[str, Any]) -> str:
     return f"{r['budget_min']:g} ({r['epochs_run']} epochs, best {r['best_epoch'] + 1})"
 
 
+def _seed_means() -> str:
+    """The papers' ablations as accuracy means over the training seeds run (empty when a run is missing)."""
+    def mean(name: str) -> float | None:
+        found = [json.loads(f.read_text())["test"] for f in (RESULTS / f"{run_name(name, k)}.json" for k in (0, 1))
+                 if f.is_file()]
+        accs = [100 * (t.get("both") or t.get("face") or t.get("voice"))["accuracy"] for t in found]
+        return sum(accs) / len(accs) if len(accs) == 2 else None
+
+    m = {n: mean(n) for n in ("mocanu2023_cma", "mocanu2023_cma_no_triplet", "akturk2024_onn", "akturk2024_onn_face",
+                              "akturk2024_onn_voice")}
+    if any(v is None for v in m.values()):
+        return ""
+    return (f" Accuracy, mean of the two training seeds: `mocanu2023_cma` triplet loss on {m['mocanu2023_cma']:.1f}, "
+            f"off {m['mocanu2023_cma_no_triplet']:.1f}; `akturk2024_onn` two-branch {m['akturk2024_onn']:.1f}, "
+            f"key-frame branch alone {m['akturk2024_onn_face']:.1f}, log-mel branch alone "
+            f"{m['akturk2024_onn_voice']:.1f}.")
+
+
 def render(path: Path = HERE.parent / "BENCHMARKS.md") -> None:
     from avemo.markdown import replace_section
 
@@ -612,7 +630,7 @@ def render(path: Path = HERE.parent / "BENCHMARKS.md") -> None:
         "loss on and off (same network, same budget), and `akturk2024_onn` two-branch against its single-branch "
         "networks. *both, training seed 1*: the same system trained again with another training seed (initial "
         "weights, batch order, crops; same set, same budget), scored on its own input(s), to show how much of a "
-        "difference between rows one seed can move.",
+        "difference between rows one seed can move." + _seed_means(),
         "",
         "**The shared talking-face clips through each trained system** — *a sanity check, not a score* (four "
         "clips; the face crops are `avemo.faces.scan_video` at 5 fps, 8 evenly spaced; CREMA-D clips carry their "
