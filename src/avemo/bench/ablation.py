@@ -301,8 +301,10 @@ def render(results: Path = RESULTS) -> str:
             if variant in variants_of(system):
                 lines.append(_row(system, variant, found.get(f"{system}__{variant}")))
             else:
-                lines.append(f"| `{system}` | {variant} | needs frame-level face video | not measurable here: no "
-                             "audio-visual video corpus on this machine | | | | | |")
+                lines.append(f"| `{system}` | {variant} | needs frame-level face video | not measurable here on "
+                             "RAVDESS (no audio-visual video corpus on this machine); trained and measured on real "
+                             "face pixels + real speech instead: see *Frame-level systems on a paired audio-visual "
+                             "set* below | | | | | |")
     missing = [(s, found.get(f"{s}__missing")) for s in MISSING]
     lines += ["", "**A modality missing at test time** (the `au_fusion` models above, unchanged, asked with one input "
               "absent; `goncalves2024_robust` is `khan2024_mser` trained with modality dropout p = 0.3): test "
@@ -318,7 +320,9 @@ def render(results: Path = RESULTS) -> str:
         lines.append(f"| `{system}` | " + " | ".join(cells) + " |")
     lines += ["", "**Systems that need frame-level video** (" + ", ".join(f"`{s}`" for s in FRAME_VIDEO) + "): their "
               "full-corpus audio-visual accuracy **cannot be measured on this machine's data** (no RAVDESS / "
-              "CREMA-D video corpus here). They are trained end to end on real clips to show the path runs "
+              "CREMA-D video corpus here); their accuracy on real faces paired with real speech is in the section "
+              "*Frame-level systems on a paired audio-visual set* below. They are trained end to end on real clips to "
+              "show the path runs "
               "(no accuracy is claimed from four clips); `tests/test_systems_training.py` also trains each of them "
               "through `avemo train` on RAVDESS-layout clips generated from the real clip (2 actors, ravdess6 folds):",
               ""]
