@@ -190,3 +190,10 @@ def test_training_on_a_small_paired_subset_lowers_the_loss(name: str, small, ben
         loss().backward()
         opt.step()
     assert float(loss().detach()) < before - 0.05
+
+
+def test_run_names_keep_seeds_and_budgets_apart(bench) -> None:
+    assert bench.run_name("zhang2016_cnnrnn", 0) == "zhang2016_cnnrnn"
+    assert bench.run_name("zhang2016_cnnrnn", 1) == "zhang2016_cnnrnn__seed1"
+    assert bench.run_name("zhang2016_cnnrnn", 0, bench.BUDGET_MIN) == "zhang2016_cnnrnn"
+    assert bench.run_name("zhang2016_cnnrnn", 0, 30.0) == "zhang2016_cnnrnn__30min"
