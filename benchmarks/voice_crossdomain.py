@@ -368,6 +368,10 @@ def recipes() -> dict[str, Recipe]:
         Recipe("linear_L3_cal", "layer 3, linear, temperature from inner leave-one-corpus-out", layer=3,
                calibrate=True),
         Recipe("linear_L3_aug", "layer 3, linear, + augmented copies of training clips", layer=3, aug=True),
+        Recipe("attn_L3", "layer 3, attentive statistics pooling head", layer=3, head="attn",
+               cfg=H.HeadConfig(kind="attn", hidden=128, epochs=12, crop_s=(1.5, 3.0))),
+        Recipe("attn_L3_aug", "layer 3, attentive statistics pooling head, + augmented copies", layer=3, head="attn",
+               aug=True, cfg=H.HeadConfig(kind="attn", hidden=128, epochs=12, crop_s=(1.5, 3.0))),
         Recipe("linear_L3_aug_cal", "layer 3, linear, + augmented copies, inner-LOCO temperature", layer=3,
                aug=True, calibrate=True),
     ]
@@ -720,10 +724,12 @@ def render(markdown: Path) -> None:
              "of reverberation, band limits, MP3/Opus, white/pink noise and gain "
              "(`avemo.audio.whisper_features.augment`), for a random 2,603 of the 4,369 clips (the CPU budget allowed "
              "no more). Layer 3 was chosen on the layer rows, then the L2 penalty on layer 3 (1e-3, 1e-2, 1e-1, 1); "
-             "`linear_L2-4_aug` combines the best of each. "
-             f"Command: `python benchmarks/voice_crossdomain.py run` then `--render`; commit "
-             f"`{next(iter(res.values()))['machine']['commit'] if res else '?'}`, "
-             f"{next(iter(res.values()))['machine']['platform'] if res else ''}, 2 CPUs, torch 1 thread.", ""]
+             "`linear_L2-4_aug` combines the best of each. The attentive-statistics heads (`attn_*`: frames of one "
+             "layer, 12 epochs, random 1.5-3 s crops) were run afterwards, against the chosen recipe. "
+             "Command: `python benchmarks/voice_crossdomain.py run` then `--render`; commits "
+             + ", ".join(f"`{c}`" for c in sorted({r["machine"]["commit"] for r in res.values() if "machine" in r}))
+             + f" (each row's in its JSON), {next(iter(res.values()))['machine']['platform'] if res else ''}, "
+             "2 CPUs, torch 1 thread.", ""]
     lines += ["**Leave one corpus out** (train on the other five, test on the one left out; UAR in %, accuracy in "
               "brackets). `voice.ravdess8` is today's shipped CNN run through its own predictor (3 s windows every "
               "1 s of the trimmed clip, softmax averaged); it was trained on all of RAVDESS, so its RAVDESS cell is "
