@@ -167,8 +167,9 @@ def render(result: dict) -> str:
              "the start of the upload to the poll that sees the job finished. Throughput: finished jobs over the "
              "time from the first upload to the last finish. A server is started (subprocess, shipped models) "
              f"for each row. Command `{result['command']}`, commit `{result['commit']}`, {result['date']}. "
-             f"Machine: {m['platform']}, {m['cpu_count']} CPUs, shared with other jobs (1-minute load average at "
-             "the start of each row in the table).", "",
+             f"Machine: {m['platform']}, {m['cpu_count']} CPUs (1-minute load average at the start of each row in "
+             "the table). Models: " + (", ".join(f"`{v}`" for v in result["models"].values()) if "models" in result
+                                       else "not recorded (the defaults of that commit)") + ".", "",
              "| workers | jobs | done | failed | lost | throughput (jobs/s) | media × real time | latency p50 / p95 / "
              "max (s) | queued p50 / p95 (s) | analysis per job p50 / p95 (s) | upload p95 (s) | load average |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -206,6 +207,7 @@ def main() -> None:
         clip = data_root() / CLIP
         if not clip.is_file():
             raise SystemExit(f"{clip}: the load benchmark needs the shared clips (set AVEMO_DATA)")
+        from avemo.inference.predictors import DEFAULT_MODELS
         from avemo.serve.engine import check_media
 
         info = check_media(clip, clip.name)
@@ -217,7 +219,7 @@ def main() -> None:
             restart = restart_run(clip, args.restart_jobs, Path(tmp))
             print(json.dumps(restart), flush=True)
         result = {"clip": {"name": clip.name, "size": clip.stat().st_size, **info}, "clients": args.clients,
-                  "runs": runs, "restart": restart, "commit": _commit(),
+                  "runs": runs, "restart": restart, "commit": _commit(), "models": dict(DEFAULT_MODELS),
                   "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                   "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                               "python": platform.python_version()},

@@ -25,7 +25,8 @@ Parts (each measured on real data; the sizes are :class:`Sizes`, smaller with ``
   (adaptive).
 
 What a bundle was trained on is read from its ``meta.trained_on``: the shipped voice bundle saw every RAVDESS
-actor, so its RAVDESS rows measure the drop on speakers it knows (SAVEE is the unseen check). Results go to
+actor and every SAVEE speaker, so both voice tables measure the drop on speakers it knows (none is held out;
+the section says which corpora the bundle saw). Results go to
 ``benchmarks/results/robustness/report.json`` (with plots beside it) and the robustness section of BENCHMARKS.md.
 """
 
