@@ -188,8 +188,8 @@ def render(result: dict) -> str:
               f"unchanged; {rs['running_failed_with_reason']} of the {rs['running_at_kill']} running job(s) failed "
               f"with the reason (\"{rs['running_reason']}\"); {rs['queued_done_after_restart']} of the "
               f"{rs['queued_at_kill']} queued jobs ran and finished; {rs['lost']} lost.", "",
-              "An analysis runs in a worker process that loads the models once (about 10 s to start on this "
-              "machine); each worker's analysis already uses two threads (face and voice paths), so on 2 cores "
+              "An analysis runs in a worker process that loads the models once (the restart above shows how long "
+              "that takes); each worker's analysis already uses two threads (face and voice paths), so on 2 cores "
               "one worker is the default (`--workers`, one per two cores up to four).", "", END]
     return "\n".join(lines)
 

@@ -54,6 +54,37 @@ def test_face_recipes_run_under_avemo_train() -> None:
     assert recipe.optim.name == "sgd" and recipe.ship.bundle == "face.fer2013"
 
 
+@pytest.mark.slow
+def test_avemo_train_runs_a_face_recipe_end_to_end(data: Path, tmp_path: Path) -> None:
+    """`avemo train recipes/face_fer2013.yaml` as a user types it, on a small real FER-2013 folder (the first
+    faces of every class and split, linked), narrowed by --set: the trainer runs, selects on PublicTest,
+    scores PrivateTest once and writes its results and a bundle that loads and predicts."""
+    fer = tmp_path / "fer2013"
+    for split, prefixes, n in (("train", ("Training",), 24), ("test", ("PublicTest", "PrivateTest"), 6)):
+        for cls in sorted(p.name for p in (data / "fer2013" / split).iterdir()):
+            (fer / split / cls).mkdir(parents=True)
+            for prefix in prefixes:
+                for img in sorted((data / "fer2013" / split / cls).glob(f"{prefix}_*.jpg"))[:n]:
+                    (fer / split / cls / img.name).symlink_to(img)
+    overrides = [f"data.root={fer}", "train.epochs=2", "train.time_budget_min=null", "train.val_every=1",
+                 "train.bf16=false", "eval.tta=[none, flip]", "model.kwargs.widths=[8, 16, 16, 16]",
+                 "ship.write=true"]
+    cmd = [sys.executable, "-m", "avemo", "train", "recipes/face_fer2013.yaml", "--run-dir", str(tmp_path / "run"),
+           "--bundle-dir", str(tmp_path / "bundles"), "--quiet", *(a for o in overrides for a in ("--set", o))]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["epochs_run"] == 2 and results["tta"] in ("none", "flip")
+    assert 0.0 <= results["private_test"]["accuracy"] <= 1.0
+    bundle = load(next((tmp_path / "bundles").iterdir()))
+    assert isinstance(bundle, FaceBundle) and bundle.labels == tuple(results["labels"])
+    from avemo.inference.predictors import FacePredictor
+
+    crops = np.full((3, bundle.input_size, bundle.input_size), 128, dtype=np.uint8)
+    probs = FacePredictor(bundle).probs(crops)
+    assert probs.shape == (3, len(bundle.labels)) and np.allclose(probs.sum(1), 1.0, atol=1e-4)
+
+
 # ---- shipped bundles --------------------------------------------------------------------------------------
 SHIPPED = list_bundles()
 

@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", help="comma-separated fold numbers to train (default: all)")
     p.add_argument("--final", action="store_true",
                    help="train on every speaker with the recipe's settings and write the shipped bundle")
-    p.add_argument("--bundle-dir", help="with --final: where to write the bundle (default: the package's weights)")
+    p.add_argument("--bundle-dir", help="where a bundle is written (with --final, or by a face recipe with ship.write; "
+                                          "default: the package's weights)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -75,7 +76,8 @@ def _run(args: argparse.Namespace, recipe) -> int:
     from avemo.training.runner import train
 
     only = [int(k) for k in args.folds.split(",")] if args.folds else None
-    run_dir = train(recipe, Path(args.run_dir) if args.run_dir else None, only=only, show=not args.quiet)
+    run_dir = train(recipe, Path(args.run_dir) if args.run_dir else None, only=only, show=not args.quiet,
+                    bundle_dir=Path(args.bundle_dir) if args.bundle_dir else None)
     if not distributed.is_main():
         return 0
     print(f"trained {recipe.name} in {run_dir}; score it with: avemo evaluate {args.recipe}"

@@ -244,6 +244,7 @@ def train_face(recipe: Recipe, run_dir: str | Path, *, log: Any = print, bundle_
         "threads": torch.get_num_threads(), "bf16": bf16, "tta": tta,
         "public_test": public_by_tta[tta], "public_test_by_tta": {m: s["accuracy"] for m, s in public_by_tta.items()},
         "private_test": private, "normalisation": {"mean": mean, "std": std}, "config": dict(recipe.raw),
+        "counts": {"train": len(task.xtr), "public_test": len(xpub), "private_test": len(xpriv)},
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=1))
     if recipe.ship.bundle and recipe.ship.write:
@@ -290,6 +291,8 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
     ``benchmarks/face_tta.py`` when given."""
     pub, priv = results["public_test"], results["private_test"]
     tr = results["config"].get("train") or {}
+    opt = {**tr, **(results["config"].get("optim") or {})}  # the optimiser's section (older results kept it in train)
+    counts = results.get("counts", {"train": 28709, "public_test": 3589, "private_test": 3589})
     recipe = f"recipes/{results['name']}.yaml"
     restart = (f" A warm restart: the weights started from `{tr['init']}` (the best PublicTest epoch of "
                "`recipes/face_fer2013.yaml`, 26 epochs from scratch with lr 0.1), and this second warm-up + cosine "
@@ -314,15 +317,16 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
         f"views; test-time views: `{results['tta']}` (chosen on PublicTest). Settings are in `bundle.json`.",
         "",
         "## Training data and protocol",
-        "FER-2013 (Goodfellow et al. 2013), the image release: Training 28,709 faces; PublicTest 3,589; "
-        "PrivateTest 3,589. The corpus's own protocol: trained on **Training**; the epoch and the test-time "
-        "views were selected on **PublicTest**; **PrivateTest** was scored once, for the selected model only.",
+        f"FER-2013 (Goodfellow et al. 2013), the image release: Training {counts['train']:,} faces; PublicTest "
+        f"{counts['public_test']:,}; PrivateTest {counts['private_test']:,}. The corpus's own protocol: trained "
+        "on **Training**; the epoch and the test-time views were selected on **PublicTest**; **PrivateTest** was "
+        "scored once, for the selected model only.",
         "",
         f"Recipe `{recipe}`, command `avemo train {recipe}`.{restart} "
-        f"SGD (Nesterov, momentum {tr['momentum']}, lr {tr['lr']}, weight decay {tr['weight_decay']}), batch "
-        f"{tr['batch_size']}, warm-up then cosine; label smoothing {tr['label_smoothing']}; augmentation: random "
-        "44 crop, rotation ±15°, scale 0.85–1.15, shift, mirror, brightness/contrast jitter, random erasing; "
-        "bf16 autocast on CPU. "
+        f"SGD (Nesterov, momentum {opt['momentum']}, lr {opt['lr']}, weight decay {opt['weight_decay']}), batch "
+        f"{opt['batch_size']}, warm-up then cosine; label smoothing {opt['label_smoothing']}; augmentation: random "
+        "44 crop, rotation ±15°, scale 0.85–1.15, shift, mirror, brightness/contrast jitter, random erasing"
+        + ("; bf16 autocast on CPU. " if results.get("bf16", True) else ". ") +
         f"{results['epochs_run']} epochs ({results['train_minutes']:.0f} min wall on a shared 2-core Xeon, "
         f"{results['threads']} thread{'s' if results['threads'] > 1 else ''}, about "
         f"{results['seconds_per_epoch']:.0f} s per epoch there); best "
@@ -336,7 +340,7 @@ def write_model_card(bundle_dir: str | Path, results: dict[str, Any], clips: dic
         "",
         "PublicTest accuracy by test-time views: "
         + ", ".join(f"{m} {a:.4f}" for m, a in results["public_test_by_tta"].items()) + ". "
-        "These are the trainer's numbers (bf16 autocast).",
+        "These are the trainer's numbers" + (" (bf16 autocast)." if results.get("bf16", True) else "."),
         "",
         "Per-class recall:",
         "",

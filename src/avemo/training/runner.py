@@ -46,9 +46,10 @@ FOLD_RUNNERS = {"voice": "avemo.training.voice", "features": "avemo.training.cla
 
 
 def train(recipe: Recipe, run_dir: Path | None = None, *, only: Sequence[int] | None = None,
-          show: bool = True) -> Path:
+          show: bool = True, bundle_dir: Path | None = None) -> Path:
     """Run the recipe's protocol; returns the run folder. Finished folds are skipped, started ones resume.
-    A ``face`` recipe runs FER-2013's own holdout split (:func:`avemo.training.fer.train_face`)."""
+    A ``face`` recipe runs FER-2013's own holdout split (:func:`avemo.training.fer.train_face`) and, with
+    ``ship.write``, writes its bundle under ``bundle_dir`` (default: the package's weights)."""
     import importlib
 
     from avemo.training import distributed
@@ -61,7 +62,7 @@ def train(recipe: Recipe, run_dir: Path | None = None, *, only: Sequence[int] | 
     if recipe.kind == "face":
         from avemo.training.fer import train_face
 
-        train_face(recipe, run_dir, show=show)
+        train_face(recipe, run_dir, show=show, bundle_dir=bundle_dir)
         return run_dir
     samples = load_samples(recipe)
     folds = make_folds(recipe, samples)
