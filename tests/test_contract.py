@@ -76,6 +76,10 @@ def test_avemo_train_runs_a_face_recipe_end_to_end(data: Path, tmp_path: Path) -
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["epochs_run"] == 2 and results["tta"] in ("none", "flip")
     assert 0.0 <= results["private_test"]["accuracy"] <= 1.0
+    scored = subprocess.run([sys.executable, "-m", "avemo", "evaluate", "recipes/face_fer2013.yaml", "--run-dir",
+                             str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert f"{results['private_test']['accuracy']:.3f}" in scored.stdout, scored.stdout
     bundle = load(next((tmp_path / "bundles").iterdir()))
     assert isinstance(bundle, FaceBundle) and bundle.labels == tuple(results["labels"])
     from avemo.inference.predictors import FacePredictor
