@@ -173,6 +173,14 @@ def run_encodings(seconds: float = 60.0, repeat: int = 3, names: list[str] | Non
             "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
+FER_COMPARISON = (
+    "External comparison, not a dependency: the `fer` package (face only; `pip install fer` pulls in TensorFlow), "
+    "at 5 fps on a 60 s 720x720 H.264 file (x264's default preset), took 28.5 s (2.1x real time) on the machine "
+    "of issue #13, where PyAV's decode floor of the same file was 1.33 s and avemo's API 5.0-5.8 s; "
+    "`avemo bench speed` does not measure it (no TensorFlow here). To reproduce: `pip install fer tensorflow-cpu`, "
+    "then time `fer.FER().detect_emotions(frame)` over every 6th frame `cv2.VideoCapture` gives.")
+
+
 def render_encodings(result: dict[str, Any]) -> list[str]:
     """The per-encoding table of the speed section."""
     lines = [f"### Every common encoding: decode floor, Python API, command line ({result['repeat']} rounds, "
@@ -192,7 +200,7 @@ def render_encodings(result: dict[str, Any]) -> list[str]:
         lines.append(f"| `{name}` | {v['width']}x{v['height']} | {r['floor_s']:.2f} | {r['api_s']:.2f} | "
                      f"{r['api_over_floor']:.2f} | {r['cli_s']:.2f} [{runs}] | {r['cli_realtime']:.1f}× | "
                      f"{r['api_cpu_s']:.2f} / {r['cli_cpu_s']:.2f} | {stages} | {r['peak_rss_mb']:.0f} |")
-    return lines + [""]
+    return lines + ["", FER_COMPARISON, ""]
 
 
 def run_all(seconds: float = 60.0, variants: dict[str, dict[str, Any]] | None = None,
