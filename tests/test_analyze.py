@@ -195,6 +195,27 @@ def test_a_stretch_without_face_and_one_without_speech(analyzer, clips, faces_36
     assert at[9].face and not at[9].speech and at[9].source == "face"  # window [9, 12): face, silence
     assert np.isnan(tl.probabilities("face")[~tl["face"].to_numpy()]).all()
     assert _probs_ok(tl, "fused")[tl["source"].to_numpy() != "none"].all()
+    # inside one audio-visual file, a window with one modality is that modality exactly under the default fusion
+    fused, face, voice = (tl.probabilities(m) for m in ("fused", "face", "voice"))
+    for i, row in enumerate(tl.itertuples()):
+        if row.source == "face":
+            assert np.array_equal(fused[i], face[i]) and (row.weight_face, row.weight_voice) == (1.0, 0.0)
+        elif row.source == "voice":
+            assert np.array_equal(fused[i], voice[i]) and (row.weight_face, row.weight_voice) == (0.0, 1.0)
+
+
+def test_a_face_without_landmarks_rests_on_the_crop_network_and_says_so(analyzer, clips, monkeypatch):
+    """MediaPipe finds nothing (patched out), OpenCV's Haar cascade finds the face: the windows still have a
+    face answer, from the crop network alone, and ``face_blendshapes`` says no frame had the second member."""
+    from avemo.faces.landmarker import FaceLandmarker
+
+    normal = analyzer.analyze(clips["cremad_ang"])
+    assert (normal["face_blendshapes"] > 0).all()
+    monkeypatch.setattr(FaceLandmarker, "detect", lambda self, *a, **k: [])
+    tl = analyzer.analyze(clips["cremad_ang"])
+    assert tl["face"].all() and (tl["face_blendshapes"] == 0).all()
+    assert _probs_ok(tl, "face").all()
+    assert not np.allclose(tl.probabilities("face"), normal.probabilities("face"))  # the member is really gone
 
 
 def test_two_faces_main_face_by_default_and_one_timeline_each_with_all_faces(faces_360, tmp_path):
