@@ -112,3 +112,28 @@ def test_balanced_weights_equalise_corpora_and_classes():
     assert np.isclose(w[:10].sum(), w[10:].sum())
     assert np.isclose(w[:9].sum(), w[9])
     assert np.isclose(w.mean(), 1.0)
+
+
+def test_attention_head_trains_with_the_house_trainer(tmp_path):
+    """The attentive-statistics head is trained by the Trainer (its log and checkpoint), over two corpora with
+    different label sets; on frames whose class shifts their mean the loss falls and the head learns it."""
+    import json
+
+    from avemo.training.speech_heads import HeadConfig, attn_logits, train_attn
+
+    rng = np.random.default_rng(0)
+    sets = {"a": ("happy", "sad", "angry"), "b": ("happy", "fearful")}
+    corpus = ["a"] * 60 + ["b"] * 40
+    y = np.array([EMOTIONS.index(sets[c][i % len(sets[c])]) for i, c in enumerate(corpus)])
+    signal = 1.5 * np.eye(len(EMOTIONS), dtype=np.float32).repeat(2, axis=1)  # class k lifts dimensions 2k, 2k+1
+    frames = [rng.normal(0, 1, (int(rng.integers(80, 200)), 16)).astype(np.float32) + signal[k] for k in y]
+    cfg = HeadConfig(kind="attn", hidden=16, heads=2, dropout=0.0, epochs=6, batch=20, lr=1e-2, crop_s=(1.0, 2.0))
+    mu, sd = np.zeros(16, np.float32), np.ones(16, np.float32)
+    head = train_attn(frames, y, corpus, sets, cfg, mu, sd, out_dir=tmp_path)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(6)) and (tmp_path / "checkpoint.pt").is_file()
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    logits = attn_logits(head, frames, mu, sd)
+    assert logits.shape == (100, len(EMOTIONS))
+    mask = np.stack([[e in sets[c] for e in EMOTIONS] for c in corpus])
+    assert (np.where(mask, logits, -np.inf).argmax(1) == y).mean() > 0.9

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avemo.labels import EMOTIONS
+from avemo.training.trainer import TrainingTask
 
 NEG = -1e4  # logit for a class outside the corpus's label set
 
@@ -186,39 +188,60 @@ def _batch(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x), torch.from_numpy(m)
 
 
-def train_attn(frames: Sequence[np.ndarray], y: np.ndarray, corpus: Sequence[str],
-               sets: dict[str, tuple[str, ...]], cfg: HeadConfig, mean: np.ndarray, std: np.ndarray
-               ) -> AttnStatsHead:
-    """The attentive-statistics head on per-clip frame sequences (float16 ok), standardised with the
-    given per-dimension ``mean``/``std``; random crops of ``cfg.crop_s`` seconds."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    d = frames[0].shape[1]
-    model = AttnStatsHead(d, hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    mask_rows = _mask_rows(corpus, sets)
-    w = balanced_weights(corpus, y)
-    lo, hi = int(cfg.crop_s[0] * 50), int(cfg.crop_s[1] * 50)
-    n = len(y)
-    steps = max(1, n // cfg.batch)
-    total = cfg.epochs * steps
-    step = 0
-    mean, std = mean.astype(np.float32), std.astype(np.float32)
-    model.train()
-    for _ in range(cfg.epochs):
-        order = rng.permutation(n)
-        for s in range(steps):
-            idx = order[s * cfg.batch:(s + 1) * cfg.batch]
-            seqs = [(_crop(frames[i], rng, lo, hi).astype(np.float32) - mean) / std for i in idx]
+class AttnHeadTask(TrainingTask):
+    """The attentive-statistics head as a :class:`~avemo.training.trainer.TrainingTask`: each epoch a permutation
+    of the clips in batches, a random ``cfg.crop_s`` crop of each clip's frames (standardised with the given
+    per-dimension mean/std), the corpus-masked, balanced cross-entropy. No validation: the last epoch is kept."""
+
+    def __init__(self, frames: Sequence[np.ndarray], y: np.ndarray, corpus: Sequence[str],
+                 sets: dict[str, tuple[str, ...]], cfg: HeadConfig, mean: np.ndarray, std: np.ndarray) -> None:
+        self.frames, self.y, self.cfg = frames, np.asarray(y, np.int64), cfg
+        self.mask_rows = _mask_rows(corpus, sets)
+        self.weights = balanced_weights(corpus, self.y)
+        self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
+        self.crop = (int(cfg.crop_s[0] * 50), int(cfg.crop_s[1] * 50))  # Whisper frames: 50 a second
+
+    def build_model(self) -> nn.Module:
+        return AttnStatsHead(self.frames[0].shape[1], hidden=self.cfg.hidden, heads=self.cfg.heads,
+                             dropout=self.cfg.dropout)
+
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.y) // self.cfg.batch)
+
+    def batches(self, epoch: int, gen: torch.Generator, rng: np.random.Generator):
+        order = rng.permutation(len(self.y))
+        b = self.cfg.batch
+        for s in range(self.steps_per_epoch()):
+            idx = order[s * b:(s + 1) * b]
+            seqs = [(_crop(self.frames[i], rng, *self.crop).astype(np.float32) - self.mean) / self.std for i in idx]
             x, m = _batch(seqs)
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * 0.5 * (1 + np.cos(np.pi * step / total))
-            loss = masked_cross_entropy(model(x, m), torch.from_numpy(y[idx]), torch.from_numpy(mask_rows[idx]),
-                                        torch.from_numpy(w[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
+            yield (x, m, torch.from_numpy(self.y[idx]), torch.from_numpy(self.mask_rows[idx]),
+                   torch.from_numpy(self.weights[idx]))
+
+    def loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, int, int]:
+        x, m, y, mask, w = batch
+        logits = model(x, m)
+        right = int((logits.detach().masked_fill(~mask, NEG).argmax(1) == y).sum())
+        return masked_cross_entropy(logits.float(), y, mask, w), right, len(y)
+
+
+def train_attn(frames: Sequence[np.ndarray], y: np.ndarray, corpus: Sequence[str],
+               sets: dict[str, tuple[str, ...]], cfg: HeadConfig, mean: np.ndarray, std: np.ndarray,
+               out_dir: str | Path | None = None) -> AttnStatsHead:
+    """The attentive-statistics head on per-clip frame sequences (float16 ok), standardised with the
+    given per-dimension ``mean``/``std``; random crops of ``cfg.crop_s`` seconds. Trained by the house's
+    :class:`~avemo.training.trainer.Trainer` (AdamW, cosine decay from ``cfg.lr`` without warm-up, the last
+    epoch kept) into ``out_dir`` (its log and checkpoint; a temporary folder when None)."""
+    import tempfile
+
+    from avemo.training.recipe import Optim, Train
+    from avemo.training.trainer import Trainer
+
+    task = AttnHeadTask(frames, y, corpus, sets, cfg, mean, std)
+    optim = Optim(name="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch)
+    train = Train(epochs=cfg.epochs, warmup_epochs=0.0, select="last")
+    with tempfile.TemporaryDirectory(prefix="avemo-attn-head-") as tmp:
+        model = Trainer(task, optim=optim, train=train, out_dir=Path(out_dir or tmp), seed=(cfg.seed,)).fit()
     return model.eval()
 
 
