@@ -644,6 +644,7 @@ def write_card(folder: Path) -> Path:
         lines += ["Channel (RAVDESS folds as above): " + "; ".join(
             f"{k} {_pct(v['mean_accuracy'])} % ({100 * (v['mean_accuracy'] - cl):+.1f})"
             for k, v in ch["conditions"].items()) + ".", ""]
+    lines += speed_lines()
     lines += ["Figures: `python benchmarks/voice_crossdomain.py run` (BENCHMARKS.md, section *Voice across corpora*).",
               "", "## Licence", "",
               "Non-commercial. The head is trained on RAVDESS (CC BY-NC-SA 4.0), SAVEE (research use after "
@@ -664,6 +665,24 @@ def write_card(folder: Path) -> Path:
     out = folder / "MODEL_CARD.md"
     out.write_text("\n".join(lines))
     return out
+
+
+def speed_lines() -> list[str]:
+    """What this voice model costs in the analyzer: the default row against the log-mel CNN's in one
+    `avemo bench speed` run (benchmarks/results/speed/speed.json), when that run has both rows."""
+    path = OUT.parent / "speed" / "speed.json"
+    if not path.is_file():
+        return []
+    sp = json.loads(path.read_text())
+    rows = {k.split(":")[0].split(" ")[0]: v for k, v in sp["rows"].items()}
+    base, cnn = rows.get("default"), rows.get("voice.ravdess8")
+    if not (base and cnn):
+        return []
+    st, st_cnn = base.get("stages_s", {}), cnn.get("stages_s", {})
+    return [f"Cost in the analyzer (`avemo bench speed`, 60 s of 720p H.264, {sp['repeat']} rounds, commit "
+            f"`{sp['commit']}`): {base['wall_s']:.2f} s with this model against {cnn['wall_s']:.2f} s with "
+            f"`voice.ravdess8` in the same run ({100 * (base['wall_s'] / cnn['wall_s'] - 1):+.0f} %; voice network "
+            f"stage {st.get('voice model', 0):.2f} s against {st_cnn.get('voice model', 0):.2f} s).", ""]
 
 
 # ------------------------------------------------------------------------------------------------ render
