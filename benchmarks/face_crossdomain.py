@@ -642,6 +642,32 @@ def render_markdown(res: dict[str, Any], path: Path) -> None:
     path.write_text(text)
 
 
+def card_extra_lines(res: dict[str, Any]) -> list[str]:
+    """The card's lines on window pooling, the speech-aware options tried, and the model's cost in the analyzer
+    (the default row against face.fer2013's in one `avemo bench speed` run, when that run has both)."""
+    lines = ["Window pooling (accuracy on pseudo-windows: each face's 8 renderings pooled; chosen on PublicTest): "
+             + "; ".join(f"{split}: " + ", ".join(f"{k} {v:.3f}" for k, v in p.items())
+                         for split, p in res["pooling"].items()) + ".", ""]
+    proxy = {rid: r for rid, r in res["speech_proxy"].items()
+             if rid in ("fer_private_clean", "fer_private_mouth_occluded")}
+    if proxy:
+        lines += ["Speech-aware options tried, not adopted (PrivateTest accuracy; the blendshape member without its "
+                  "mouth and jaw features, weighted up, as if the mouth moved with speech): " + "; ".join(
+                      f"{rid}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()) for rid, r in proxy.items())
+                  + ".", ""]
+    speed = ROOT / "benchmarks" / "results" / "speed" / "speed.json"
+    if speed.is_file():
+        sp = json.loads(speed.read_text())
+        rows = {k.split(":")[0].split(" ")[0]: v for k, v in sp["rows"].items()}
+        if rows.get("default") and rows.get("face.fer2013"):
+            a, b = rows["default"], rows["face.fer2013"]
+            lines += [f"Cost in the analyzer (`avemo bench speed`, 60 s of 720p H.264, {sp['repeat']} rounds, commit "
+                      f"`{sp['commit']}`): {a['wall_s']:.2f} s with this model against {b['wall_s']:.2f} s with "
+                      f"`face.fer2013` in the same run ({60 / a['wall_s']:.1f}x against {60 / b['wall_s']:.1f}x real "
+                      "time).", ""]
+    return lines
+
+
 def write_card(res: dict[str, Any], model_dir: Path, out: Path | None = None) -> Path:
     """The ``MODEL_CARD.md`` of the face bundle (``out``, default the shipped one), from the stored results and
     the training reports in ``model_dir``."""
@@ -726,7 +752,7 @@ def write_card(res: dict[str, Any], model_dir: Path, out: Path | None = None) ->
         lines.append(f"| `{c['path']}` | {c['truth']} | {f(today)} | {f('chosen')} | "
                      + " | ".join(f(m) if m in c["models"] else "–" for m in SPEECH_CANDIDATES) + " |")
     lines += ["", "Cost per face (same run, int8, 1 thread): " + "; ".join(
-        f"{k} {v:.2f} ms" for k, v in res["ms_per_face"].items()) + ".", "",
+        f"{k} {v:.2f} ms" for k, v in res["ms_per_face"].items()) + ".", "", *card_extra_lines(res),
         "## Limits",
         "- The maintainers' kept-back sets (MEAD, CK+, in-the-wild photos) were not available here; the dev/test rows "
         "are FER-2013 re-rendered, which stands for other cameras, not other people or posed vs spontaneous faces.",
