@@ -321,8 +321,11 @@ def test_live_websocket_with_a_real_clip(server: ServerProcess, clips: dict[str,
         while (msg := json.loads(ws.recv(timeout=60)))["type"] != "summary":
             events.append(msg)
     summary = msg
-    assert all(e["type"] == "event" for e in events) and summary["events"] == len(events) >= 8
-    assert summary["processed"] >= 8 and summary["voice_steps"] >= 2
+    # how many frames the analyzer gets to depends on the machine (a frame that waits is replaced by a fresher
+    # one, and its sampling instant counted as dropped): assert the mechanism, not a count only a fast CPU reaches
+    assert all(e["type"] == "event" for e in events) and summary["events"] == len(events) >= 2
+    assert summary["processed"] >= 1 and summary["voice_steps"] >= 2
+    assert summary["processed"] + summary["dropped"] <= (len(frames) - 1) // 2 + 1  # 5 fps instants of the clip
     assert {e["source"] for e in events} >= {"av"}  # the face and the voice both found
     for e in events:
         assert e["latency_ms"] > 0

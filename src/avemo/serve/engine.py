@@ -251,13 +251,12 @@ class LiveFeed:
     """Frames and audio pushed by a client, analysed as a live source in a thread of its own.
 
     ``push_frame(t, jpeg)``: JPEG bytes captured at media time ``t`` (seconds);
-    ``push_audio(t, samples)``: float32 16 kHz mono samples ending at ``t``. Times must increase
+    ``push_audio(t, samples)``: float32 mono samples at ``sample_rate`` (the voice bundle's, which the session
+    announces to the client) ending at ``t``. Times must increase
     per stream. ``on_event(dict)`` gets each :class:`~avemo.inference.live.LiveEvent` as a dict, from
     the feed's thread; ``on_end(summary | None, error | None)`` once at the end. Pieces that arrive
     while the analyzer is behind wait in a short queue; beyond it they are dropped (counted).
     """
-
-    SAMPLE_RATE = 16000
 
     def __init__(self, analyzer: Any, *, video: bool, audio: bool, on_event: Callable[[dict[str, Any]], None],
                  on_end: Callable[[dict[str, Any] | None, str | None], None], max_seconds: float) -> None:
@@ -275,6 +274,7 @@ class LiveFeed:
         self.bad_frames = 0
         self._source = LiveSource("websocket", readers, has_video=video, has_audio=audio, paced=False)
         self._analyzer, self._on_event, self._on_end, self._max = analyzer, on_event, on_end, max_seconds
+        self.sample_rate = int(analyzer.sample_rate)
         self._thread = threading.Thread(target=self._run, name="avemo-serve-live", daemon=True)
         self._closed = False
 

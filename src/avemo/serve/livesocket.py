@@ -8,7 +8,7 @@ Protocol (all times are the client's media clock, seconds from the session's sta
                                                    ◄─ {"type": "loading"}  (first session: models load)
                                                    ◄─ {"type": "ready", "sample_rate": 16000, "fps": 5, ...}
     binary: 0x01 | float64 LE time | JPEG bytes    ─►  a camera frame captured at `time`
-    binary: 0x02 | float64 LE time | int16 LE PCM  ─►  16 kHz mono audio ending at `time`
+    binary: 0x02 | float64 LE time | int16 LE PCM  ─►  mono audio at "sample_rate" ending at `time`
                                                    ◄─ {"type": "event", "time", "label", "confidence",
                                                        "source", "face", "voice", "fused", "smoothed",
                                                        "latency_ms", "speech_fraction"}
@@ -72,15 +72,18 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def parse_piece(message: bytes, last: dict[int, float], max_seconds: float) -> tuple[int, float, Any] | None:
-    """A binary message -> (kind, time, JPEG bytes | float32 samples); None for a piece to skip (not
-    newer than the last of its kind); :class:`LiveInputError` for a malformed one."""
+def parse_piece(message: bytes, last: dict[int, float], max_seconds: float,
+                sample_rate: int = 16000) -> tuple[int, float, Any] | None:
+    """A binary message -> (kind, time, JPEG bytes | float32 samples at ``sample_rate``, the rate the session's
+    "ready" message announced); None for a piece to skip (not newer than the last of its kind);
+    :class:`LiveInputError` for a malformed one."""
     if len(message) <= _HEADER.size:
         raise LiveInputError("bad_message", "a binary message is 1 type byte, an 8-byte time, then data")
     kind, t = _HEADER.unpack_from(message)
     payload = message[_HEADER.size:]
     if kind not in (VIDEO, AUDIO):
-        raise LiveInputError("bad_message", f"unknown piece type {kind} (1: JPEG frame, 2: 16 kHz int16 audio)")
+        raise LiveInputError("bad_message",
+                             f"unknown piece type {kind} (1: JPEG frame, 2: int16 audio at {sample_rate} Hz)")
     if not (math.isfinite(t) and 0 <= t <= max_seconds + 60):
         raise LiveInputError("bad_time", f"piece time {t!r} is not a time in seconds within the session")
     if t <= last.get(kind, -1.0):
@@ -96,7 +99,7 @@ def parse_piece(message: bytes, last: dict[int, float], max_seconds: float) -> t
                                               f"{MAX_FRAME_SIDE} pixels a side")
         data: Any = payload
     else:
-        if len(payload) % 2 or len(payload) > 2 * engine.LiveFeed.SAMPLE_RATE * MAX_AUDIO_SECONDS:
+        if len(payload) % 2 or len(payload) > 2 * sample_rate * MAX_AUDIO_SECONDS:
             raise LiveInputError("bad_audio", f"an audio piece is int16 samples, at most {MAX_AUDIO_SECONDS:g} s")
         data = np.frombuffer(payload, "<i2").astype(np.float32) / 32768.0
     last[kind] = t
@@ -131,7 +134,7 @@ async def live_session(ws: WebSocket, settings: Settings, slots: asyncio.Semapho
             on_event=lambda ev: loop.call_soon_threadsafe(out.put_nowait, ("event", ev)),
             on_end=lambda summary, error: loop.call_soon_threadsafe(out.put_nowait, ("end", summary, error)))
         feed.start()
-        await ws.send_json({"type": "ready", "sample_rate": feed.SAMPLE_RATE, "fps": analyzer.fps,
+        await ws.send_json({"type": "ready", "sample_rate": feed.sample_rate, "fps": analyzer.fps,
                             "hop": analyzer.hop, "window": analyzer.window, "models": analyzer.model_names,
                             "max_seconds": settings.live_max_s})
         sender = asyncio.create_task(_send_events(ws, out))
@@ -172,7 +175,7 @@ async def _receive_pieces(ws: WebSocket, feed: engine.LiveFeed, settings: Settin
             return "gone"
         if message.get("bytes") is not None:
             try:
-                piece = parse_piece(message["bytes"], last, settings.live_max_s)
+                piece = parse_piece(message["bytes"], last, settings.live_max_s, feed.sample_rate)
             except LiveInputError as exc:
                 return exc
             if piece is not None:
