@@ -498,8 +498,9 @@ def card_tables(res: dict, method: str = "reliability") -> list[str]:
                   f"single modality on {t['not_worse']} of "
                   f"{t['n']}, >= 3 points above it on {t['plus3']} of {t['n']}; mean gain over the better single "
                   f"modality {100 * t['mean_gain']:+.1f} points (for comparison, log-linear 1/1, the previous "
-                  f"default rule: {100 * t['mean_gain_11']:+.1f}; 55/38 decision fusion: "
-                  f"{100 * t['mean_gain_557']:+.1f}).", ""]
+                  f"default rule: {100 * t['mean_gain_11']:+.1f}; " + (
+                      f"55/38 decision fusion: {100 * t['mean_gain_557']:+.1f})." if method != "decision_published"
+                      else f"fusion.reliability: {100 * targets(res['loco'])['mean_gain']:+.1f})."), ""]
         missed = [f"{c} / {v} ({100 * g:+.1f})" for c, v, g in t["short"]]
         if missed:
             lines += ["Where the 3-point rule is missed (corpus / face rendering, gain): " + ", ".join(missed) + ".",
