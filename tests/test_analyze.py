@@ -42,6 +42,17 @@ def test_cremad_clips_give_face_and_voice(analyzer, clips, name):
     _probs_ok(tl, "voice")
     assert set(tl["label"]) <= set(EMOTIONS)
     assert tl.attrs["models"]["face"] and tl.attrs["source"].endswith(".flv")
+    # the evidence the fusion weighs, per modality, read over the classes its model has
+    for m in ("face", "voice"):
+        p = tl.probabilities(m)
+        rows = ~np.isnan(p).any(axis=1)
+        own = np.sort(p[rows][:, [EMOTIONS.index(c) for c in (analyzer.face_model.labels if m == "face"
+                                                                else EMOTIONS)]], axis=1)
+        np.testing.assert_allclose(tl[f"confidence_{m}"][rows], own[:, -1], atol=1e-4)
+        np.testing.assert_allclose(tl[f"margin_{m}"][rows], own[:, -1] - own[:, -2], atol=1e-4)
+        certainty = tl[f"certainty_{m}"][rows].to_numpy()
+        assert ((certainty >= 0) & (certainty <= 1)).all()
+        assert tl[f"confidence_{m}"][~rows].isna().all()
 
 
 def test_streamed_audio_gives_the_same_voice_windows(analyzer, clips):
@@ -60,6 +71,7 @@ def test_video_without_audio_gives_face_only_windows(analyzer, clips):
     # face only: the fused row is the face's own distribution, exactly (weight 1), never relabelled
     np.testing.assert_array_equal(tl.probabilities("fused"), tl.probabilities("face"))
     assert (tl["weight_face"] == 1.0).all() and (tl["weight_voice"] == 0.0).all()
+    assert tl["confidence_face"].notna().all() and tl["confidence_voice"].isna().all()
 
 
 def test_audio_only_file_gives_voice_only_windows(analyzer, clips):

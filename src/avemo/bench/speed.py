@@ -96,6 +96,8 @@ def _child(video: str, config: dict[str, Any]) -> dict[str, Any]:
             "stages_s": analyzer.last_times.seconds,
             "windows": len(timeline), "face_windows": int(timeline["face"].sum()),
             "speech_windows": int(timeline["speech"].sum()),
+            "text_windows": int((timeline["text_words"].fillna(0) > 0).sum())
+            if "text_words" in timeline.columns else 0,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -138,6 +140,46 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "face.fer2013 (no blendshape member) instead of face.fervideo": {"models": {"face": "face.fer2013"}},
 }
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
+
+#: ``avemo bench text``: the default analysis against the same with text from speech (``--text``), side by side
+TEXT_VARIANTS: dict[str, dict[str, Any]] = {"default (face + voice)": {},
+                                            "`--text` (face + voice + Whisper transcript + text.carer)": {"text": True}}
+TEXT_BEGIN, TEXT_END = "<!-- text-cost:begin -->", "<!-- text-cost:end -->"
+
+
+def render_text_cost(result: dict[str, Any]) -> str:
+    """The BENCHMARKS.md section of ``avemo bench text``: what ``--text`` costs end to end."""
+    m = result["machine"]
+    rows = list(result["rows"].values())
+    v = rows[0]["video"]
+    base = rows[0]["wall_s"]
+    lines = [TEXT_BEGIN, "## Text from speech: what `avemo analyze --text` costs end to end", "",
+             f"The speed benchmark's video ({v['seconds']:.1f} s, {v['width']}x{v['height']} H.264 + AAC, speech "
+             "throughout: one RAVDESS sentence looped) through the Python API in a fresh process, models loaded "
+             f"before timing, {result['repeat']} rounds with the two rows in turn, all in one run (wall: the "
+             "median run [min–max]; CPU and stage times of the median run). Command: `avemo bench text`, commit "
+             f"`{result['commit']}`, {result['date']}; machine: {m['platform']}, "
+             f"{m.get('cpus', m.get('cpu_count'))} CPUs ({result.get('cpu_model', 'CPU model not recorded')}). "
+             "The transcript is made after the audio is read (the whole 16 kHz track is kept), in the voice "
+             "thread, on one thread.",
+             "", "| configuration | wall (s) | × real time | wall / default | CPU (s) | voice model | text | "
+             "windows with words | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in result["rows"].items():
+        st = r["stages_s"]
+        lines.append(f"| {name} | {r['wall_s']:.2f} [{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}] | "
+                     f"{r['realtime_factor']:.1f}× | {r['wall_s'] / base:.2f} | {r['cpu_s']:.2f} | "
+                     f"{st.get('voice model', 0):.2f} | {st.get('text', 0):.2f} | "
+                     f"{r.get('text_windows', 0)} of {r['windows']} | {r['peak_rss_mb']:.0f} |")
+    lines += ["", "Budget (DESIGN.md): the default analysis ≥ 20× real time; `--text` stays off by default while "
+              "its cost would take the default below that budget.", "", TEXT_END]
+    return "\n".join(lines)
+
+
+def write_text_cost(result: dict[str, Any], out: Path) -> Path:
+    """(Re)write the text-cost section of ``out``."""
+    from avemo.markdown import replace_section
+
+    return replace_section(out, TEXT_BEGIN, TEXT_END, render_text_cost(result))
 
 
 def run_encodings(seconds: float = 60.0, repeat: int = 3, names: list[str] | None = None) -> dict[str, Any]:

@@ -5,7 +5,9 @@
 - ``speed``: ``avemo analyze`` on 60 s of 720p video, configurations side by side (:mod:`avemo.bench.speed`);
 - ``startup [--against SRC]``: the start-up of ``avemo analyze``, this code against others (:mod:`avemo.bench.startup`);
 - ``batch [--copies N]``: files per second of the folder mode, ``avemo batch`` locally and on Ray with 1 and 2
-  workers, on the same files (:mod:`avemo.bench.batch`).
+  workers, on the same files (:mod:`avemo.bench.batch`);
+- ``text``: the default analysis against ``--text`` (Whisper transcript + text bundle) on the speed video, side by
+  side (:mod:`avemo.bench.speed`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ HELP = "benchmark sections of BENCHMARKS.md: accuracy and ablation tables from s
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["accuracy", "ablation", "speed", "startup", "batch"], help="which benchmark to run")
+    p.add_argument("what", choices=["accuracy", "ablation", "speed", "startup", "batch", "text"],
+                   help="which benchmark to run")
     p.add_argument("--results", default="benchmarks/results", help="folder of stored results")
     p.add_argument("--out", default="BENCHMARKS.md", help="file whose section is (re)written")
     p.add_argument("--run", action="store_true", help="ablation: first train and evaluate what is missing")
     p.add_argument("--systems", help="ablation --run: comma-separated systems (default: all)")
-    p.add_argument("--repeat", type=int, default=3, help="speed, startup, batch: rounds (default 3)")
-    p.add_argument("--seconds", type=float, default=60.0, help="speed: length of the test video (default 60)")
+    p.add_argument("--repeat", type=int, default=3, help="speed, startup, batch, text: rounds (default 3)")
+    p.add_argument("--seconds", type=float, default=60.0, help="speed, text: length of the test video (default 60)")
     p.add_argument("--encodings", default=None,
                    help="speed: comma-separated test encodings (default: all of avemo.bench.encodings; 'none' skips)")
     p.add_argument("--against", action="append", default=[], metavar="NAME=SRC",
@@ -70,6 +73,22 @@ def run(args: argparse.Namespace) -> int:
         for row in result["rows"]:
             print(f"{row['mode']}: {row['wall_s']:.1f} s, {row['files_per_s']:.2f} files/s "
                   f"(Ray start-up {row['startup_s']:.1f} s)")
+        return 0
+    if args.what == "text":
+        from avemo.bench.speed import TEXT_VARIANTS, run_all, write_text_cost
+
+        result = run_all(args.seconds, variants=TEXT_VARIANTS, repeat=args.repeat)
+        cpuinfo = Path("/proc/cpuinfo")
+        models = [ln.split(":", 1)[1].strip() for ln in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
+                  if ln.startswith("model name")]
+        result["cpu_model"] = models[0] if models else "CPU model not recorded"
+        stored = Path(args.results) / "speed" / "text_cost.json"
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(result, indent=2) + "\n")
+        write_text_cost(result, Path(args.out))
+        for name, row in result["rows"].items():
+            print(f"{name}: {row['wall_s']:.2f} s, {row['realtime_factor']:.1f}x real time, "
+                  f"text stage {row['stages_s'].get('text', 0):.2f} s, {row['text_windows']} windows with words")
         return 0
     if args.what == "speed":
         from avemo.bench.speed import run_all, run_encodings, write_section

@@ -25,7 +25,7 @@ import pandas as pd
 from avemo import __version__
 from avemo.errors import MediaError
 from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor, Fusion, VoicePredictor
-from avemo.inference.result import EmotionTimeline, prob_columns
+from avemo.inference.result import EmotionTimeline, evidence_columns, prob_columns
 from avemo.labels import EMOTIONS
 
 
@@ -376,6 +376,7 @@ class Analyzer:
         for j, m in enumerate(fusion.modalities):  # what each window's fused answer rests on, and how much
             if m in probs:
                 cols[f"weight_{m}"] = np.round(fusion.weights[:, j].astype(np.float64), 4)
+        cols.update(evidence_columns(probs, labels))
         out = EmotionTimeline(pd.DataFrame(cols))
         out.attrs.update(self._metadata(path, info))
         if text is not None:

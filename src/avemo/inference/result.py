@@ -1,12 +1,15 @@
 """The analysis result: a pandas DataFrame, one row per time window, with metadata in ``attrs``.
 
-Columns: ``start``, ``end`` (seconds), ``face`` and ``speech`` (found in the window), ``source``
+Columns: ``start``, ``end`` (seconds), ``face`` and ``speech`` (found in the window), ``speech_fraction`` (the
+share of the window voice activity detection calls speech), ``source``
 (``"av"``, ``"face"``, ``"voice"``, ``"text"`` (words alone) or ``"none"``: which modalities the fused row
 rests on), ``face_<emotion>``, ``voice_<emotion>`` and ``fused_<emotion>`` probabilities over
 :data:`avemo.labels.EMOTIONS` (NaN where that modality is absent), ``label`` and ``confidence``
 (the fused top class), ``uncertain`` (the fused label's probability is under one half: more likely wrong than
 right, so read it as "not sure"), ``weight_face``, ``weight_voice`` (and ``weight_text``) (how much each modality
-counted in the window's fused answer; they sum to 1 over the modalities present), ``face_blendshapes`` (the share
+counted in the window's fused answer; they sum to 1 over the modalities present), the evidence those weights rest
+on, per modality: ``confidence_<m>`` (its top probability), ``margin_<m>`` (top minus second) and ``certainty_<m>``
+(1 - entropy / log K, over the K classes its model has), NaN where ``m`` is absent; ``face_blendshapes`` (the share
 of the window's frames whose face used the face model's blendshape member; 0: the crop network alone, NaN: no
 face). With ``text`` on, ``transcript``, ``text_language``, ``text_words`` and ``text_<emotion>`` too. With
 several faces (``all_faces``), a ``track`` column says which face a row belongs to; live events
@@ -35,6 +38,28 @@ MODALITIES: tuple[str, ...] = ("face", "voice", "fused")
 def prob_columns(modality: str, labels: Sequence[str] = EMOTIONS) -> list[str]:
     """The probability columns of one modality, e.g. ``face_happy``."""
     return [f"{modality}_{name}" for name in labels]
+
+
+#: the evidence each modality shows about itself, per window (what the reliability fusion weighs)
+EVIDENCE: tuple[str, ...] = ("confidence", "margin", "certainty")
+
+
+def evidence_columns(probs: dict[str, np.ndarray], labels: dict[str, Sequence[str]] | None = None
+                     ) -> dict[str, np.ndarray]:
+    """``<evidence>_<modality>`` columns from each modality's probabilities ``(N, 8)`` over EMOTIONS (NaN rows:
+    absent), read over the classes the model has (``labels[m]``, default all): ``confidence`` (its top probability),
+    ``margin`` (top minus second), ``certainty`` (1 - entropy / log K); NaN where the modality is absent."""
+    from avemo.models.fusion.reliability import prob_features
+
+    out: dict[str, np.ndarray] = {}
+    for m, p in probs.items():
+        names = tuple((labels or {}).get(m, EMOTIONS))
+        own = np.asarray(p, dtype=np.float64)[:, [EMOTIONS.index(n) for n in names]]
+        ok = ~np.isnan(own).any(axis=1)
+        ev = prob_features(np.nan_to_num(own, nan=1.0 / len(names)), names, EVIDENCE)
+        for k, name in enumerate(EVIDENCE):
+            out[f"{name}_{m}"] = np.where(ok, np.round(ev[:, k], 4), np.nan)
+    return out
 
 
 class EmotionTimeline(pd.DataFrame):
