@@ -66,7 +66,8 @@ FACE_T_11 = 0.7468924185541205  # fusion.fervideo_multi6's face temperature (fit
 # ------------------------------------------------------------------------------------------------ data
 @dataclass
 class Rows:
-    """Predictions of one modality: ``y`` (EMOTIONS indices), ``probs`` over ``labels``, ``flag`` (NaN: none)."""
+    """Predictions of one modality: ``y`` (EMOTIONS indices), ``probs`` over ``labels``, ``flag`` ``(N,)`` or
+    ``(N, F)`` (NaN: none)."""
 
     y: np.ndarray
     probs: np.ndarray
@@ -151,17 +152,18 @@ def pair(voice: Rows, corpora: np.ndarray, blocks: np.ndarray, face_sets: list[R
     idx = np.repeat(np.flatnonzero(ok), draws)
     y = voice.y[idx]
     face_probs = np.zeros((len(idx), len(BASIC7)))
-    face_flag = np.zeros(len(idx))
+    n_flags = 1 if face_sets[0].flag.ndim == 1 else face_sets[0].flag.shape[1]
+    face_flag = np.zeros((len(idx), n_flags))
     which = rng.integers(0, len(face_sets), len(idx))
     for s, rows in enumerate(face_sets):
         by_class = {k: np.flatnonzero(rows.y == k) for k in np.unique(y)}
         for k, pool in by_class.items():
             sel = np.flatnonzero((which == s) & (y == k))
             pick = pool[rng.integers(0, len(pool), len(sel))]
-            face_probs[sel], face_flag[sel] = rows.probs[pick], rows.flag[pick]
+            face_probs[sel], face_flag[sel] = rows.probs[pick], rows.flag[pick].reshape(len(sel), n_flags)
     probs = {"face": face_probs, "voice": voice.probs[idx]}
     labels = {"face": BASIC7, "voice": EMOTIONS}
-    flags = {"face": face_flag[:, None], "voice": voice.flag[idx][:, None]}
+    flags = {"face": face_flag, "voice": voice.flag[idx][:, None]}
     if text is not None:
         tp = np.zeros((len(idx), len(text.labels)))
         for k in np.unique(y):

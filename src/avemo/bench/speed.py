@@ -170,8 +170,9 @@ def render_text_cost(result: dict[str, Any]) -> str:
                      f"{r['realtime_factor']:.1f}× | {r['wall_s'] / base:.2f} | {r['cpu_s']:.2f} | "
                      f"{st.get('voice model', 0):.2f} | {st.get('text', 0):.2f} | "
                      f"{r.get('text_windows', 0)} of {r['windows']} | {r['peak_rss_mb']:.0f} |")
-    lines += ["", "Budget (DESIGN.md): the default analysis ≥ 20× real time; `--text` stays off by default while "
-              "its cost would take the default below that budget.", "", TEXT_END]
+    lines += ["", "Compare the rows with each other, not with the speed section's (another run, possibly another "
+              "machine). Budget (DESIGN.md): the default analysis ≥ 20× real time; `--text` stays off by default "
+              "while its cost would take the default below that budget.", "", TEXT_END]
     return "\n".join(lines)
 
 

@@ -53,7 +53,8 @@ class AnalyzerConfig:
     #: "tencrop" (10 views, 5x the cost), or None for the bundle's setting (face.fer2013: flip, chosen on PublicTest)
     face_tta: str | None = "flip"
     #: also transcribe the speech (Whisper base, offline) and score each window's words with the text bundle
-    #: (``text_*`` columns, ``transcript``); off by default: about 9 s of CPU per minute of speech (BENCHMARKS.md)
+    #: (``text_*`` columns, ``transcript``); off by default: 1.77x the default analysis's wall time on the 60 s
+    #: speed video (``avemo bench text``, BENCHMARKS.md)
     text: bool = False
 
     def __post_init__(self) -> None:
