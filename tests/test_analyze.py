@@ -317,3 +317,16 @@ def test_text_from_speech_per_window(clips):
     np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-4)
     assert (w[:, 0] == 0).all() and (w[:, 1] > 0).all() and (w[:, 2] > 0).all()  # no face in a .wav
     assert len(tl.plot().axes) == 5
+    assert tl["confidence_text"].notna().all() and tl["confidence_face"].isna().all()
+
+
+def test_a_window_with_words_and_no_voice_is_text_only(clips):
+    """With ``min_speech`` 1 no window of the sentence counts as voice (VAD never calls a whole 3 s window of it
+    speech), so the windows with words rest on the text alone: the fused row is the text's, weight 1."""
+    tl = Analyzer("default", text=True, min_speech=1.0).analyze(clips["ravdess_wav"])
+    assert not tl["speech"].any() and (tl["text_words"] > 0).any()
+    only = (tl["text_words"] > 0).to_numpy()
+    assert (tl["source"][only] == "text").all() and (tl["source"][~only] == "none").all()
+    np.testing.assert_array_equal(tl.probabilities("fused")[only], tl.probabilities("text")[only])
+    assert (tl["weight_text"][only] == 1.0).all() and (tl["weight_voice"] == 0.0).all()
+    assert set(tl["label"][only]) <= {"happy", "sad", "angry", "fearful", "surprised"}  # text.carer's classes
