@@ -22,14 +22,27 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; else what :func:`platform.processor` says)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict[str, Any]:
-    """Platform, CPU count, Python and torch versions (torch's thread count when torch is loaded)."""
+    """Platform, CPU model and count, Python and torch versions (torch's thread count when torch is loaded)."""
     try:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
         torch_version = "not installed"
     out: dict[str, Any] = {"platform": platform.platform(), "processor": platform.machine(),
-                           "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch_version}
+                           "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+                           "python": platform.python_version(), "torch": torch_version}
     if "torch" in sys.modules:
         out["torch_threads"] = sys.modules["torch"].get_num_threads()
     return out

@@ -159,7 +159,7 @@ def render_text_cost(result: dict[str, Any]) -> str:
              f"before timing, {result['repeat']} rounds with the two rows in turn, all in one run (wall: the "
              "median run [min–max]; CPU and stage times of the median run). Command: `avemo bench text`, commit "
              f"`{result['commit']}`, {result['date']}; machine: {m['platform']}, "
-             f"{m.get('cpus', m.get('cpu_count'))} CPUs ({result.get('cpu_model', 'CPU model not recorded')}). "
+             f"{m.get('cpus', m.get('cpu_count'))} CPUs ({m.get('cpu_model', 'CPU model not recorded')}). "
              "The transcript is made after the audio is read (the whole 16 kHz track is kept), in the voice "
              "thread, on one thread.",
              "", "| configuration | wall (s) | × real time | wall / default | CPU (s) | voice model | text | "

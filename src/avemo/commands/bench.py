@@ -78,10 +78,6 @@ def run(args: argparse.Namespace) -> int:
         from avemo.bench.speed import TEXT_VARIANTS, run_all, write_text_cost
 
         result = run_all(args.seconds, variants=TEXT_VARIANTS, repeat=args.repeat)
-        cpuinfo = Path("/proc/cpuinfo")
-        models = [ln.split(":", 1)[1].strip() for ln in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
-                  if ln.startswith("model name")]
-        result["cpu_model"] = models[0] if models else "CPU model not recorded"
         stored = Path(args.results) / "speed" / "text_cost.json"
         stored.parent.mkdir(parents=True, exist_ok=True)
         stored.write_text(json.dumps(result, indent=2) + "\n")
