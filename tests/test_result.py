@@ -91,3 +91,23 @@ def test_plot_of_a_single_window_is_drawn_over_its_span(timeline, tmp_path):
 def test_plot_writes_a_png(timeline, tmp_path):
     timeline.plot(tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evidence_columns_read_each_modality_over_its_own_classes():
+    """A seven-class face (no calm) is read over its seven classes, a flat one has certainty 0, an absent window
+    NaN."""
+    from avemo.inference.result import evidence_columns
+
+    face7 = tuple(e for e in EMOTIONS if e != "calm")
+    face = np.zeros((3, len(EMOTIONS)))
+    face[0, EMOTIONS.index("happy")], face[0, EMOTIONS.index("sad")] = 0.7, 0.3
+    face[1, [EMOTIONS.index(e) for e in face7]] = 1 / 7  # flat over its own classes (calm is 0, not a class)
+    face[2] = np.nan
+    cols = evidence_columns({"face": face}, {"face": face7})
+    assert set(cols) == {"confidence_face", "margin_face", "certainty_face"}
+    np.testing.assert_allclose(cols["confidence_face"][:2], [0.7, 1 / 7], atol=1e-4)
+    np.testing.assert_allclose(cols["margin_face"][:2], [0.4, 0.0], atol=1e-4)
+    assert cols["certainty_face"][0] == pytest.approx(1 - (-(0.7 * np.log(0.7) + 0.3 * np.log(0.3)) / np.log(7)),
+                                                      abs=1e-4)
+    assert cols["certainty_face"][1] == pytest.approx(0.0, abs=1e-4)
+    assert all(np.isnan(c[2]) for c in cols.values())
