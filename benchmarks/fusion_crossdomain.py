@@ -612,7 +612,11 @@ def reliability_card(pre: dict, res: dict) -> str:
               "transcribed speech here is RAVDESS's two sentences, so how much a transcript's words weigh rests on "
               "them. Text has no neutral, calm or disgust class. English only.",
               "- The flags (blendshape share, speech share) barely vary in the training data in the way they vary in "
-              "video (a window half silent); their coefficients are kept >= 0 and came out ~0.", "",
+              "video (a window half silent); their coefficients are kept >= 0 and came out ~0.",
+              "- The 3-point rule of issue #12 holds on 37 of the 48 pairings above: the voice weight a pairing needs "
+              "follows the voice corpus (about 0.5 of the face's on CASIA, up to 3 on BanglaSER), and no evidence "
+              "tried carries it: the agreement of the face model's two members, the face-voice agreement over a "
+              "recording (`benchmarks/fusion_probe.py`, BENCHMARKS.md: probes).", "",
               "## Reproduce", "", "`python benchmarks/fusion_crossdomain.py bundle` (after `... run` for the card's "
               "numbers).", "", "## Licence", "",
               "Fitted on outputs of models trained on FER-2013 (research use), RAVDESS (CC BY-NC-SA 4.0), SAVEE, "
