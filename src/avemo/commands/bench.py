@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "benchmark sections of BENCHMARKS.md: accuracy and ablation tables from stored results, speed and start-up"
 
@@ -33,9 +34,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--copies", type=int, default=6, help="batch: links to the 20 s test video among the files")
 
 
+def _store(args: argparse.Namespace, name: str, result: dict) -> Path:
+    """Write ``result`` to ``<results>/speed/<name>.json``; its path."""
+    import json
+
+    stored = Path(args.results) / "speed" / f"{name}.json"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_text(json.dumps(result, indent=2) + "\n")
+    return stored
+
+
 def run(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     if args.what == "ablation":
         from avemo.bench.ablation import main
@@ -53,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 raise AvemoError(f"--against expects NAME=SRC with SRC a folder, got {item!r}")
             trees[name] = Path(src).resolve()
         result = run_startup(trees, rounds=args.repeat)
-        stored = Path(args.results) / "speed" / "startup.json"
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        stored.write_text(json.dumps(result, indent=2) + "\n")
+        _store(args, "startup", result)
         write_section(result, Path(args.out))
         for name, row in result["rows"].items():
             print(f"{name}: imports {row['imports_s']:.2f} s, models {row['models_s']:.2f} s, "
@@ -66,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
         from avemo.bench.batch import write_section as write_batch
 
         result = run_batch_bench(copies=args.copies, rounds=args.repeat)
-        stored = Path(args.results) / "speed" / "batch.json"
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        stored.write_text(json.dumps(result, indent=2) + "\n")
+        _store(args, "batch", result)
         write_batch(result, Path(args.out))
         for row in result["rows"]:
             print(f"{row['mode']}: {row['wall_s']:.1f} s, {row['files_per_s']:.2f} files/s "
@@ -78,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
         from avemo.bench.speed import TEXT_VARIANTS, run_all, write_text_cost
 
         result = run_all(args.seconds, variants=TEXT_VARIANTS, repeat=args.repeat)
-        stored = Path(args.results) / "speed" / "text_cost.json"
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        stored.write_text(json.dumps(result, indent=2) + "\n")
+        _store(args, "text_cost", result)
         write_text_cost(result, Path(args.out))
         for name, row in result["rows"].items():
             print(f"{name}: {row['wall_s']:.2f} s, {row['realtime_factor']:.1f}x real time, "
@@ -93,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if args.encodings != "none":
             names = args.encodings.split(",") if args.encodings else None
             result["encodings"] = run_encodings(args.seconds, repeat=args.repeat, names=names)
-        stored = Path(args.results) / "speed" / "speed.json"
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        stored.write_text(json.dumps(result, indent=2) + "\n")
+        stored = _store(args, "speed", result)
         tta_path = stored.with_name("face_tta.json")  # python benchmarks/face_tta.py
         tta = json.loads(tta_path.read_text()) if tta_path.is_file() else None
         path_path = stored.with_name("face_path.json")  # python benchmarks/face_path.py
