@@ -163,7 +163,7 @@ def pair(voice: Rows, corpora: np.ndarray, blocks: np.ndarray, face_sets: list[R
             face_probs[sel], face_flag[sel] = rows.probs[pick], rows.flag[pick].reshape(len(sel), n_flags)
     probs = {"face": face_probs, "voice": voice.probs[idx]}
     labels = {"face": BASIC7, "voice": EMOTIONS}
-    flags = {"face": face_flag, "voice": voice.flag[idx][:, None]}
+    flags = {"face": face_flag, "voice": voice.flag[idx].reshape(len(idx), -1)}
     if text is not None:
         tp = np.zeros((len(idx), len(text.labels)))
         for k in np.unique(y):

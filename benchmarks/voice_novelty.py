@@ -1,0 +1,75 @@
+"""How far each held-out voice clip lies from its voice model's training data: evidence for the fusion (issue #12).
+
+For every stored held-out voice prediction of the fusion benchmark (the outer leave-one-corpus-out rows,
+``loco_probs_linear_L2-4_aug.csv.gz``, and the nested rows, ``voice_nested.csv.gz``), the clip's pooled Whisper
+vector (layers 2-4, mean + std, as the shipped head sees it) is standardised with the statistics of *that
+prediction's* training clips, projected on their first 64 principal directions, whitened, and its length taken:
+
+    novelty = log(|whitened projection| / median of the same over the training clips)
+
+so about 0 for a clip like the training data and larger the further off it lies. Only what the analyzer could
+compute per window from the shipped head's own training data is used (no label, no test corpus statistic).
+
+    AVEMO_CACHE=<cache with voice_multi/pooled_clean_all_4369.npy> python benchmarks/voice_novelty.py
+    -> benchmarks/results/fusion_crossdomain/voice_novelty.csv.gz (columns outer, part, path, novelty)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from avemo.config import cache_root, data_root
+from avemo.datasets.speech import SPEECH_CORPORA, read_speech_corpora
+from avemo.datasets.splits import ravdess_folds
+
+OUT = Path("benchmarks/results/fusion_crossdomain")
+LAYERS = (0, 1, 2, 3, 4, 5, 6, "final")
+RECIPE_LAYERS = (2, 3, 4)
+COMPONENTS = 64
+
+
+def novelty(x_tr: np.ndarray, x_te: np.ndarray) -> np.ndarray:
+    """Log whitened-PCA distance of ``x_te`` from ``x_tr``'s data, relative to the training clips' median."""
+    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-3
+    a, b = (x_tr - mu) / sd, (x_te - mu) / sd
+    _, s, vt = np.linalg.svd(a, full_matrices=False)
+    proj = vt[:COMPONENTS].T / (s[:COMPONENTS] / np.sqrt(len(a)))
+    d_tr = np.linalg.norm(a @ proj, axis=1)
+    return np.log(np.linalg.norm(b @ proj, axis=1) / np.median(d_tr))
+
+
+def main() -> None:
+    samples = read_speech_corpora()
+    root = data_root()
+    path_of = np.array([str(s.path.relative_to(root)) for s in samples])
+    corpus = np.array([s.corpus for s in samples], dtype=object)
+    t = np.load(cache_root() / "voice_multi" / f"pooled_clean_all_{len(samples)}.npy", mmap_mode="r")
+    x = np.concatenate([np.asarray(t[:, LAYERS.index(k)], np.float32) for k in RECIPE_LAYERS], axis=1)
+    rav = np.flatnonzero(corpus == "ravdess")
+    folds = [rav[f.test_idx] for f in ravdess_folds([samples[int(i)] for i in rav])]
+    jobs = []  # (outer, part, train index, test index), as the stored predictions were made
+    for c in SPEECH_CORPORA:
+        jobs.append(("loco_test", "outer", np.flatnonzero(corpus != c), np.flatnonzero(corpus == c)))
+        for d in SPEECH_CORPORA:
+            if d != c:
+                jobs.append((c, "loco", np.flatnonzero((corpus != c) & (corpus != d)), np.flatnonzero(corpus == d)))
+        if c != "ravdess":
+            for fj in folds:
+                jobs.append((c, "incorpus", np.setdiff1d(np.flatnonzero(corpus != c), fj), fj))
+    parts, t0 = [], time.time()
+    for n, (outer, part, tr, te) in enumerate(jobs):
+        parts.append(pd.DataFrame({"outer": outer, "part": part, "path": path_of[te],
+                                   "novelty": np.round(novelty(x[tr], x[te]), 4)}))
+        print(f"[{n + 1}/{len(jobs)}] {outer} {part} {corpus[te[0]]}: median novelty "
+              f"{np.median(parts[-1].novelty):+.3f} ({time.time() - t0:.0f} s)", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    pd.concat(parts, ignore_index=True).to_csv(OUT / "voice_novelty.csv.gz", index=False)
+    print(f"wrote {OUT / 'voice_novelty.csv.gz'}")
+
+
+if __name__ == "__main__":
+    main()
