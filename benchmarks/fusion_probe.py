@@ -189,7 +189,9 @@ def main() -> None:
             extra = ("file_agreement",) if file_rate else ()
             R.FLAGS["face"] = plain["face"] + face_extra + extra
             R.FLAGS["voice"] = plain["voice"] + extra + (("voice_familiarity",) if novelty else ())
-            tr_v, te_v = (with_flag(tr_voice, -tr_nov), with_flag(te_voice, -te_nov)) if novelty else (tr_voice, te_voice)
+            tr_v, te_v = tr_voice, te_voice
+            if novelty:
+                tr_v, te_v = with_flag(tr_voice, -tr_nov), with_flag(te_voice, -te_nov)
             try:
                 dev, test = faces("public", bool(face_extra)), faces("private", bool(face_extra))
                 train = F.pair(tr_v, tr_corpus, blocks, [dev[v] for v in F.VARIANTS],

@@ -63,7 +63,7 @@ CANDIDATES = (
     Candidate("linear_L2-4_l2=0.01", l2=0.01),
     Candidate("linear_L0-4_l2=0.1", layers=(0, 1, 2, 3, 4)),
     Candidate("linear_L3-4_l2=0.1", layers=(3, 4)),
-    Candidate("layer_ens_L2|L3|L4_l2=0.1", head="layer_ens"),
+    Candidate("layer_ens_L2+L3+L4_l2=0.1", head="layer_ens"),
     Candidate("mlp256_L2-4", head="mlp", l2=1e-2),
 )
 
@@ -212,7 +212,15 @@ def render(res: dict) -> str:
                  + " | ".join(f"**{100 * r['uar']:.1f}**" for r in nested)
                  + f" | **{100 * np.mean([r['uar'] for r in nested]):.1f}** | "
                  f"{100 * np.mean([r['uar_8way'] for r in nested]):.1f} |")
-    lines += ["", "Picked per corpus: " + "; ".join(f"{c}: `{picks[c]}`" for c in corpora) + ".", END]
+    best = max(names, key=lambda n: np.mean([cell[(n, c)]["uar"] for c in corpora]))
+    lines += ["", "Picked per corpus: " + "; ".join(f"{c}: `{picks[c]}`" for c in corpora) + ".", "",
+              f"Read: the nested row ({100 * np.mean([r['uar'] for r in nested]):.1f}) is the honest estimate of "
+              "choosing among these heads and then meeting a corpus nobody chose on; the best row chosen on the "
+              f"test corpora (`{best}`, {100 * np.mean([cell[(best, c)]['uar'] for c in corpora]):.1f}) is within "
+              "a point of it and of the shipped recipe. No head on Whisper base layers <= 4 moves the mean by more "
+              "than a point: the target (60) needs a better encoder, not a better head. Users get the 8-way "
+              "answer, whose UAR is some 15 points lower, since a corpus's clips are also called by classes it "
+              "does not have (*calm*, *surprised* ...).", END]
     return "\n".join(lines)
 
 
