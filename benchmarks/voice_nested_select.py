@@ -187,6 +187,18 @@ def run(jobs: int) -> None:
     print(render(done))
 
 
+def summary(res: dict) -> dict:
+    """Mean UARs of the nested choice and of the shipped recipe (``CANDIDATES[0]``), for the model card."""
+    names = [c["name"] for c in res["candidates"]]
+    cell = {(r["candidate"], r["outer"]): r for r in res["rows"]}
+    corpora = [c for c in SPEECH_CORPORA if all((n, c) in cell for n in names)]
+    nested = [cell[(max(names, key=lambda n: cell[(n, c)]["inner_mean"]), c)] for c in corpora]
+    shipped = [cell[(names[0], c)] for c in corpora]
+    return {"corpora": corpora, "candidates": len(names), "nested_uar": float(np.mean([r["uar"] for r in nested])),
+            "shipped_uar": float(np.mean([r["uar"] for r in shipped])),
+            "shipped_uar_8way": float(np.mean([r["uar_8way"] for r in shipped]))}
+
+
 def render(res: dict) -> str:
     rows = res["rows"]
     names = [c["name"] for c in res["candidates"]]
