@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
     timeline = analyzer.analyze(args.path)
     print(format_timeline(timeline))
     summary = timeline.summary()
-    print(f"\ndominant emotion: {summary['dominant']}  (face: {summary['face_dominant']}, "
-          f"voice: {summary['voice_dominant']})")
+    face, voice = summary["face_dominant"] or "no face", summary["voice_dominant"] or "no speech"
+    print(f"\ndominant emotion: {summary['dominant'] or 'none'}  (face: {face}, voice: {voice})")
     out = Path(args.out) / Path(args.path).stem
     write_outputs(timeline, out)
     print(f"timeline, summary and plot written to {out}/")

@@ -1,0 +1,29 @@
+"""``avemo demo`` (what ``make demo`` runs) on the shared clips: the printed table and summary, and the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from avemo.cli import main
+
+
+def test_demo_prints_windows_and_the_dominant_emotions_and_writes_the_files(
+        clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clip = clips["cremad_hap"]
+    assert main(["demo", str(clip), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "window" in out and "fused" in out and "weights" in out
+    summary = next(line for line in out.splitlines() if line.startswith("dominant emotion:"))
+    assert "face: " in summary and "voice: " in summary and "None" not in summary and "no speech" not in summary
+    for name in ("timeline.csv", "summary.json"):
+        assert (tmp_path / clip.stem / name).is_file()
+
+
+def test_demo_says_no_speech_where_the_voice_has_nothing(
+        clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clip = clips["ravdess_mp4"]  # no audio track: no window has a voice
+    assert main(["demo", str(clip), "--out", str(tmp_path)]) == 0
+    summary = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dominant emotion:"))
+    assert "voice: no speech" in summary and "None" not in summary
