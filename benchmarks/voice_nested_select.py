@@ -32,13 +32,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from avemo.config import cache_root
-from avemo.datasets.speech import SPEECH_CORPORA, label_sets, read_speech_corpora
-from avemo.labels import EMOTIONS
-from avemo.training import speech_heads as H
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from voice_crossdomain import LAYERS, restrict, scores  # noqa: E402
+
+from avemo.config import cache_root  # noqa: E402
+from avemo.datasets.speech import SPEECH_CORPORA, label_sets, read_speech_corpora  # noqa: E402
+from avemo.labels import EMOTIONS  # noqa: E402
+from avemo.training import speech_heads as H  # noqa: E402
 
 OUT = Path("benchmarks/results/voice_multi/nested.json")
-LAYERS = (0, 1, 2, 3, 4, 5, 6, "final")  # the pooled tables' layer axis (benchmarks/voice_crossdomain.py)
 BEGIN, END = "<!-- voice-nested:begin -->", "<!-- voice-nested:end -->"
 
 
@@ -139,13 +141,11 @@ def fit_predict(c: Candidate, data: Tables, tr: np.ndarray, te: np.ndarray) -> n
     return out / len(groups)
 
 
-def uar(logp: np.ndarray, y: np.ndarray, classes: tuple[str, ...] | None) -> float:
-    """Unweighted average recall; argmax over ``classes`` (the corpus's own) or, with None, all eight."""
-    z = logp.copy()
-    if classes is not None:
-        z[:, [k for k, e in enumerate(EMOTIONS) if e not in classes]] = -np.inf
-    pred = z.argmax(1)
-    return float(np.mean([np.mean(pred[y == k] == k) for k in np.unique(y)]))
+def uar(logp: np.ndarray, y: np.ndarray, corpus: str, sets: dict | None) -> float:
+    """Unweighted average recall; argmax over ``corpus``'s own classes (``sets``) or, with None, all eight."""
+    if sets is None:
+        return scores(np.exp(logp), y, EMOTIONS)["uar"]
+    return scores(restrict(logp, np.array([corpus] * len(y)), sets, logits=True), y, sets[corpus])["uar"]
 
 
 def one_outer(args: tuple[Candidate, str]) -> dict:
@@ -156,14 +156,14 @@ def one_outer(args: tuple[Candidate, str]) -> dict:
     t0 = time.time()
     tr, te = np.flatnonzero(data.corpus != outer), np.flatnonzero(data.corpus == outer)
     lp = fit_predict(c, data, tr, te)
-    row = {"candidate": c.name, "outer": outer, "uar": uar(lp, data.y[te], data.sets[outer]),
-           "uar_8way": uar(lp, data.y[te], None), "inner": {}}
+    row = {"candidate": c.name, "outer": outer, "uar": uar(lp, data.y[te], outer, data.sets),
+           "uar_8way": uar(lp, data.y[te], outer, None), "inner": {}}
     for inner in SPEECH_CORPORA:
         if inner == outer:
             continue
         tr_i = np.flatnonzero((data.corpus != outer) & (data.corpus != inner))
         te_i = np.flatnonzero(data.corpus == inner)
-        row["inner"][inner] = uar(fit_predict(c, data, tr_i, te_i), data.y[te_i], data.sets[inner])
+        row["inner"][inner] = uar(fit_predict(c, data, tr_i, te_i), data.y[te_i], inner, data.sets)
     row["inner_mean"] = float(np.mean(list(row["inner"].values())))
     row["seconds"] = time.time() - t0
     print(f"{c.name} | {outer}: outer {row['uar']:.3f} (8-way {row['uar_8way']:.3f}) inner mean "

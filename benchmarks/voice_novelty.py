@@ -16,19 +16,21 @@ compute per window from the shipped head's own training data is used (no label, 
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from avemo.config import cache_root, data_root
-from avemo.datasets.speech import SPEECH_CORPORA, read_speech_corpora
-from avemo.datasets.splits import ravdess_folds
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fusion_voice_nested import tables  # noqa: E402
+
+from avemo.config import data_root  # noqa: E402
+from avemo.datasets.speech import SPEECH_CORPORA, read_speech_corpora  # noqa: E402
+from avemo.datasets.splits import ravdess_folds  # noqa: E402
 
 OUT = Path("benchmarks/results/fusion_crossdomain")
-LAYERS = (0, 1, 2, 3, 4, 5, 6, "final")
-RECIPE_LAYERS = (2, 3, 4)
 COMPONENTS = 64
 
 
@@ -47,8 +49,7 @@ def main() -> None:
     root = data_root()
     path_of = np.array([str(s.path.relative_to(root)) for s in samples])
     corpus = np.array([s.corpus for s in samples], dtype=object)
-    t = np.load(cache_root() / "voice_multi" / f"pooled_clean_all_{len(samples)}.npy", mmap_mode="r")
-    x = np.concatenate([np.asarray(t[:, LAYERS.index(k)], np.float32) for k in RECIPE_LAYERS], axis=1)
+    x, _ = tables(len(samples))  # the shipped head's input: layers 2-4, clean
     rav = np.flatnonzero(corpus == "ravdess")
     folds = [rav[f.test_idx] for f in ravdess_folds([samples[int(i)] for i in rav])]
     jobs = []  # (outer, part, train index, test index), as the stored predictions were made
