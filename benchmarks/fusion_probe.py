@@ -145,7 +145,10 @@ def render(res: dict, markdown: Path) -> None:
               "one point and turns one of them past +3 (38 of 48), but leaves BanglaSER's mouth-occluded pairing "
               "below the voice alone; CASIA's clips lie furthest from the training data (median novelty +0.23 "
               "against -0.13 to +0.09 for the other corpora), BanglaSER's, whose voice the fusion should trust "
-              "most, next (+0.09). Not shipped: one pairing more, a worse worst case.", "", END]
+              "most, next (+0.09). Clip by clip it hardly tells a right voice answer from a wrong one (AUROC 0.53 "
+              "pooled, 0.43-0.54 within a corpus, against 0.63-0.73 for the voice's own confidence: `python "
+              "benchmarks/voice_novelty.py summary`): it marks a corpus, not a clip. Not shipped: one pairing more, "
+              "a worse worst case.", "", END]
     replace_section(markdown, BEGIN, END, "\n".join(lines))
 
 

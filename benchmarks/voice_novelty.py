@@ -72,5 +72,29 @@ def main() -> None:
     print(f"wrote {OUT / 'voice_novelty.csv.gz'}")
 
 
+def summary() -> None:
+    """Per held-out corpus: median novelty, and how well it (negated) and the voice's own confidence separate right
+    from wrong answers (AUROC; 0.5 is chance), on the outer LOCO predictions."""
+    from sklearn.metrics import roc_auc_score
+
+    from avemo.labels import EMOTIONS
+
+    probs = pd.read_csv(Path("benchmarks/results/voice_multi/loco_probs_linear_L2-4_aug.csv.gz"))
+    nov = pd.read_csv(OUT / "voice_novelty.csv.gz")
+    d = probs.merge(nov[nov.outer == "loco_test"][["path", "novelty"]], on="path", validate="one_to_one")
+    own = {c: np.array([e in set(g.label) for e in EMOTIONS]) for c, g in d.groupby("corpus")}
+    p = d[list(EMOTIONS)].to_numpy() * np.stack([own[c] for c in d.corpus])
+    right = p.argmax(1) == d.label.map(list(EMOTIONS).index).to_numpy()
+    conf = p.max(1) / p.sum(1)
+    for c in ("all", *SPEECH_CORPORA):
+        s = np.ones(len(d), bool) if c == "all" else (d.corpus == c).to_numpy()
+        print(f"{c:11s} median novelty {np.median(d.novelty[s]):+.3f}  accuracy {right[s].mean():.3f}  AUROC right vs "
+              f"wrong: -novelty {roc_auc_score(right[s], -d.novelty[s]):.3f}, confidence "
+              f"{roc_auc_score(right[s], conf[s]):.3f}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["summary"]:
+        summary()
+    else:
+        main()
