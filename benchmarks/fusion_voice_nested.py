@@ -74,16 +74,12 @@ def fit_predict(xc: np.ndarray, xa: np.ndarray, y: np.ndarray, corpus: np.ndarra
     return np.exp(z) / np.exp(z).sum(1, keepdims=True)
 
 
-def main() -> None:
-    torch.set_num_threads(1)
-    samples = read_speech_corpora()
-    sets = label_sets(samples)
-    y = np.array([EMOTIONS.index(s.label) for s in samples])
-    corpus = np.array([s.corpus for s in samples], dtype=object)
-    xc, xa = tables(len(samples))
+def nested_jobs(samples, corpus: np.ndarray) -> tuple[list[tuple[str, str, np.ndarray, np.ndarray]], list]:
+    """The ``loco`` and ``incorpus`` parts as (outer, part, train index, test index), and the RAVDESS actor
+    folds (index arrays into ``samples``)."""
     rav = np.flatnonzero(corpus == "ravdess")
     folds = [rav[f.test_idx] for f in ravdess_folds([samples[int(i)] for i in rav])]
-    jobs: list[tuple[str, str, np.ndarray, np.ndarray]] = []  # outer, part, train, test
+    jobs = []
     for c in SPEECH_CORPORA:
         for d in SPEECH_CORPORA:
             if d != c:
@@ -91,6 +87,17 @@ def main() -> None:
         if c != "ravdess":
             for fj in folds:
                 jobs.append((c, "incorpus", np.setdiff1d(np.flatnonzero(corpus != c), fj), fj))
+    return jobs, folds
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    samples = read_speech_corpora()
+    sets = label_sets(samples)
+    y = np.array([EMOTIONS.index(s.label) for s in samples])
+    corpus = np.array([s.corpus for s in samples], dtype=object)
+    xc, xa = tables(len(samples))
+    jobs, folds = nested_jobs(samples, corpus)
     for k, fk in enumerate(folds):
         for j, fj in enumerate(folds):
             if j != k:

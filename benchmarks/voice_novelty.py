@@ -24,11 +24,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fusion_voice_nested import tables  # noqa: E402
+from fusion_voice_nested import nested_jobs, tables  # noqa: E402
 
 from avemo.config import data_root  # noqa: E402
 from avemo.datasets.speech import SPEECH_CORPORA, read_speech_corpora  # noqa: E402
-from avemo.datasets.splits import ravdess_folds  # noqa: E402
 
 OUT = Path("benchmarks/results/fusion_crossdomain")
 COMPONENTS = 64
@@ -50,17 +49,9 @@ def main() -> None:
     path_of = np.array([str(s.path.relative_to(root)) for s in samples])
     corpus = np.array([s.corpus for s in samples], dtype=object)
     x, _ = tables(len(samples))  # the shipped head's input: layers 2-4, clean
-    rav = np.flatnonzero(corpus == "ravdess")
-    folds = [rav[f.test_idx] for f in ravdess_folds([samples[int(i)] for i in rav])]
-    jobs = []  # (outer, part, train index, test index), as the stored predictions were made
-    for c in SPEECH_CORPORA:
-        jobs.append(("loco_test", "outer", np.flatnonzero(corpus != c), np.flatnonzero(corpus == c)))
-        for d in SPEECH_CORPORA:
-            if d != c:
-                jobs.append((c, "loco", np.flatnonzero((corpus != c) & (corpus != d)), np.flatnonzero(corpus == d)))
-        if c != "ravdess":
-            for fj in folds:
-                jobs.append((c, "incorpus", np.setdiff1d(np.flatnonzero(corpus != c), fj), fj))
+    # (outer, part, train index, test index), as the stored predictions were made: the outer LOCO rows, then the nested
+    jobs = [("loco_test", "outer", np.flatnonzero(corpus != c), np.flatnonzero(corpus == c)) for c in SPEECH_CORPORA]
+    jobs += nested_jobs(samples, corpus)[0]
     parts, t0 = [], time.time()
     for n, (outer, part, tr, te) in enumerate(jobs):
         parts.append(pd.DataFrame({"outer": outer, "part": part, "path": path_of[te],
