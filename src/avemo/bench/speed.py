@@ -220,8 +220,9 @@ FER_COMPARISON = (
     "External comparison, not a dependency: the `fer` package (face only; `pip install fer` pulls in TensorFlow), "
     "at 5 fps on a 60 s 720x720 H.264 file (x264's default preset), took 28.5 s (2.1x real time) on the machine "
     "of issue #13, where PyAV's decode floor of the same file was 1.33 s and avemo's API 5.0-5.8 s; "
-    "`avemo bench speed` does not measure it (no TensorFlow here). To reproduce: `pip install fer tensorflow-cpu`, "
-    "then time `fer.FER().detect_emotions(frame)` over every 6th frame `cv2.VideoCapture` gives.")
+    "`avemo bench speed` does not measure it (no TensorFlow here). Side by side with avemo's command line on one "
+    "machine: `python benchmarks/fer_comparison.py --fer-python PY` (`fer` in its own environment; the section "
+    "*`fer` beside avemo* below).")
 
 
 def render_encodings(result: dict[str, Any]) -> list[str]:
