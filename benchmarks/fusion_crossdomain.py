@@ -49,6 +49,7 @@ from avemo.training.reliability_fusion import FusionData, fit_reliability, nll_o
 ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT / "benchmarks" / "results"
 OUT = RES / "fusion_crossdomain"
+SPOKEN_CSV = OUT / "spoken_transcripts.csv.gz"  # benchmarks/fusion_text_probs.py --spoken
 VOICE = RES / "voice_multi"
 FACE_NPZ = RES / "face_crossdomain" / "probs.npz"
 BEGIN, END = "<!-- fusion-crossdomain:begin -->", "<!-- fusion-crossdomain:end -->"
@@ -243,11 +244,35 @@ def statement_texts() -> dict[int, np.ndarray]:
     return {int(r.row): np.array([getattr(r, e) for e in TEXT_LABELS], np.float64) for r in df.itertuples()}
 
 
-def with_spoken_text(d: FusionData, statements: np.ndarray, table: dict[int, np.ndarray]) -> FusionData:
-    """``d`` with each RAVDESS take's own sentence as its text (scored over every class of ``d``)."""
-    probs = {**d.probs, "text": np.stack([table[int(k)] for k in statements])}
-    return FusionData(probs, {**d.labels, "text": TEXT_LABELS}, {**d.flags, "text": np.zeros((len(d), 0))}, d.y,
-                      d.classes, d.weight)
+SPOKEN_CORPORA = ("ravdess", "savee")  # the English corpora whose clips' own words are known
+SPOKEN_WORDS = {"ravdess": "each take's own sentence as text (text.carer reads both sentences as fearful, 0.42 and "
+                           "0.40)",
+                "savee": "each clip's Whisper transcript as text (TIMIT sentences; clips whose transcript is empty "
+                         "or not taken for English have no text, as in the analyzer, and are left out)"}
+
+
+def spoken_text_of(df: pd.DataFrame) -> np.ndarray:
+    """``text.carer``'s probabilities (TEXT_LABELS) of each row's own words: a RAVDESS take's statement, a SAVEE
+    clip's Whisper transcript (``spoken_transcripts.csv.gz``; NaN where it is empty or not taken for English, as
+    the analyzer leaves it); NaN for the other corpora."""
+    out = np.full((len(df), len(TEXT_LABELS)), np.nan)
+    rav = (df.corpus == "ravdess").to_numpy()
+    if rav.any():
+        table = statement_texts()
+        out[rav] = np.stack([table[int(k)] for k in statements_of(df[rav])])
+    sav = (df.corpus == "savee").to_numpy()
+    if sav.any():
+        if not SPOKEN_CSV.is_file():
+            raise SystemExit(f"{SPOKEN_CSV}: missing; run `python benchmarks/fusion_text_probs.py --spoken`")
+        table = pd.read_csv(SPOKEN_CSV).set_index("path")
+        out[sav] = table.reindex(df.path[sav])[list(TEXT_LABELS)].to_numpy(np.float64)
+    return out
+
+
+def with_spoken_text(d: FusionData, text: np.ndarray) -> FusionData:
+    """``d`` with ``text`` (N, len(TEXT_LABELS)) as its text probabilities (scored over every class of ``d``)."""
+    return FusionData({**d.probs, "text": text}, {**d.labels, "text": TEXT_LABELS},
+                      {**d.flags, "text": np.zeros((len(d), 0))}, d.y, d.classes, d.weight)
 
 
 def without(d: FusionData, modality: str) -> FusionData:
@@ -259,15 +284,32 @@ def statements_of(df: pd.DataFrame) -> np.ndarray:
     return df.path.str.extract(r"03-01-\d\d-\d\d-(\d\d)-")[0].astype(int).to_numpy()
 
 
+def spoken_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of ``df`` whose own words are known (SPOKEN_CORPORA, an English transcript), and those words'
+    text probabilities."""
+    text = spoken_text_of(df)
+    has = ~np.isnan(text).any(1)
+    return df[has].reset_index(drop=True), text[has]
+
+
+def spoken_pairs(df: pd.DataFrame, temperature: float, face_sets: list[Rows], rng: np.random.Generator,
+                 draws: int = 1, training: bool = False) -> FusionData:
+    """Rows of ``spoken_rows(df)`` paired with faces (``draws`` each), their own words as the text; for
+    ``training``, each corpus and part weighs the same (else each corpus)."""
+    rows, text = spoken_rows(df)
+    voice, corpora = voice_rows(rows, temperature)
+    blocks = ("spoken:" + rows.corpus + ":" + rows.part).to_numpy() if training else corpora
+    keep = voice.y != EMOTIONS.index("calm")  # the rows ``pair`` keeps (no face has calm), in its order
+    d = pair(voice, corpora, blocks, face_sets, rng, draws=draws)
+    return with_spoken_text(d, np.repeat(text[keep], draws, axis=0))
+
+
 def spoken_training(df: pd.DataFrame, temperature: float, face_sets: list[Rows], rng: np.random.Generator
                     ) -> FusionData:
-    """The RAVDESS rows of ``df`` paired with faces, their own sentence as the text (words with no emotion in
-    them: what transcripts of speech mostly are, and CARER's sentences are not)."""
-    rav = df[df.corpus == "ravdess"].reset_index(drop=True)
-    voice, corpora = voice_rows(rav, temperature)
-    keep = voice.y != EMOTIONS.index("calm")
-    d = pair(voice, corpora, ("spoken:" + rav.part).to_numpy(), face_sets, rng, draws=TRAIN_DRAWS)
-    return with_spoken_text(d, np.repeat(statements_of(rav)[keep], TRAIN_DRAWS), statement_texts())
+    """The rows of ``df`` whose own words are known (RAVDESS's statements, SAVEE's transcripts) paired with faces,
+    those words as the text (words with little or no emotion in them: what transcripts of speech mostly are, and
+    CARER's sentences are not)."""
+    return spoken_pairs(df, temperature, face_sets, rng, draws=TRAIN_DRAWS, training=True)
 
 
 def loco(nested: pd.DataFrame, stored: pd.DataFrame, log: Callable[[str], None]) -> dict:
@@ -275,7 +317,6 @@ def loco(nested: pd.DataFrame, stored: pd.DataFrame, log: Callable[[str], None])
     dev, test = faces("public"), faces("private")
     dev_sets = [dev[v] for v in VARIANTS]
     text_val, text_test = texts("val"), texts("test")
-    spoken = statement_texts()
     out: dict = {}
     for c in CORPORA:
         t0 = time.time()
@@ -286,14 +327,13 @@ def loco(nested: pd.DataFrame, stored: pd.DataFrame, log: Callable[[str], None])
         rng = np.random.default_rng(1000 + CORPORA.index(c))
         train2 = pair(tr_voice, tr_corpus, blocks, dev_sets, rng, draws=TRAIN_DRAWS)
         train3 = pair(tr_voice, tr_corpus, blocks, dev_sets, rng, text=text_val, draws=TRAIN_DRAWS)
-        parts = [train2, train3]
-        if c != "ravdess":
-            parts.append(spoken_training(inner, temp, dev_sets, rng))
+        parts = [train2, train3, spoken_training(inner, temp, dev_sets, rng)]  # the other corpora's own words
         fits = fit_all(FusionData.concat(parts), MODALITIES)
         te_df = stored[stored.corpus == c]
         te_voice, te_corpus = voice_rows(te_df, temp)
         res: dict = {"voice_temperature": temp, "n_train_pairs": len(train2), "n_train_triples": len(train3),
-                     "n_train_spoken": len(parts[2]) if len(parts) > 2 else 0,
+                     "n_train_spoken": len(parts[2]),
+                     "train_spoken_corpora": sorted(set(spoken_rows(inner)[0].corpus)),
                      "fits": {k: describe(f) for k, f in fits.items()}, "pairs": {}}
         m2 = methods_for(fits, ("face", "voice"))
         for v in VARIANTS:
@@ -317,19 +357,17 @@ def loco(nested: pd.DataFrame, stored: pd.DataFrame, log: Callable[[str], None])
                     per.setdefault(name, []).append(scores(fn(d), d))
             res["triples"] = {"n": int(len(d)), "classes": text_classes, "face_renderings": "all eight, mixed",
                               "methods": _mean(per)}
-        if c == "ravdess":  # the takes' own words ("kids/dogs are ... by the door"): text that carries no emotion
-            statements = statements_of(te_df)
+        if c in SPOKEN_CORPORA:  # the clips' own words (RAVDESS: "kids/dogs are ... by the door"; SAVEE: TIMIT)
             m3 = methods_for(fits, MODALITIES)
             face_voice = fitted(fits["reliability"])
             m3["reliability_face_voice"] = lambda d, fv=face_voice: fv(without(d, "text"))
             per = {}
             for s in range(SEEDS):
-                keep = te_voice.y != EMOTIONS.index("calm")
-                d = with_spoken_text(pair(te_voice, te_corpus, te_corpus, [test[v] for v in VARIANTS],
-                                          np.random.default_rng(s)), statements[keep], spoken)
+                d = spoken_pairs(te_df, temp, [test[v] for v in VARIANTS], np.random.default_rng(s))
                 for name, fn in m3.items():
                     per.setdefault(name, []).append(scores(fn(d), d))
-            res["spoken_text"] = {"n": int(len(d)), "face_renderings": "all eight, mixed", "methods": _mean(per)}
+            res["spoken_text"] = {"n": int(len(d)), "of": int(len(te_df)), "face_renderings": "all eight, mixed",
+                                  "methods": _mean(per)}
         out[c] = res
         log(f"{c}: T_voice {temp:.2f}, {time.time() - t0:.0f} s; " + ", ".join(
             f"{v}: face {r['methods']['face']['accuracy']:.3f} voice {r['methods']['voice']['accuracy']:.3f} "
@@ -513,13 +551,15 @@ def card_tables(res: dict, method: str = "reliability") -> list[str]:
                       "alone, accuracy %: " + ", ".join(f"{c} {_pct(m['reliability']['accuracy'])} vs "
                                                         f"{_pct(m['text']['accuracy'])}" for c, m in tri.items())
                       + ".", ""]
-        sp = res["loco"].get("ravdess", {}).get("spoken_text")
-        if sp:
-            m = sp["methods"]
-            lines += ["Text that carries no emotion (RAVDESS takes with their own sentence, fitted without any such "
-                      f"text): reliability {_pct(m['reliability']['accuracy'])} % with the text, "
-                      f"{_pct(m['reliability_face_voice']['accuracy'])} % without it; decision 55/38/7 "
-                      f"{_pct(m['decision_published']['accuracy'])} %. The shipped fit includes these takes.", ""]
+        for c in SPOKEN_CORPORA:
+            sp = res["loco"].get(c, {}).get("spoken_text")
+            if sp:
+                m, words = sp["methods"], SPOKEN_WORDS[c]
+                lines += [f"Words that carry little or no emotion ({c}: {words}; fitted with the other corpus's own "
+                          f"words, never these): reliability {_pct(m['reliability']['accuracy'])} % with the text, "
+                          f"{_pct(m['reliability_face_voice']['accuracy'])} % without it; decision 55/38/7 "
+                          f"{_pct(m['decision_published']['accuracy'])} %. The shipped fit includes both corpora's "
+                          "words.", ""]
     if "ravdess_au" in res:
         m = res["ravdess_au"]["methods"]
         lines += ["RAVDESS facial action units + voice (6 actor folds, every fusion fitted on the training actors; "
@@ -545,7 +585,8 @@ def bundles() -> None:
                                    "shared speech corpora and the 6 RAVDESS actor folds, temperature "
                                    f"{SHIPPED_VOICE_T}",
                           "text": "text.carer on CARER val.txt (benchmarks/results/fusion_crossdomain/"
-                                  "text_carer_probs.csv.gz), and on the two sentences of the RAVDESS takes",
+                                  "text_carer_probs.csv.gz), on the two sentences of the RAVDESS takes, and on "
+                                  "the SAVEE clips' Whisper transcripts (spoken_transcripts.csv.gz)",
                           **counts},
             "command": "python benchmarks/fusion_crossdomain.py bundle", "commit": prov["commit"]}
     pre = {"labels": list(EMOTIONS), "prob_features": list(f.prob_features),
@@ -594,8 +635,9 @@ def reliability_card(pre: dict, res: dict) -> str:
               "Class-conditional pairings (no corpus here has one person's face, voice and words): for each voice "
               "clip, a FER-2013 PublicTest face of the same class (face.fervideo's probabilities, the 8 renderings "
               "of the face benchmark) and, on the 5 classes text has, a CARER validation sentence of the same "
-              "class; and the RAVDESS clips with their own sentence as text (words that carry no emotion, as most "
-              "transcripts). Voice: held-out predictions of voice.multi6's recipe (leave one corpus out over the "
+              "class; and the RAVDESS clips with their own sentence and the SAVEE clips with their Whisper "
+              "transcript as text (words that carry little or no emotion, as most transcripts). Voice: held-out "
+              "predictions of voice.multi6's recipe (leave one corpus out over the "
               "six shared speech corpora, and the 6 RAVDESS actor folds), at voice.multi6's temperature 1.8; each "
               "corpus (and RAVDESS in-corpus) weighs the same. Minimum of the negative log-likelihood over each "
               "clip's own classes, L2 0.01 on the evidence coefficients; a flag's coefficient is kept >= 0. This "
@@ -609,8 +651,9 @@ def reliability_card(pre: dict, res: dict) -> str:
               "- Faces are single FER-2013 photos, not windows of video frames (the analyzer pools ~15 frames).",
               "- Text: CARER sentences are social-media English with emotion words; transcripts of speech mostly are "
               "not (RAVDESS's 'Kids are talking by the door' reads as fearful 0.42 to text.carer). The only "
-              "transcribed speech here is RAVDESS's two sentences, so how much a transcript's words weigh rests on "
-              "them. Text has no neutral, calm or disgust class. English only.",
+              "transcribed speech here is RAVDESS's two sentences and SAVEE's TIMIT sentences (4 speakers), so how "
+              "much a transcript's words weigh rests on them. Text has no neutral, calm or disgust class. English "
+              "only.",
               "- The flags (blendshape share, speech share) barely vary in the training data in the way they vary in "
               "video (a window half silent); their coefficients are kept >= 0 and came out ~0.",
               "- The 3-point rule of issue #12 holds on 37 of the 48 pairings above: the voice weight a pairing needs "
@@ -813,12 +856,13 @@ def render(markdown: Path) -> None:
         for c, r in tri.items():
             lines.append(f"| {c} | {len(r['classes'])} | {r['n']} | "
                          + " | ".join(_pct(r["methods"][k]["accuracy"]) for k in names3) + " |")
-    sp = res["loco"].get("ravdess", {}).get("spoken_text")
-    if sp:
-        m = sp["methods"]
-        lines += ["", "**Words that carry no emotion**: the RAVDESS takes with their own sentence as text (text.carer "
-                  "reads both sentences as fearful, 0.42 and 0.40), 7 classes, faces mixed: " + ", ".join(
-                      f"{LABEL.get(k, k)} {_pct(v['accuracy'])}" for k, v in m.items()) + "."]
+    for c in SPOKEN_CORPORA:
+        sp = res["loco"].get(c, {}).get("spoken_text")
+        if sp:
+            lines += ["", f"**Words that carry little or no emotion, {c}**: {SPOKEN_WORDS[c]}; {sp['n']} pairings "
+                      f"(of {sp.get('of', sp['n'])} clips), faces mixed; the fusions fitted with the other corpus's "
+                      "own words, never these: " + ", ".join(f"{LABEL.get(k, k)} {_pct(v['accuracy'])}"
+                                                              for k, v in sp["methods"].items()) + "."]
     au = res["ravdess_au"]
     lines += ["", "**RAVDESS facial action units + voice** (1440 speech takes with their OpenFace AU35 clip means, 6 "
               "actor folds, 8 classes): the AU classifier chosen by grouped inner CV on the 20 training actors "

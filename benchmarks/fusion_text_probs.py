@@ -8,12 +8,22 @@ text_carer_probs.csv.gz``: split, row (line number in the file), label, then one
 of the bundle. Validation rows are what fusion fitting may use, test rows what the report scores. Also the two
 sentences every RAVDESS take says (split ``ravdess_statement``, row = statement 1 or 2, no label): words that
 carry no emotion, the case a transcript of acted speech is.
+
+    python benchmarks/fusion_text_probs.py --spoken
+
+writes instead ``spoken_transcripts.csv.gz``: every SAVEE clip (British English, TIMIT sentences) transcribed
+by :class:`avemo.text.transcribe.Transcriber` (Whisper base, as ``avemo analyze --text`` does), its language and
+``text.carer``'s probabilities of the transcript (NaN where it is empty or not English, as the analyzer leaves
+them), its word count but not its words (corpus content stays out of the repository): a second corpus of words
+that carry no emotion, from other speakers and sentences than RAVDESS's.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +38,44 @@ OUT = Path(__file__).resolve().parent / "results" / "fusion_crossdomain"
 os.chdir(Path(avemo.__file__).resolve().parents[2])  # git_commit: the tree the bundle comes from
 
 
+def spoken() -> None:
+    """SAVEE's clips transcribed and their transcripts scored (see the module docstring)."""
+    from avemo.datasets.speech import read_speech_corpora
+    from avemo.text.transcribe import Transcriber
+
+    bundle = avemo.load("text.carer")
+    model = bundle.get_model()
+    transcriber = Transcriber(threads=2)
+    samples = read_speech_corpora(["savee"])
+    rows, t0 = [], time.time()
+    for k, s in enumerate(samples):
+        t = transcriber.transcribe_file(s.path)
+        text, language = t.text.strip(), t.language
+        row = {"corpus": "savee", "path": Path(s.path).relative_to(data_root()).as_posix(), "label": s.label,
+               "words": len(text.split()), "language": language or ""}  # the words themselves stay out of the repo
+        ok = bool(text) and language in bundle.languages
+        z = np.asarray(model([text.lower()]), dtype=np.float64)[0] if ok else np.full(len(bundle.labels), np.nan)
+        p = np.exp(z - z.max()) / np.exp(z - z.max()).sum() if ok else z
+        row.update({name: round(float(p[j]), 5) for j, name in enumerate(bundle.labels)})
+        rows.append(row)
+        if k % 50 == 0:
+            print(f"{k}/{len(samples)} {time.time() - t0:.0f} s: {text!r} ({language})", flush=True)
+    df = pd.DataFrame(rows)
+    df.to_csv(OUT / "spoken_transcripts.csv.gz", index=False)
+    info = {"bundle": bundle.name, "bundle_sha256": bundle.files["weights"].sha256, "source_commit": git_commit(),
+            "transcriber": "avemo.text.transcribe.Transcriber(threads=2): Whisper base, CTranslate2 int8, greedy",
+            "command": "python benchmarks/fusion_text_probs.py --spoken", "clips": len(df),
+            "english": int((df.language == "en").sum()), "seconds": round(time.time() - t0)}
+    (OUT / "spoken_transcripts.json").write_text(json.dumps(info, indent=1) + "\n")
+    print("wrote", OUT / "spoken_transcripts.csv.gz", info)
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spoken", action="store_true", help="transcribe SAVEE and score the transcripts instead")
+    if ap.parse_args().spoken:
+        spoken()
+        return
     bundle = avemo.load("text.carer")
     model = bundle.get_model()
     corpus = read_carer(data_root() / "text-emotion-carer", splits=("val", "test"))

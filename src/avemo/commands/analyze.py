@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "on every 2nd frame and carries faces by optical flow between; about 25%% faster)")
     p.add_argument("--text", action="store_true",
                    help="also transcribe the speech offline (Whisper base) and give each window's words and their "
-                        "emotions (text_* columns; about 9 s of CPU per minute of speech)")
+                        "emotions (text_* columns; English only; about 9 s of CPU per minute of speech; words that "
+                        "carry no emotion can make the fused answer worse, see the README)")
     p.add_argument("--face-model", default=None, help="face bundle name or folder")
     p.add_argument("--voice-model", default=None, help="voice bundle name or folder")
     p.add_argument("--fusion-model", default=None,
