@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from avemo.cli import main
-from avemo.errors import MediaError
+from avemo.errors import AvemoError, MediaError
 from avemo.inference.analyzer import Analyzer
 from avemo.inference.result import EmotionTimeline, prob_columns
 from avemo.labels import EMOTIONS
@@ -318,6 +318,20 @@ def test_text_from_speech_per_window(clips):
     assert (w[:, 0] == 0).all() and (w[:, 1] > 0).all() and (w[:, 2] > 0).all()  # no face in a .wav
     assert len(tl.plot().axes) == 5
     assert tl["confidence_text"].notna().all() and tl["confidence_face"].isna().all()
+
+
+def test_a_given_language_is_the_transcripts_and_only_served_languages_get_text(clips, tmp_path):
+    """``language`` skips Whisper's detection: the English sentence decoded as German is German in every window,
+    so ``text.carer`` (English only) gives those windows no text probabilities; an unknown code is refused with
+    the code named, by the analyzer and by the command line before any file."""
+    tl = Analyzer("default", text=True, language="de").analyze(clips["ravdess_wav"])
+    assert tl.attrs["transcript"]["language"] == "de" and set(tl["text_language"].dropna()) == {"de"}
+    assert (tl["text_words"] > 0).any() and np.isnan(tl.probabilities("text")).all()
+    assert (tl["weight_text"] == 0).all()
+    with pytest.raises(AvemoError, match="'xx'"):
+        Analyzer("default", text=True, language="xx").analyze(clips["ravdess_wav"])
+    assert main(["analyze", str(clips["ravdess_wav"]), "--out", str(tmp_path), "--text", "--language", "xx"]) == 2
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_window_with_words_and_no_voice_is_text_only(clips):

@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also transcribe the speech offline (Whisper base) and give each window's words and their "
                         "emotions (text_* columns; English only; about 9 s of CPU per minute of speech; words that "
                         "carry no emotion can make the fused answer worse, see the README)")
+    p.add_argument("--language", default=None,
+                   help="with --text: the speech's language as a Whisper code (en, de, ...); default: detected on "
+                        "the first 10 s of speech (short clips are often taken for another language)")
     p.add_argument("--face-model", default=None, help="face bundle name or folder")
     p.add_argument("--voice-model", default=None, help="voice bundle name or folder")
     p.add_argument("--fusion-model", default=None,
@@ -44,11 +47,16 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         console.print("avemo analyze: no media files found in the given inputs")
         return 2
+    if args.language and not args.text:
+        console.print("avemo analyze: --language applies to --text (the transcript's language); add --text")
+        return 2
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
                                                  ("fusion", args.fusion_model)) if v}
     analyzer = Analyzer(models or "default", window=args.window, hop=args.hop, fps=args.fps,
-                        all_faces=args.all_faces, text=args.text,
+                        all_faces=args.all_faces, text=args.text, language=args.language,
                         **({"landmark_every": 1} if args.exact_faces else {}))
+    if args.text:
+        analyzer.text_model  # noqa: B018  (loaded once, here: an unknown --language fails before any file)
     out = Path(args.out)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from avemo import __version__
-from avemo.errors import MediaError
+from avemo.errors import AvemoError, MediaError
 from avemo.inference.predictors import DEFAULT_MODELS, FacePredictor, Fusion, VoicePredictor
 from avemo.inference.result import EmotionTimeline, evidence_columns, prob_columns
 from avemo.labels import EMOTIONS
@@ -56,10 +56,11 @@ class AnalyzerConfig:
     #: (``text_*`` columns, ``transcript``); off by default: 1.77x the default analysis's wall time on the 60 s
     #: speed video (``avemo bench text``, BENCHMARKS.md)
     text: bool = False
+    #: the speech's language for ``text`` (a Whisper code: "en", "de" ...); None: Whisper detects it on the first
+    #: 10 s of speech, and short clips are often taken for another language (39 of SAVEE's 480 English clips)
+    language: str | None = None
 
     def __post_init__(self) -> None:
-        from avemo.errors import AvemoError
-
         for name in ("window", "hop", "fps", "audio_chunk"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -125,7 +126,11 @@ class Analyzer:
         if self._text is None:
             from avemo.text.windows import WindowText
 
-            self._text = WindowText(self.model_names.get("text", "text.carer"), threads=1)
+            try:
+                self._text = WindowText(self.model_names.get("text", "text.carer"), threads=1,
+                                        language=self.config.language)
+            except ValueError as err:  # an unknown language code
+                raise AvemoError(f"analysis setting language: {err}") from None
         return self._text
 
     @property
