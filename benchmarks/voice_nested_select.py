@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -148,27 +149,33 @@ def uar(logp: np.ndarray, y: np.ndarray, corpus: str, sets: dict | None) -> floa
     return scores(restrict(logp, np.array([corpus] * len(y)), sets, logits=True), y, sets[corpus])["uar"]
 
 
+def outer_and_inner(fit: Callable[[np.ndarray, np.ndarray], np.ndarray], data: Tables, outer: str,
+                    name: str) -> dict:
+    """``fit(train_idx, test_idx) -> log-probabilities`` scored on one held-out corpus (UAR over its classes and
+    8-way) and by the inner LOCO over the other five; printed as one line under ``name``."""
+    t0 = time.time()
+    tr, te = np.flatnonzero(data.corpus != outer), np.flatnonzero(data.corpus == outer)
+    lp = fit(tr, te)
+    row = {"outer": outer, "uar": uar(lp, data.y[te], outer, data.sets),
+           "uar_8way": uar(lp, data.y[te], outer, None), "inner": {}}
+    for inner in SPEECH_CORPORA:
+        if inner != outer:
+            tr_i = np.flatnonzero((data.corpus != outer) & (data.corpus != inner))
+            te_i = np.flatnonzero(data.corpus == inner)
+            row["inner"][inner] = uar(fit(tr_i, te_i), data.y[te_i], inner, data.sets)
+    row["inner_mean"] = float(np.mean(list(row["inner"].values())))
+    row["seconds"] = time.time() - t0
+    print(f"{name} | {outer}: outer {row['uar']:.3f} (8-way {row['uar_8way']:.3f}) inner mean "
+          f"{row['inner_mean']:.3f} ({row['seconds']:.0f} s)", flush=True)
+    return row
+
+
 def one_outer(args: tuple[Candidate, str]) -> dict:
     """Outer and inner LOCO scores of one candidate for one held-out corpus."""
     torch.set_num_threads(1)
     c, outer = args
     data = Tables()
-    t0 = time.time()
-    tr, te = np.flatnonzero(data.corpus != outer), np.flatnonzero(data.corpus == outer)
-    lp = fit_predict(c, data, tr, te)
-    row = {"candidate": c.name, "outer": outer, "uar": uar(lp, data.y[te], outer, data.sets),
-           "uar_8way": uar(lp, data.y[te], outer, None), "inner": {}}
-    for inner in SPEECH_CORPORA:
-        if inner == outer:
-            continue
-        tr_i = np.flatnonzero((data.corpus != outer) & (data.corpus != inner))
-        te_i = np.flatnonzero(data.corpus == inner)
-        row["inner"][inner] = uar(fit_predict(c, data, tr_i, te_i), data.y[te_i], inner, data.sets)
-    row["inner_mean"] = float(np.mean(list(row["inner"].values())))
-    row["seconds"] = time.time() - t0
-    print(f"{c.name} | {outer}: outer {row['uar']:.3f} (8-way {row['uar_8way']:.3f}) inner mean "
-          f"{row['inner_mean']:.3f} ({row['seconds']:.0f} s)", flush=True)
-    return row
+    return {"candidate": c.name, **outer_and_inner(lambda tr, te: fit_predict(c, data, tr, te), data, outer, c.name)}
 
 
 def run(jobs: int) -> None:

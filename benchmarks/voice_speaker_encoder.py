@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from voice_nested_select import Tables, uar  # noqa: E402
+from voice_nested_select import Tables, outer_and_inner  # noqa: E402
 
 from avemo.config import cache_root  # noqa: E402
 from avemo.datasets.speech import SPEECH_CORPORA, read_speech_corpora  # noqa: E402
@@ -218,21 +218,7 @@ def one_outer(args: tuple[Row, str]) -> dict:
     torch.set_num_threads(1)
     row, outer = args
     data = Both()
-    t0 = time.time()
-    tr, te = np.flatnonzero(data.corpus != outer), np.flatnonzero(data.corpus == outer)
-    lp = fit_predict(row, data, tr, te)
-    res = {"row": row.name, "outer": outer, "uar": uar(lp, data.y[te], outer, data.sets),
-           "uar_8way": uar(lp, data.y[te], outer, None), "inner": {}}
-    for inner in SPEECH_CORPORA:
-        if inner != outer:
-            tr_i = np.flatnonzero((data.corpus != outer) & (data.corpus != inner))
-            te_i = np.flatnonzero(data.corpus == inner)
-            res["inner"][inner] = uar(fit_predict(row, data, tr_i, te_i), data.y[te_i], inner, data.sets)
-    res["inner_mean"] = float(np.mean(list(res["inner"].values())))
-    res["seconds"] = time.time() - t0
-    print(f"{row.name} | {outer}: {res['uar']:.3f} (8-way {res['uar_8way']:.3f}) inner {res['inner_mean']:.3f} "
-          f"({res['seconds']:.0f} s)", flush=True)
-    return res
+    return {"row": row.name, **outer_and_inner(lambda tr, te: fit_predict(row, data, tr, te), data, outer, row.name)}
 
 
 def run(jobs: int) -> None:
