@@ -206,6 +206,16 @@ def summary(res: dict) -> dict:
             "shipped_uar_8way": float(np.mean([r["uar_8way"] for r in shipped]))}
 
 
+def loco_row(label: str, cells: list[dict], inner: bool = False) -> str:
+    """A table row: each corpus's outer UAR (inner mean in brackets), the mean UAR and mean 8-way UAR, and with
+    ``inner`` the mean of the inner means (%)."""
+    def mean(key: str) -> str:
+        return f"{100 * np.mean([r[key] for r in cells]):.1f}"
+
+    return (f"| {label} | " + " | ".join(f"{100 * r['uar']:.1f} ({100 * r['inner_mean']:.1f})" for r in cells)
+            + f" | {mean('uar')} | {mean('uar_8way')} |" + (f" {mean('inner_mean')} |" if inner else ""))
+
+
 def render(res: dict) -> str:
     rows = res["rows"]
     names = [c["name"] for c in res["candidates"]]
@@ -220,11 +230,7 @@ def render(res: dict) -> str:
              "(today's encoder cost).", "",
              "| candidate | " + " | ".join(corpora) + " | mean UAR | mean 8-way UAR |",
              "|---|" + "---|" * (len(corpora) + 2)]
-    for n in names:
-        cs = [cell[(n, c)] for c in corpora]
-        lines.append(f"| `{n}` | " + " | ".join(f"{100 * r['uar']:.1f} ({100 * r['inner_mean']:.1f})" for r in cs)
-                     + f" | {100 * np.mean([r['uar'] for r in cs]):.1f} | "
-                     f"{100 * np.mean([r['uar_8way'] for r in cs]):.1f} |")
+    lines += [loco_row(f"`{n}`", [cell[(n, c)] for c in corpora]) for n in names]
     picks = {c: max(names, key=lambda n: cell[(n, c)]["inner_mean"]) for c in corpora}
     nested = [cell[(picks[c], c)] for c in corpora]
     lines.append("| **nested: the candidate each corpus's inner LOCO picks** | "

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from voice_nested_select import Tables, outer_and_inner  # noqa: E402
+from voice_nested_select import Tables, loco_row, outer_and_inner  # noqa: E402
 
 from avemo.config import cache_root  # noqa: E402
 from avemo.datasets.speech import SPEECH_CORPORA, read_speech_corpora  # noqa: E402
@@ -259,12 +259,7 @@ def render(res: dict) -> str:
              "all a choice may look at.", "",
              "| features | " + " | ".join(corpora) + " | mean UAR | mean 8-way UAR | inner mean |",
              "|---|" + "---|" * (len(corpora) + 3)]
-    for n in names:
-        cs = [cell[(n, c)] for c in corpora]
-        lines.append(f"| {n} | " + " | ".join(f"{100 * r['uar']:.1f} ({100 * r['inner_mean']:.1f})" for r in cs)
-                     + f" | {100 * np.mean([r['uar'] for r in cs]):.1f} | "
-                     f"{100 * np.mean([r['uar_8way'] for r in cs]):.1f} | "
-                     f"{100 * np.mean([r['inner_mean'] for r in cs]):.1f} |")
+    lines += [loco_row(n, [cell[(n, c)] for c in corpora], inner=True) for n in names]
     base = [cell[(names[0], c)] for c in corpora]
     best = max(names[1:], key=lambda n: np.mean([cell[(n, c)]["inner_mean"] for c in corpora]))
     mean = 100 * np.mean([r["uar"] for r in base])
