@@ -5,7 +5,9 @@
 Runs the ``text.carer`` bundle (its numpy runtime) on ``text-emotion-carer/{val,test}.txt`` (sentences whose
 label has a canonical class; ``love`` has none) and writes ``benchmarks/results/fusion_crossdomain/
 text_carer_probs.csv.gz``: split, row (line number in the file), label, then one probability column per class
-of the bundle. Validation rows are what fusion fitting may use, test rows what the report scores. Also the two
+of the bundle, then ``emotion_words`` (how many words of the sentence the model reads as an emotion on their own:
+:class:`avemo.text.windows.EmotionWords`, the fusion's text evidence). Validation rows are what fusion fitting may
+use, test rows what the report scores. Also the two
 sentences every RAVDESS take says (split ``ravdess_statement``, row = statement 1 or 2, no label): words that
 carry no emotion, the case a transcript of acted speech is.
 
@@ -14,8 +16,9 @@ carry no emotion, the case a transcript of acted speech is.
 writes instead ``spoken_transcripts.csv.gz``: every SAVEE clip (British English, TIMIT sentences) transcribed
 by :class:`avemo.text.transcribe.Transcriber` (Whisper base, as ``avemo analyze --text`` does), its language and
 ``text.carer``'s probabilities of the transcript (NaN where it is empty or not English, as the analyzer leaves
-them), its word count but not its words (corpus content stays out of the repository): a second corpus of words
-that carry no emotion, from other speakers and sentences than RAVDESS's.
+them) and its emotion-word count (NaN there too), its word count but not its words (corpus content stays out
+of the repository): a second corpus of everyday words (TIMIT sentences, a few chosen to suit each emotion), from
+other speakers and sentences than RAVDESS's.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import avemo
 from avemo.config import data_root
 from avemo.datasets import read_carer
 from avemo.provenance import git_commit
+from avemo.text.windows import EmotionWords
 
 OUT = Path(__file__).resolve().parent / "results" / "fusion_crossdomain"
 os.chdir(Path(avemo.__file__).resolve().parents[2])  # git_commit: the tree the bundle comes from
@@ -45,6 +49,7 @@ def spoken() -> None:
 
     bundle = avemo.load("text.carer")
     model = bundle.get_model()
+    emotion_words = EmotionWords.of(bundle, model)
     transcriber = Transcriber(threads=2)
     samples = read_speech_corpora(["savee"])
     rows, t0 = [], time.time()
@@ -57,6 +62,7 @@ def spoken() -> None:
         z = np.asarray(model([text.lower()]), dtype=np.float64)[0] if ok else np.full(len(bundle.labels), np.nan)
         p = np.exp(z - z.max()) / np.exp(z - z.max()).sum() if ok else z
         row.update({name: round(float(p[j]), 5) for j, name in enumerate(bundle.labels)})
+        row["emotion_words"] = int(emotion_words.count([text])[0]) if ok else np.nan
         rows.append(row)
         if k % 50 == 0:
             print(f"{k}/{len(samples)} {time.time() - t0:.0f} s: {text!r} ({language})", flush=True)
@@ -78,6 +84,7 @@ def main() -> None:
         return
     bundle = avemo.load("text.carer")
     model = bundle.get_model()
+    emotion_words = EmotionWords.of(bundle, model)
     corpus = read_carer(data_root() / "text-emotion-carer", splits=("val", "test"))
     rows = []
     for split in ("val", "test"):
@@ -90,6 +97,7 @@ def main() -> None:
                            "label": [s.label for s in samples]})
         for j, name in enumerate(bundle.labels):
             df[name] = np.round(p[:, j], 5)
+        df["emotion_words"] = emotion_words.count(texts)
         rows.append(df)
         truth = [bundle.labels.index(s.label) for s in samples]
         print(split, len(df), "accuracy", float(np.mean(p.argmax(1) == truth)))
@@ -100,6 +108,7 @@ def main() -> None:
     df = pd.DataFrame({"split": "ravdess_statement", "row": [1, 2], "label": ""})
     for j, name in enumerate(bundle.labels):
         df[name] = np.round(p[:, j], 5)
+    df["emotion_words"] = emotion_words.count(statements)
     rows.append(df)
     OUT.mkdir(parents=True, exist_ok=True)
     out = pd.concat(rows, ignore_index=True)
@@ -107,7 +116,7 @@ def main() -> None:
     out.to_csv(OUT / "text_carer_probs.csv.gz", index=False)
     info = {"bundle": bundle.name, "bundle_sha256": bundle.files["weights"].sha256, "source": str(bundle.path),
             "source_commit": git_commit(),
-            "command": "PYTHONPATH=/work/wt-text/src python benchmarks/fusion_text_probs.py"}
+            "command": "python benchmarks/fusion_text_probs.py"}
     (OUT / "text_carer_probs.json").write_text(json.dumps(info, indent=1) + "\n")
     print("wrote", OUT / "text_carer_probs.csv.gz", info)
 

@@ -305,8 +305,8 @@ def test_speed_benchmark_over_encodings_runs_floor_api_and_cli(data):
 
 def test_text_from_speech_per_window(clips):
     """``text=True``: the speech transcribed offline, each window's words and their emotions beside the face and
-    voice columns, fused with the voice by the default fusion (each window's weights sum to one, the text's among
-    them), and a text row and a weights row in the plot."""
+    voice columns, a text row and a weights row in the plot. "Kids are talking by the door" holds no emotion word,
+    so the default fusion's gate leaves the text out: weight 0, the fused answer is the voice's."""
     tl = Analyzer("default", text=True).analyze(clips["ravdess_wav"])
     words = " ".join(tl["transcript"]).lower()
     assert "door" in words and ("kids" in words or "dogs" in words)
@@ -315,7 +315,9 @@ def test_text_from_speech_per_window(clips):
     assert tl.modalities == ("face", "voice", "fused", "text") and tl.attrs["transcript"]["language"] == "en"
     w = tl[["weight_face", "weight_voice", "weight_text"]].to_numpy(np.float64)
     np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-4)
-    assert (w[:, 0] == 0).all() and (w[:, 1] > 0).all() and (w[:, 2] > 0).all()  # no face in a .wav
+    assert (w[:, 0] == 0).all() and (w[:, 1] == 1).all() and (w[:, 2] == 0).all()  # no face in a .wav; text gated
+    assert (tl["text_emotion_words"] == 0).all()
+    np.testing.assert_allclose(tl.probabilities("fused"), tl.probabilities("voice"), atol=1e-6)
     assert len(tl.plot().axes) == 5
     assert tl["confidence_text"].notna().all() and tl["confidence_face"].isna().all()
 

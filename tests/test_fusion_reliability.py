@@ -44,11 +44,13 @@ def real() -> dict:
     t = t[t.split == "test"]
     ty = t.label.map(EMOTIONS.index).to_numpy()
     text = np.full((len(y), len(TEXT_LABELS)), np.nan)
+    words = np.full(len(y), np.nan)
     for i, k in enumerate(y):
         if EMOTIONS[k] in TEXT_LABELS:
-            text[i] = t[list(TEXT_LABELS)].to_numpy(np.float64)[rng.choice(np.flatnonzero(ty == k))]
+            j = rng.choice(np.flatnonzero(ty == k))
+            text[i], words[i] = t[list(TEXT_LABELS)].to_numpy(np.float64)[j], t.emotion_words.to_numpy()[j]
     return {"y": y, "face": face, "voice": voice, "text": text, "landmarks": landmarks,
-            "speech": rng.uniform(0.3, 1.0, len(y))}
+            "speech": rng.uniform(0.3, 1.0, len(y)), "emotion_words": words}
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +194,10 @@ def test_bundles_load_checked(tmp_path) -> None:
     (folder / "bundle.json").write_text(json.dumps(spec))
     with pytest.raises(ModelError, match=r"unknown \['temperatures'\]"):
         avemo.load(folder)
+    assert rel.get_model().gates == {"text": "text_emotion_words"}
+    del spec["preprocessing"]["temperatures"], spec["preprocessing"]["gates"]  # a bundle from before the gate
+    (folder / "bundle.json").write_text(json.dumps(spec))
+    assert avemo.load(folder).get_model().gates == {}
 
 
 def test_fitting_on_real_pairings(real) -> None:
@@ -281,6 +287,28 @@ def test_fusion_runtime_imports_no_torch() -> None:
     assert "TORCH []" in proc.stdout
 
 
+def test_text_without_emotion_words_sits_out_unless_alone(fusion, real) -> None:
+    """The text's gate: where its emotion-word count is given as 0, the text has weight 0 and the fused answer is
+    face + voice's exactly; given as 1 or more (or not given), it counts; alone, it is the answer even at 0."""
+    mods = ("face", "voice", "text")
+    has = ~np.isnan(real["text"]).any(1)
+    words = np.where(np.arange(len(has)) % 3 == 0, 0.0, np.maximum(real["emotion_words"], 1.0))
+    ev = {"face": real["landmarks"][:, None], "voice": real["speech"][:, None], "text": words[:, None]}
+    out = fusion.fuse_details({m: real[m] for m in mods}, LABELS, ev)
+    closed, open_ = has & (words == 0), has & (words > 0)
+    assert closed.sum() > 20 and open_.sum() > 20
+    assert (out.weights[closed, 2] == 0).all() and (out.weights[open_, 2] > 0).all()
+    two = _fuse(fusion, real, ("face", "voice"))
+    np.testing.assert_allclose(out.fused[closed], two.fused[closed], atol=1e-6)
+    np.testing.assert_allclose(out.weights[closed], two.weights[closed], atol=1e-6)
+    assert np.isfinite(out.evidence["text"][closed]).all()  # the evidence is still shown
+    ungated = fusion.fuse_details({m: real[m] for m in mods}, LABELS, {**ev, "text": None})
+    assert (ungated.weights[has, 2] > 0).all()  # not given: the gate is open
+    alone = fusion.fuse_details({"text": real["text"][has][:5]}, {"text": TEXT_LABELS},
+                                {"text": np.zeros((5, 1))})
+    np.testing.assert_array_equal(alone.weights, np.tile([0, 0, 1], (5, 1)))
+
+
 def test_torch_module_is_the_runtime_and_differentiable(fusion, real) -> None:
     """``get_model("torch")`` of fusion.reliability (what the robustness report attacks through) gives the numpy
     runtime's fused probabilities on real pairings, with and without text, and gradients reach the inputs."""
@@ -288,11 +316,12 @@ def test_torch_module_is_the_runtime_and_differentiable(fusion, real) -> None:
 
     module = load("fusion.reliability").get_model("torch")
     for mods in (("face", "voice"), ("face", "voice", "text")):
-        want = _fuse(fusion, real, mods).fused
+        words = np.where(np.arange(len(real["y"])) % 3 == 0, 0.0, real["emotion_words"])[:, None]  # some gated
+        ev = {"face": real["landmarks"][:, None], "voice": real["speech"][:, None], "text": words}
+        want = fusion.fuse_details({m: real[m] for m in mods}, LABELS, ev).fused
         tensors = {m: torch.tensor(real[m]) for m in mods}
-        ev = {"face": torch.tensor(real["landmarks"][:, None]), "voice": torch.tensor(real["speech"][:, None])}
-        got = module(tensors, {m: LABELS[m] for m in mods}, ev).detach().numpy()
-        np.testing.assert_allclose(got, want, atol=1e-5)
+        got = module(tensors, {m: LABELS[m] for m in mods}, {m: torch.tensor(e) for m, e in ev.items()})
+        np.testing.assert_allclose(got.detach().numpy(), want, atol=1e-5)
     face = torch.tensor(real["face"][:8], requires_grad=True)
     out = module({"face": face, "voice": torch.tensor(real["voice"][:8])}, {"face": BASIC7})
     torch.log(out[:, 2]).sum().backward()

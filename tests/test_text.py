@@ -16,7 +16,7 @@ from avemo.labels import EMOTIONS
 from avemo.media import read_audio
 from avemo.models.bundles import load
 from avemo.text.transcribe import Transcriber, Transcript, Word, speech_chunks
-from avemo.text.windows import TEXT_COLUMNS, assign_words, text_windows
+from avemo.text.windows import EMOTION_WORD_CONFIDENCE, TEXT_COLUMNS, EmotionWords, assign_words, text_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -108,6 +108,26 @@ def test_text_windows_score_english_words_and_mark_the_rest() -> None:
     assert np.isclose(probs[0].sum(), 1.0, atol=1e-5) and EMOTIONS[int(probs[0].argmax())] == "happy"
     assert probs[0][[EMOTIONS.index(e) for e in ("neutral", "calm", "disgust")]].max() == 0.0  # not in CARER
     assert np.isnan(probs[1]).all() and np.isnan(probs[2]).all()  # Italian is not scored; no words, no text
+    assert df["text_emotion_words"].isna().all()  # no lexicon given: no count
+
+
+def test_emotion_words_are_the_words_the_model_reads_as_an_emotion_alone() -> None:
+    bundle = load("text.carer")
+    model = bundle.get_model()
+    lexicon = EmotionWords.of(bundle, model)
+    assert lexicon is not None and {"happy", "angry", "terrified"} <= lexicon.lexicon
+    assert not {"the", "door", "kids", "dogs", "talking", "meeting"} & lexicon.lexicon
+    top = np.exp(model(sorted(lexicon.lexicon)))
+    assert (top.max(1) / top.sum(1) >= EMOTION_WORD_CONFIDENCE - 1e-6).all()  # what the definition says
+    assert list(lexicon.count(["Kids are talking by the door", "I'm so HAPPY, happy!", "", "angry?"])) == [0, 2, 0, 1]
+    words = [Word(0.1, 0.5, " I", 1.0, "en"), Word(0.5, 0.9, " feel", 1.0, "en"),
+             Word(0.9, 1.5, " terrified", 1.0, "en"), Word(4.0, 4.4, " Sono", 1.0, "it"),
+             Word(4.4, 5.0, " triste", 1.0, "it"), Word(6.1, 6.5, " the", 1.0, "en"),
+             Word(6.5, 7.0, " door", 1.0, "en")]
+    df = text_windows(words, [0.0, 3.0, 6.0, 9.0], [3.0, 6.0, 9.0, 12.0], model=model, labels=bundle.labels,
+                      languages=bundle.languages, emotion_words=lexicon)
+    counts = df["text_emotion_words"].to_numpy()
+    assert counts[0] == 1 and counts[2] == 0 and np.isnan(counts[1]) and np.isnan(counts[3])  # unscored: NaN
 
 
 def test_windows_of_a_real_transcript(ravdess_transcript: Transcript) -> None:

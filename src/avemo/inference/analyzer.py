@@ -358,8 +358,10 @@ class Analyzer:
         if text is not None:
             probs["text"] = text[1][prob_columns("text")].to_numpy(dtype=np.float32)
             labels["text"] = self.text_model.bundle.labels
-        fusion = self.fusion.fuse_details(probs, labels, {"face": blendshape_share[:, None],
-                                                          "voice": np.asarray(speech_frac, dtype=np.float64)[:, None]})
+        flags = {"face_blendshapes": blendshape_share, "speech_fraction": speech_frac}
+        if text is not None:
+            flags["text_emotion_words"] = text[1]["text_emotion_words"].to_numpy(dtype=np.float64)
+        fusion = self.fusion.fuse_details(probs, labels, self.fusion.evidence_from(flags, n))
         fused = fusion.fused
         has_face = ~np.isnan(face_probs).any(axis=1)
         has_voice = ~np.isnan(voice_probs).any(axis=1)

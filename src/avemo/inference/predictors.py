@@ -223,12 +223,26 @@ class Fusion:
         self.modalities: tuple[str, ...] = tuple(self.bundle.modalities)
         self.model = self.bundle.get_model()
 
+    @property
+    def flags(self) -> dict[str, tuple[str, ...]]:
+        """Per modality, the per-window columns (face ``face_blendshapes``, voice ``speech_fraction``, text
+        ``text_emotion_words``) this fusion weighs besides the probabilities (fixed-weight fusions: none)."""
+        if self.bundle.architecture != "reliability_fusion":
+            return {}
+        return {m: tuple(v) for m, v in self.bundle.preprocessing.flags.items()}
+
+    def evidence_from(self, columns: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        """``evidence`` for :meth:`fuse_details` from per-window columns by name (``(n,)`` each); a column not
+        given is NaN (the bundle's default)."""
+        return {m: np.column_stack([np.asarray(columns.get(f, np.full(n, np.nan)), dtype=np.float64) for f in names])
+                for m, names in self.flags.items() if names}
+
     def fuse_details(self, probs: dict[str, np.ndarray | None], labels: dict[str, tuple[str, ...]] | None = None,
                      evidence: dict[str, np.ndarray | None] | None = None) -> FusionOutput:
         """``probs[m]``: ``(N, 8)`` over EMOTIONS, NaN rows where ``m`` is absent (or None); ``labels[m]``: the
         classes model ``m`` really has (default: all); ``evidence[m]``: the per-window flags of the bundle
-        (face: ``face_blendshapes``, voice: ``speech_fraction``; ``(N, 1)``). Modalities the bundle does not fuse
-        are left out."""
+        (face: ``face_blendshapes``, voice: ``speech_fraction``, text: ``text_emotion_words``; ``(N, 1)``; see
+        :meth:`evidence_from`). Modalities the bundle does not fuse are left out."""
         given: dict[str, np.ndarray] = {}
         labs: dict[str, tuple[str, ...]] = {}
         for m, p in probs.items():

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -128,6 +128,8 @@ class ReliabilityFusionPreprocessing:
     uncertain_below: float  #: a window whose fused label's probability is under this is flagged uncertain
     rule: str
     missing_classes: str
+    #: per gated modality, the flag that, given as 0, keeps it out where another is present (older bundles: none)
+    gates: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -160,12 +162,13 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 
 def _check_fields(cls: type, given: Mapping[str, Any], where: str) -> dict[str, Any]:
     names = [f.name for f in fields(cls)]
+    optional = {f.name: f.default_factory() for f in fields(cls) if f.default_factory is not MISSING}
     unknown = sorted(set(given) - set(names))
-    missing = [n for n in names if n not in given]
+    missing = [n for n in names if n not in given and n not in optional]
     if unknown or missing:
         raise ModelError(f"{where}: preprocessing does not fit a {cls.__name__.removesuffix('Preprocessing').lower()} "
                          f"bundle (unknown {unknown}, missing {missing})")
-    return {n: _frozen(given[n]) for n in names}
+    return {n: _frozen(given[n] if n in given else optional[n]) for n in names}
 
 
 @dataclass(frozen=True)
@@ -423,7 +426,7 @@ class FusionBundle(Bundle):
             pre = self.preprocessing
             return ReliabilityFusion(modalities=self.modalities, coefficients=_plain(pre.coefficients),
                                      flags=_plain(pre.flags), flag_defaults=_plain(pre.flag_defaults),
-                                     uncertain_below=pre.uncertain_below)
+                                     uncertain_below=pre.uncertain_below, gates=_plain(pre.gates))
         if self.architecture == "decision_fusion":
             from avemo.models.fusion.reliability import DecisionFusion
 
@@ -438,7 +441,8 @@ class FusionBundle(Bundle):
 
         if self.architecture == "reliability_fusion":
             pre = self.preprocessing
-            model = create_model(self.architecture, flags=_plain(pre.flags), **_plain(self.kwargs))
+            model = create_model(self.architecture, flags=_plain(pre.flags), gates=_plain(pre.gates),
+                                 **_plain(self.kwargs))
             model.set_coefficients(_plain(pre.coefficients), _plain(pre.flag_defaults))
             return model.eval()
         if self.architecture != "fusion":

@@ -6,6 +6,12 @@ labels), then re-expressed over :data:`avemo.labels.EMOTIONS` (classes the model
 model has no neutral, calm or disgust). A window without words, or whose words are in a language the
 bundle does not serve (its ``languages``; CARER is English), gets NaN probabilities; its words and
 their language are still given.
+
+Most of what people say carries no emotion in its words ("the meeting is at three"), yet a text model trained
+on emotional sentences (CARER has no neutral class) still names one. So each window also counts its *emotion
+words* (:class:`EmotionWords`): words the text model, given that word alone, reads as one class with
+probability >= 0.99 (``text.carer``: 329 of its 14,372 words, *happy*, *terrified*, *annoyed* ...; 94 % of CARER
+validation sentences hold one, RAVDESS's two statements none). The fusion weighs the text by it.
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ import numpy as np
 import pandas as pd
 
 from avemo.labels import EMOTIONS, project_probs
+from avemo.models.text import clean_text
 from avemo.text.transcribe import Transcriber, Transcript, Word
 
-__all__ = ["TEXT_COLUMNS", "WindowText", "assign_words", "text_windows"]
+__all__ = ["EMOTION_WORD_CONFIDENCE", "TEXT_COLUMNS", "EmotionWords", "WindowText", "assign_words",
+           "text_windows"]
 
 #: the columns :func:`text_windows` returns, in order
-TEXT_COLUMNS: tuple[str, ...] = ("transcript", "text_language", "text_words",
+TEXT_COLUMNS: tuple[str, ...] = ("transcript", "text_language", "text_words", "text_emotion_words",
                                  *(f"text_{e}" for e in EMOTIONS))
+#: a word is an emotion word when the text model, given it alone, names a class with at least this probability
+EMOTION_WORD_CONFIDENCE = 0.99
 
 
 def assign_words(words: Sequence[Word], starts: Sequence[float], ends: Sequence[float]) -> list[list[Word]]:
@@ -48,18 +58,41 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+class EmotionWords:
+    """The words of a text model's vocabulary that it reads as an emotion on their own (module docstring), and
+    how many of them a sentence holds. ``model``: sentences -> logits (a text bundle's ``get_model()``)."""
+
+    def __init__(self, model: Callable[[list[str]], np.ndarray], vocabulary: Sequence[str],
+                 threshold: float = EMOTION_WORD_CONFIDENCE) -> None:
+        words = list(vocabulary)
+        top = _softmax(np.asarray(model(words), dtype=np.float64)).max(axis=1) if words else np.zeros(0)
+        self.lexicon = frozenset(w for w, p in zip(words, top) if p >= threshold)
+
+    @classmethod
+    def of(cls, bundle: Any, model: Callable[[list[str]], np.ndarray] | None = None) -> EmotionWords | None:
+        """For a text bundle with a word vocabulary; None for one with hashed features (no words to read)."""
+        vocabulary = bundle.vocabulary()
+        return None if vocabulary is None else cls(model or bundle.get_model(), vocabulary)
+
+    def count(self, sentences: Sequence[str]) -> np.ndarray:
+        """How many emotion words each sentence holds (words as the model cleans them; repeats count)."""
+        return np.array([sum(w in self.lexicon for w in clean_text(s).split()) for s in sentences], dtype=np.int64)
+
+
 def text_windows(words: Sequence[Word], starts: Sequence[float], ends: Sequence[float], *,
                  model: Callable[[list[str]], np.ndarray], labels: Sequence[str],
-                 languages: Sequence[str] = ("en",)) -> pd.DataFrame:
+                 languages: Sequence[str] = ("en",), emotion_words: EmotionWords | None = None) -> pd.DataFrame:
     """One row per window (:data:`TEXT_COLUMNS`): ``transcript`` (its words, '' when none), ``text_language``
-    (the language of most of its words, missing when none), ``text_words`` (how many), and ``text_<emotion>``
-    for every canonical emotion (NaN without words or in a language not in ``languages``).
+    (the language of most of its words, missing when none), ``text_words`` (how many), ``text_emotion_words``
+    (how many of them are emotion words; NaN where the text is not scored or ``emotion_words`` is None) and
+    ``text_<emotion>`` for every canonical emotion (NaN without words or in a language not in ``languages``).
 
     ``model`` turns sentences into logits over ``labels`` (a text bundle's ``get_model()``).
     """
     groups = assign_words(words, starts, ends)
     n = len(groups)
     probs = np.full((n, len(EMOTIONS)), np.nan, dtype=np.float32)
+    emotional = np.full(n, np.nan)
     transcript = np.array(["".join(w.text for w in g).strip() for g in groups], dtype=object)
     language: list[Any] = [Counter(w.language for w in g).most_common(1)[0][0] if g else None for g in groups]
     served = set(languages)
@@ -70,8 +103,11 @@ def text_windows(words: Sequence[Word], starts: Sequence[float], ends: Sequence[
             raise ValueError(f"the text model gave logits of shape {logits.shape}, expected ({len(rows)}, "
                              f"{len(labels)}) for labels {tuple(labels)}")
         probs[rows] = project_probs(_softmax(logits).astype(np.float32), labels, EMOTIONS)
+        if emotion_words is not None:
+            emotional[rows] = emotion_words.count([str(transcript[i]) for i in rows])
     cols: dict[str, Any] = {"transcript": transcript, "text_language": np.array(language, dtype=object),
-                            "text_words": np.array([len(g) for g in groups], dtype=np.int64)}
+                            "text_words": np.array([len(g) for g in groups], dtype=np.int64),
+                            "text_emotion_words": emotional}
     cols.update({f"text_{e}": probs[:, j] for j, e in enumerate(EMOTIONS)})
     return pd.DataFrame(cols, columns=list(TEXT_COLUMNS))
 
@@ -87,6 +123,7 @@ class WindowText:
         if self.bundle.kind != "text":
             raise ValueError(f"{self.bundle.name} is a {self.bundle.kind} bundle, not a text one")
         self.model = self.bundle.get_model()
+        self.emotion_words = EmotionWords.of(self.bundle, self.model)
         self.transcriber = Transcriber(threads=threads, **transcriber)
 
     def __call__(self, wave: np.ndarray, starts: Sequence[float], ends: Sequence[float], *,
@@ -94,4 +131,4 @@ class WindowText:
         """``wave``: mono 16 kHz; ``speech``: the analyzer's voice-activity intervals (seconds), if it has them."""
         transcript = self.transcriber.transcribe(wave, speech=speech)
         return transcript, text_windows(transcript.words, starts, ends, model=self.model, labels=self.bundle.labels,
-                                        languages=self.bundle.languages)
+                                        languages=self.bundle.languages, emotion_words=self.emotion_words)

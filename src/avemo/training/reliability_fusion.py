@@ -2,10 +2,10 @@
 
 The coefficients ``θ_m`` (a bias and one weight per evidence column of each modality) minimise the weighted
 negative log-likelihood of the fused probabilities over each example's own classes (a corpus's absent classes
-are not negatives), plus an L2 pull of the evidence weights towards 0, by L-BFGS (torch, float64). A flag's
-coefficient is kept non-negative: the training corpora differ in how they were cut (RAVDESS clips are half
-silence, CASIA's nearly all speech) and in how well the voice does on them, so a free coefficient would learn
-the corpus, not the window. Only examples
+are not negatives; a gated modality sits out where its gate is closed, as at run time), plus an L2 pull of the
+evidence weights towards 0, by L-BFGS (torch, float64). A flag's coefficient is kept non-negative: the
+training corpora differ in how they were cut (RAVDESS clips are half silence, CASIA's nearly all speech) and in
+how well the voice does on them, so a free coefficient would learn the corpus, not the window. Only examples
 with two or more modalities present carry information (one modality: the fusion returns it unchanged).
 :func:`fit_global` fits the same pool with one constant weight per modality (no evidence), for comparison.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avemo.labels import EMOTIONS
-from avemo.models.fusion.reliability import FLAGS, PROB_FEATURES, ReliabilityFusion, log_onto_emotions
+from avemo.models.fusion.reliability import FLAGS, GATES, PROB_FEATURES, ReliabilityFusion, log_onto_emotions
 
 
 @dataclass
@@ -61,13 +61,13 @@ def _design(data: FusionData, modalities: Sequence[str], flag_defaults: Mapping[
             features: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per modality: evidence (N, len(features) + F), log-scores over EMOTIONS (N, 8) and presence (N,)."""
     probe = ReliabilityFusion(modalities=modalities, flags={m: FLAGS.get(m, ()) for m in modalities},
-                              flag_defaults=flag_defaults, prob_features=features,
+                              flag_defaults=flag_defaults, prob_features=features, gates=GATES,
                               coefficients={m: np.zeros(1 + len(features) + len(FLAGS.get(m, ())))
                                             for m in modalities})
-    ev, logs, ok = {}, {}, {}
+    ok = probe.pooled({m: ~np.isnan(data.probs[m]).any(1) for m in modalities}, data.flags)
+    ev, logs = {}, {}
     for m in modalities:
         p = data.probs[m]
-        ok[m] = ~np.isnan(p).any(1)
         ev[m] = probe.evidence(m, p, data.flags.get(m), data.labels[m])
         logs[m] = np.where(ok[m][:, None], log_onto_emotions(np.nan_to_num(p, nan=1.0), data.labels[m]), 0.0)
     return ev, logs, ok
@@ -165,7 +165,7 @@ def fit_reliability(data: FusionData, modalities: Sequence[str], *, l2: float = 
                 for m in modalities}
     return ReliabilityFusion(modalities=modalities, coefficients={m: c.tolist() for m, c in coef.items()},
                              flags={m: FLAGS.get(m, ()) for m in modalities}, flag_defaults=defaults,
-                             uncertain_below=uncertain_below, prob_features=features)
+                             uncertain_below=uncertain_below, prob_features=features, gates=GATES)
 
 
 def restricted_argmax(probs: np.ndarray, classes: np.ndarray) -> np.ndarray:

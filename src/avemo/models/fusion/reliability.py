@@ -11,8 +11,13 @@ Dataflow (:class:`ReliabilityFusion`)::
 * ``confidence`` is the top probability, ``margin`` the top minus the second, ``certainty`` one minus the
   entropy over ``log K`` (all over the modality's own ``K`` labels); the flags are per-window facts the
   analyzer knows (face: the share of the window's frames that had MediaPipe's blendshape member; voice: the
-  share of the window that voice activity detection calls speech). ``r_m`` is both the modality's weight and
-  its inverse temperature, so a confident, well-placed modality counts more *and* a flat one counts less.
+  share of the window that voice activity detection calls speech; text: how many of the window's words the
+  text model reads as an emotion on their own, :class:`avemo.text.windows.EmotionWords`). ``r_m`` is both the
+  modality's weight and its inverse temperature, so a confident, well-placed modality counts more *and* a flat
+  one counts less.
+* A gate (``gates[m]``, one of ``m``'s flags): where the caller gives that flag as 0, ``m`` sits out of the pool
+  (weight 0) unless it is the window's only modality. The text is gated by its emotion-word count: the words of
+  most speech carry no emotion, and a text model that knows only emotional sentences still names one for them.
 * A class a modality does not have: *calm* takes *neutral*'s log-probability when the modality has neutral (a
   seven-class face model cannot tell calm from neutral), any other missing class the mean of the modality's
   log-probabilities (no evidence for or against it).
@@ -46,7 +51,10 @@ FLOOR = 1e-4
 PROB_FEATURES: tuple[str, ...] = ("confidence", "margin", "certainty")
 TOP_FEATURES: tuple[str, ...] = tuple(f"top:{e}" for e in EMOTIONS)
 #: the per-window flags each modality may carry (the analyzer's columns), in this order
-FLAGS: dict[str, tuple[str, ...]] = {"face": ("face_blendshapes",), "voice": ("speech_fraction",), "text": ()}
+FLAGS: dict[str, tuple[str, ...]] = {"face": ("face_blendshapes",), "voice": ("speech_fraction",),
+                                     "text": ("text_emotion_words",)}
+#: the flag that gates a modality (given as 0: the modality sits out where another is present)
+GATES: dict[str, str] = {"text": "text_emotion_words"}
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,21 @@ def _inputs(probs: Mapping[str, np.ndarray | None], labels: Mapping[str, Sequenc
     return sizes.pop(), arrays, labs, present
 
 
+def gated(present: Mapping[str, np.ndarray], flags: Mapping[str, np.ndarray | None],
+          gates: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Where each modality joins the pool: ``present``, less the windows where a gated modality's gate flag
+    (column ``gates[m]`` of ``flags[m]``) is given as <= 0 and another modality is present."""
+    count = np.sum([p for p in present.values()], axis=0)
+    out = dict(present)
+    for m, j in gates.items():
+        given = flags.get(m)
+        if m not in present or given is None:
+            continue
+        closed = np.asarray(given, dtype=np.float64).reshape(len(present[m]), -1)[:, j] <= 0  # NaN: not given, open
+        out[m] = present[m] & ~(closed & (count - present[m] > 0))
+    return out
+
+
 def _fallback(out: np.ndarray, weights: np.ndarray, count: np.ndarray, arrays: Mapping[str, np.ndarray],
               labs: Mapping[str, tuple[str, ...]], present: Mapping[str, np.ndarray],
               modalities: Sequence[str]) -> None:
@@ -157,10 +180,15 @@ class ReliabilityFusion:
 
     def __init__(self, *, modalities: Sequence[str], coefficients: Mapping[str, Sequence[float]],
                  flags: Mapping[str, Sequence[str]], flag_defaults: Mapping[str, Sequence[float]],
-                 uncertain_below: float = 0.5, prob_features: Sequence[str] = PROB_FEATURES) -> None:
+                 uncertain_below: float = 0.5, prob_features: Sequence[str] = PROB_FEATURES,
+                 gates: Mapping[str, str] | None = None) -> None:
         self.modalities = tuple(modalities)
         self.prob_features = tuple(prob_features)
         self.flags = {m: tuple(flags.get(m, ())) for m in self.modalities}
+        self.gates = {m: g for m, g in (gates or {}).items() if m in self.modalities}
+        for m, g in self.gates.items():
+            if g not in self.flags[m]:
+                raise ValueError(f"{m}: gate {g!r} is not one of its flags {self.flags[m]}")
         self.flag_defaults = {m: np.asarray(flag_defaults.get(m, ()), dtype=np.float64) for m in self.modalities}
         self.coefficients = {m: np.asarray(coefficients[m], dtype=np.float64) for m in self.modalities}
         for m in self.modalities:
@@ -188,10 +216,16 @@ class ReliabilityFusion:
         theta = self.coefficients[modality]
         return _softplus(theta[0] + evidence @ theta[1:])
 
+    def pooled(self, present: Mapping[str, np.ndarray], evidence: Mapping[str, np.ndarray | None] | None
+               ) -> dict[str, np.ndarray]:
+        """Where each present modality joins the pool, after its gate (module docstring)."""
+        return gated(present, evidence or {}, {m: self.flags[m].index(g) for m, g in self.gates.items()})
+
     def fuse_details(self, probs: Mapping[str, np.ndarray | None], labels: Mapping[str, Sequence[str]] | None = None,
                      evidence: Mapping[str, np.ndarray | None] | None = None) -> FusionOutput:
         """:meth:`fuse` with the evidence each modality's weight rested on."""
-        n, arrays, labs, present = _inputs(probs, labels, self.modalities)
+        n, arrays, labs, given = _inputs(probs, labels, self.modalities)
+        present = self.pooled(given, evidence)
         score = np.zeros((n, len(EMOTIONS)))
         raw = np.zeros((n, len(self.modalities)))
         count = np.zeros(n, dtype=np.int64)
@@ -203,7 +237,7 @@ class ReliabilityFusion:
             raw[:, self.modalities.index(m)] = r
             score += r[:, None] * np.where(ok[:, None], log_onto_emotions(np.nan_to_num(a, nan=1.0), labs[m]), 0.0)
             count += ok
-            ev_out[m] = np.where(ok[:, None], ev, np.nan)
+            ev_out[m] = np.where(given[m][:, None], ev, np.nan)
         fused = _softmax(score)
         weights = raw / np.clip(raw.sum(1, keepdims=True), 1e-12, None)
         _fallback(fused, weights, count, arrays, labs, present, self.modalities)
@@ -216,8 +250,8 @@ class ReliabilityFusion:
         ``uncertain`` ``(N,)``.
 
         ``probs[m]``: ``(N, K_m)`` over ``labels[m]`` (default EMOTIONS), NaN rows where ``m`` is absent, or None;
-        ``evidence[m]``: ``(N, len(flags[m]))`` (face: ``face_blendshapes``; voice: ``speech_fraction``), or None
-        (the bundle's defaults)."""
+        ``evidence[m]``: ``(N, len(flags[m]))`` (face: ``face_blendshapes``; voice: ``speech_fraction``; text:
+        ``text_emotion_words``, which also gates it), or None (the bundle's defaults, gates open)."""
         return self.fuse_details(probs, labels, evidence).astuple()
 
 

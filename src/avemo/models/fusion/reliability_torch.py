@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from avemo.labels import EMOTIONS
-from avemo.models.fusion.reliability import FLAGS, FLOOR, PROB_FEATURES
+from avemo.models.fusion.reliability import FLAGS, FLOOR, GATES, PROB_FEATURES
 from avemo.models.registry import register_model
 
 
@@ -49,13 +49,16 @@ def _onto_emotions(p: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
 
 class TorchReliabilityFusion(nn.Module):
     """``r_m = softplus(θ_m · [1, evidence_m])``; fused = ``softmax(Σ_m r_m log p_m)`` over the present modalities;
-    one present: its own probabilities; none: NaN. The evidence flags take their defaults unless given."""
+    one present: its own probabilities; none: NaN. The evidence flags take their defaults unless given; a gated
+    modality whose gate flag is given as 0 sits out where another is present."""
 
     def __init__(self, *, modalities: Sequence[str] = ("face", "voice", "text"),
-                 flags: Mapping[str, Sequence[str]] | None = None) -> None:
+                 flags: Mapping[str, Sequence[str]] | None = None, gates: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.modalities = tuple(modalities)
         self.flags = {m: tuple((flags or FLAGS).get(m, ())) for m in self.modalities}
+        self.gates = {m: self.flags[m].index(g) for m, g in (GATES if gates is None else gates).items()
+                      if m in self.modalities and g in self.flags[m]}
         self.theta = nn.ParameterDict({m: nn.Parameter(torch.zeros(1 + len(PROB_FEATURES) + len(self.flags[m]),
                                                                    dtype=torch.float64)) for m in self.modalities})
         for m in self.modalities:
@@ -78,9 +81,14 @@ class TorchReliabilityFusion(nn.Module):
         score = torch.zeros(n, len(EMOTIONS), dtype=torch.float64)
         single = torch.zeros(n, len(EMOTIONS), dtype=torch.float64)
         count = torch.zeros(n, dtype=torch.long)
+        present = {m: ~torch.isnan(p).any(-1) for m, p in given.items()}
+        others = {m: sum(v.long() for v in present.values()) - present[m].long() for m in present}
         for m, p in given.items():
             labs = tuple((labels or {}).get(m, EMOTIONS))
-            ok = ~torch.isnan(p).any(-1)
+            ok = present[m]
+            if m in self.gates and evidence is not None and m in evidence:
+                closed = evidence[m].double().reshape(n, -1)[:, self.gates[m]] <= 0  # NaN: not given, open
+                ok = ok & ~(closed & (others[m] > 0))
             q = torch.nan_to_num(p.double(), nan=1.0 / p.shape[-1]).clamp_min(0)
             q = q / q.sum(-1, keepdim=True).clamp_min(1e-12)
             flag = getattr(self, f"defaults_{m}").expand(n, -1)
