@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from avemo.labels import EMOTIONS, project_probs
-from avemo.models.text import clean_text
+from avemo.models.text import TextLinearModel, clean_text
 from avemo.text.transcribe import Transcriber, Transcript, Word
 
 __all__ = ["EMOTION_WORD_CONFIDENCE", "TEXT_COLUMNS", "EmotionWords", "WindowText", "assign_words",
@@ -65,7 +65,12 @@ class EmotionWords:
     def __init__(self, model: Callable[[list[str]], np.ndarray], vocabulary: Sequence[str],
                  threshold: float = EMOTION_WORD_CONFIDENCE) -> None:
         words = list(vocabulary)
-        top = _softmax(np.asarray(model(words), dtype=np.float64)).max(axis=1) if words else np.zeros(0)
+        if isinstance(model, TextLinearModel) and model.vocabulary == tuple(words):
+            # a one-word sentence's TF-IDF row is that word's unit vector: its logits are a column of the weights
+            logits = model.weight.T.astype(np.float64) + model.bias
+        else:
+            logits = np.asarray(model(words), dtype=np.float64) if words else np.zeros((0, 1))
+        top = _softmax(logits).max(axis=1)
         self.lexicon = frozenset(w for w, p in zip(words, top) if p >= threshold)
 
     @classmethod
