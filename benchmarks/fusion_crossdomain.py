@@ -11,7 +11,8 @@ fusion sees only each modality's probabilities, so for every voice clip a face p
 is drawn: faces the face model never trained on (FER-2013, ``face.fervideo``'s stored probabilities:
 PublicTest rows for fitting, PrivateTest rows for the report, in each of the eight renderings of
 ``benchmarks/face_crossdomain.py``) and speech from a corpus the voice model never trained on (leave one
-corpus out, the shipped voice recipe). Text (``text.carer`` on CARER validation / test sentences) joins the
+corpus out, the shipped voice recipe, with ``voice.multi6``'s calm bias: ``benchmarks/voice_calm_prior.py``,
+fitted without the tested corpus). Text (``text.carer`` on CARER validation / test sentences) joins the
 same way on the classes it has. **This assumes the modalities' errors independent given the class**; in a real
 video they are not (a weak actor is weak in face and voice), so a pairing's fusion gain is an upper bound of
 what the same fusion gains on real audio-visual data. Each pairing is drawn ``SEEDS`` times (fixed seeds);
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import voice_calm_prior as calm
 
 from avemo.labels import BASIC7, EMOTIONS, project_probs
 from avemo.models.fusion.reliability import DecisionFusion, ReliabilityFusion, dominated
@@ -325,7 +327,8 @@ def loco(nested: pd.DataFrame, stored: pd.DataFrame, log: Callable[[str], None])
     out: dict = {}
     for c in CORPORA:
         t0 = time.time()
-        inner = nested[nested.outer == c]
+        bias = calm.nested_bias(nested, c)  # voice.multi6's calm bias, as fitted without c
+        inner = calm.apply(nested[nested.outer == c], bias)
         temp = fit_voice_temperature(inner[inner.part == "loco"])
         tr_voice, tr_corpus = voice_rows(inner, temp)
         blocks = (inner.part + ":" + inner.corpus).to_numpy()
@@ -334,9 +337,10 @@ def loco(nested: pd.DataFrame, stored: pd.DataFrame, log: Callable[[str], None])
         train3 = pair(tr_voice, tr_corpus, blocks, dev_sets, rng, text=text_val, draws=TRAIN_DRAWS)
         parts = [train2, train3, spoken_training(inner, temp, dev_sets, rng)]  # the other corpora's own words
         fits = fit_all(FusionData.concat(parts), MODALITIES)
-        te_df = stored[stored.corpus == c]
+        te_df = calm.apply(stored[stored.corpus == c], bias)
         te_voice, te_corpus = voice_rows(te_df, temp)
-        res: dict = {"voice_temperature": temp, "n_train_pairs": len(train2), "n_train_triples": len(train3),
+        res: dict = {"voice_temperature": temp, "voice_calm_bias": bias, "n_train_pairs": len(train2),
+                     "n_train_triples": len(train3),
                      "n_train_spoken": len(parts[2]),
                      "train_spoken_corpora": sorted(set(spoken_rows(inner)[0].corpus)),
                      "fits": {k: describe(f) for k, f in fits.items()}, "pairs": {}}
@@ -407,7 +411,8 @@ def _audit(f: ReliabilityFusion, d: FusionData, extra: dict[str, list]) -> None:
     extra["neither_first_accuracy"].append(float(right[neither].mean()) if neither.any() else np.nan)
 
 
-def ravdess_au(nested: pd.DataFrame, folds_df: pd.DataFrame, log: Callable[[str], None]) -> dict:
+def ravdess_au(nested: pd.DataFrame, folds_df: pd.DataFrame, loco_df: pd.DataFrame, log: Callable[[str], None]
+               ) -> dict:
     """The RAVDESS action-unit + voice protocol, 6 actor folds, every fusion fitted on the training actors."""
     from avemo.datasets.speech import read_speech_corpora
     from avemo.datasets.splits import ravdess_folds
@@ -431,10 +436,12 @@ def ravdess_au(nested: pd.DataFrame, folds_df: pd.DataFrame, log: Callable[[str]
         choice = select(candidates, au[tr], y[tr], groups[tr], len(EMOTIONS), seed=0)
         est = make_estimator(choice["name"], choice["params"], 0).fit(au[tr], y[tr])
         au_test = full_probs(est, au[te], len(EMOTIONS))
+        bias = calm.nested_bias(nested, f"ravdess_fold{fold.index}", loco_df)
         inner = nested[nested.outer == f"ravdess_fold{fold.index}"].set_index("path").loc[[paths[i] for i in tr]]
-        temp = fit_voice_temperature(inner.reset_index())
-        v_tr, _ = voice_rows(inner.reset_index(), temp)
-        v_te, _ = voice_rows(stored.iloc[te].reset_index(), temp)
+        inner = calm.apply(inner.reset_index(), bias)
+        temp = fit_voice_temperature(inner)
+        v_tr, _ = voice_rows(inner, temp)
+        v_te, _ = voice_rows(calm.apply(stored.iloc[te].reset_index(), bias), temp)
         train, test = au_pairs(choice["oof"], v_tr, y[tr]), au_pairs(au_test, v_te, y[te])
         fits = fit_all(train, ("face", "voice"))
         ms = methods_for(fits, ("face", "voice"))
@@ -443,7 +450,7 @@ def ravdess_au(nested: pd.DataFrame, folds_df: pd.DataFrame, log: Callable[[str]
             rows.setdefault(name, []).append(scores(fn(test), test))
         details.append({"fold": fold.index, "test_speakers": list(fold.test_speakers), "au_model": {
             k: choice[k] for k in ("name", "params", "inner_acc")}, "voice_temperature": temp,
-            "fits": {k: describe(f) for k, f in fits.items()}})
+            "voice_calm_bias": bias, "fits": {k: describe(f) for k, f in fits.items()}})
         log(f"ravdess fold {fold.index}: " + " ".join(f"{k}={v[-1]['accuracy']:.3f}" for k, v in rows.items())
             + f" ({time.time() - t0:.0f} s)")
     summary = {name: {"accuracy": float(np.mean([r["accuracy"] for r in rs])),
@@ -493,7 +500,7 @@ def run(only: list[str] | None) -> None:
     if not only or "loco" in only:
         res["loco"] = loco(nested, stored, print)
     if not only or "ravdess" in only:
-        res["ravdess_au"] = ravdess_au(nested, folds_df, print)
+        res["ravdess_au"] = ravdess_au(nested, folds_df, stored, print)
     res.update({"command": "python benchmarks/fusion_crossdomain.py run", **machine(),
                 "seeds": SEEDS, "train_draws": TRAIN_DRAWS, "minutes": (time.time() - t0) / 60})
     OUT.mkdir(parents=True, exist_ok=True)
@@ -512,13 +519,20 @@ MISSING = ("a class a modality lacks: calm takes neutral's log-probability where
            "the mean of its log-probabilities")
 
 
+def shipped_calm_bias() -> float:
+    """The calm bias ``voice.multi6`` ships (``benchmarks/voice_calm_prior.py ship``)."""
+    from avemo.models.bundles import load
+
+    return float(load("voice.multi6").preprocessing.head["class_bias"]["calm"])
+
+
 def shipped_training() -> tuple[FusionData, dict[str, int]]:
     """Every training pairing: PublicTest faces (all renderings) with every stored held-out voice prediction (leave
     one corpus out, all six corpora; RAVDESS actor folds), at the shipped voice temperature, and CARER validation
     sentences on the classes text has."""
     stored = voice_table("loco_probs_linear_L2-4_aug.csv.gz").assign(part="loco")
     folds = voice_table("loco_probs_linear_L2-4_aug_ravdess_folds.csv.gz").assign(part="incorpus")
-    table = pd.concat([stored, folds], ignore_index=True)
+    table = calm.apply(pd.concat([stored, folds], ignore_index=True), shipped_calm_bias())
     voice, corpora = voice_rows(table, SHIPPED_VOICE_T)
     blocks = (table.part + ":" + table.corpus).to_numpy()
     dev = faces("public")
@@ -648,7 +662,8 @@ def reliability_card(pre: dict, res: dict) -> str:
               "class; and the RAVDESS clips with their own sentence and the SAVEE clips with their Whisper "
               "transcript as text (words that carry little or no emotion, as most transcripts). Voice: held-out "
               "predictions of voice.multi6's recipe (leave one corpus out over the "
-              "six shared speech corpora, and the 6 RAVDESS actor folds), at voice.multi6's temperature 1.8; each "
+              "six shared speech corpora, and the 6 RAVDESS actor folds), with voice.multi6's calm bias and at its "
+              "temperature 1.8; each "
               "corpus (and RAVDESS in-corpus) weighs the same. Minimum of the negative log-likelihood over each "
               "clip's own classes, L2 0.01 on the evidence coefficients; a flag's coefficient is kept >= 0. This "
               "assumes the modalities' errors independent given the class.", "",
