@@ -318,7 +318,8 @@ def test_text_from_speech_per_window(clips):
     assert (w[:, 0] == 0).all() and (w[:, 1] == 1).all() and (w[:, 2] == 0).all()  # no face in a .wav; text gated
     assert (tl["text_emotion_words"] == 0).all()
     np.testing.assert_allclose(tl.probabilities("fused"), tl.probabilities("voice"), atol=1e-6)
-    assert len(tl.plot().axes) == 5
+    axes = tl.plot().axes
+    assert len(axes) == 5 and "no\nemotion word" in axes[3].get_ylabel()  # the text row says what is left out
     assert tl["confidence_text"].notna().all() and tl["confidence_face"].isna().all()
 
 

@@ -197,8 +197,12 @@ class EmotionTimeline(pd.DataFrame):
                     probs = np.repeat(probs, 2, axis=0)
                 if len(x):
                     ax.stackplot(x, probs.T, labels=labels, colors=colors[: len(labels)], alpha=0.85)
+                name = modality
+                if modality == "text" and "text_emotion_words" in rows.columns:  # words the fusion leaves out
+                    _shade(ax, rows, x, (rows["text_emotion_words"] == 0).to_numpy(), "white", 0.6)
+                    name = "text\n(pale: no\nemotion word)"
                 ax.set_ylim(0, 1)
-                ax.set_ylabel(modality if track is None else f"{modality}\ntrack {track}")
+                ax.set_ylabel(name if track is None else f"{name}\ntrack {track}")
                 ax.margins(x=0)
             if weights:
                 _plot_weights(axes[panels * k + len(mods), 0], rows, x, weights, track)
@@ -231,6 +235,15 @@ class EmotionTimeline(pd.DataFrame):
         return out
 
 
+def _shade(ax: Any, rows: pd.DataFrame, x: np.ndarray, flags: np.ndarray, color: str, alpha: float) -> None:
+    """Shade the flagged windows: each is drawn at its centre, so the hop around it."""
+    mids = ((rows["start"] + rows["end"]) / 2).to_numpy(dtype=np.float64)
+    half = float(np.median(np.diff(mids))) / 2 if len(mids) > 1 else (x[-1] - x[0]) / 2 if len(x) else 0.5
+    for mid, flag in zip(mids, flags):
+        if flag:
+            ax.axvspan(mid - half, mid + half, color=color, alpha=alpha, lw=0)
+
+
 def _plot_weights(ax: Any, rows: pd.DataFrame, x: np.ndarray, weights: list[str], track: Any) -> None:
     """Each modality's weight in the fused answer, stacked; uncertain windows shaded grey."""
     colors = {"weight_face": "#1f77b4", "weight_voice": "#ff7f0e", "weight_text": "#2ca02c"}
@@ -240,12 +253,8 @@ def _plot_weights(ax: Any, rows: pd.DataFrame, x: np.ndarray, weights: list[str]
     names = [c.removeprefix("weight_") for c in weights]
     if len(x):
         ax.stackplot(x, w.T, labels=names, colors=[colors.get(c, "#7f7f7f") for c in weights], alpha=0.85)
-    if "uncertain" in rows.columns:  # each window is drawn at its centre: shade the hop around it
-        mids = ((rows["start"] + rows["end"]) / 2).to_numpy(dtype=np.float64)
-        half = float(np.median(np.diff(mids))) / 2 if len(mids) > 1 else (x[-1] - x[0]) / 2 if len(x) else 0.5
-        for mid, flag in zip(mids, rows["uncertain"].astype(bool)):
-            if flag:
-                ax.axvspan(mid - half, mid + half, color="grey", alpha=0.35, lw=0)
+    if "uncertain" in rows.columns:
+        _shade(ax, rows, x, rows["uncertain"].astype(bool).to_numpy(), "grey", 0.35)
     ax.set_ylim(0, 1)
     ax.set_ylabel("weights" if track is None else f"weights\ntrack {track}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
