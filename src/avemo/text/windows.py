@@ -65,7 +65,7 @@ class EmotionWords:
     def __init__(self, model: Callable[[list[str]], np.ndarray], vocabulary: Sequence[str],
                  threshold: float = EMOTION_WORD_CONFIDENCE) -> None:
         words = list(vocabulary)
-        if isinstance(model, TextLinearModel) and model.vocabulary == tuple(words):
+        if isinstance(model, TextLinearModel) and model.ngram_max == 1 and model.vocabulary == tuple(words):
             # a one-word sentence's TF-IDF row is that word's unit vector: its logits are a column of the weights
             logits = model.weight.T.astype(np.float64) + model.bias
         else:
