@@ -316,7 +316,7 @@ def test_text_from_speech_per_window(clips):
     w = tl[["weight_face", "weight_voice", "weight_text"]].to_numpy(np.float64)
     np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-4)
     assert (w[:, 0] == 0).all() and (w[:, 1] == 1).all() and (w[:, 2] == 0).all()  # no face in a .wav; text gated
-    assert (tl["text_emotion_words"] == 0).all()
+    assert (tl["text_emotion_words"] == 0).all() and tl.summary()["text_emotion_share"] == 0.0
     np.testing.assert_allclose(tl.probabilities("fused"), tl.probabilities("voice"), atol=1e-6)
     axes = tl.plot().axes
     assert len(axes) == 5 and "no\nemotion word" in axes[3].get_ylabel()  # the text row says what is left out

@@ -135,7 +135,9 @@ class EmotionTimeline(pd.DataFrame):
 
     def summary(self) -> dict[str, Any]:
         """Per-clip emotion distribution (mean fused probability over covered windows), dominant emotion,
-        share of windows per top label, and how much of the clip had a face and speech."""
+        share of windows per top label, and how much of the clip had a face and speech; with text, the share of
+        the windows with scored words that hold an emotion word (``text_emotion_share``: only those count in the
+        fused answer where a face or voice is present)."""
         labels = self.labels
         covered = self[self["source"] != "none"] if len(self) else self
         out: dict[str, Any] = {
@@ -156,6 +158,9 @@ class EmotionTimeline(pd.DataFrame):
                 out[f"{modality}_distribution"] = None
                 out[f"{modality}_dominant"] = None
         out["dominant"] = out["fused_dominant"]
+        if "text_emotion_words" in self.columns:
+            scored = self["text_emotion_words"].dropna()
+            out["text_emotion_share"] = round(float((scored > 0).mean()), 4) if len(scored) else None
         if "uncertain" in self.columns and len(covered):
             out["uncertain_share"] = round(float(covered["uncertain"].astype(bool).mean()), 4)
         weights = self.weight_columns
