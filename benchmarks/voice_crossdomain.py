@@ -698,7 +698,8 @@ def speed_lines() -> list[str]:
 # ------------------------------------------------------------------------------------------------ render
 def write_bundle(folder: Path, out: Path) -> Path:
     """The final head (``folder``: ``head.safetensors``, ``settings.json``, ``MODEL_CARD.md``) as the voice bundle
-    ``out``: the Whisper-base front end's settings and the head's, checked on load (avemo.models.bundles)."""
+    ``out``: the Whisper-base front end's settings and the head's, checked on load (avemo.models.bundles). The
+    shipped bundle then gets its calm bias: ``python benchmarks/voice_calm_prior.py run`` and ``ship``."""
     import shutil
 
     from avemo.models.bundles import VoicePreprocessing, _as_dict, _check_fields, _write_spec, read_bundle
