@@ -61,10 +61,13 @@ def fit(df: pd.DataFrame) -> float:
 
 def nested_bias(nested: pd.DataFrame, outer: str, loco: pd.DataFrame | None = None) -> float:
     """The bias for corpus ``outer`` left out (from voice models that never saw it), or for RAVDESS actor fold
-    ``ravdess_fold<k>`` (its inner folds' predictions and ``loco``'s other corpora)."""
+    ``ravdess_fold<k>``: its inner folds' predictions, ``loco``'s other corpora and ``loco``'s RAVDESS rows of the
+    fold's training actors (from models that never saw RAVDESS), the same blocks as the shipped fit."""
     if outer.startswith("ravdess_fold"):
         inner = nested[nested.outer == outer].assign(part="incorpus")
-        return fit(pd.concat([inner, loco[loco.corpus != "ravdess"].assign(part="loco")], ignore_index=True))
+        own = loco[(loco.corpus == "ravdess") & loco.speaker.isin(set(inner.speaker))]
+        return fit(pd.concat([inner, loco[loco.corpus != "ravdess"].assign(part="loco"), own.assign(part="loco")],
+                             ignore_index=True))
     return fit(nested[(nested.outer == outer) & nested.part.isin(["loco", "incorpus"])])
 
 
