@@ -37,8 +37,11 @@ LAYERS = (0, 1, 2, 3, 4, 5, 6, "final")
 AUG_LAYERS = (0, 1, 2, 3, 4)  # the augmented pass stops at layer 4 (CPU budget; chosen before LOCO was in)
 
 
+COPIES = ("aug", "pitch")  # training copies: computed up to layer 4, possibly for a subset of the clips
+
+
 def _layers_of(condition: str) -> tuple:
-    return AUG_LAYERS if condition == "aug" else LAYERS
+    return AUG_LAYERS if condition in COPIES else LAYERS
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -63,9 +66,9 @@ def frames_of(samples, layer, condition: str = "clean") -> list[np.ndarray]:
                 "dtype": "float16", "energy": 1}
     out: list = []
     for s in samples:
-        if condition not in ("clean", "aug") and s.corpus != "ravdess":
+        if condition not in ("clean", *COPIES) and s.corpus != "ravdess":
             out.append(None)  # the channel conditions exist for RAVDESS only
-        elif condition == "aug" and not cache.entry_path(s.path, NAMESPACE, settings).is_file():
+        elif condition in COPIES and not cache.entry_path(s.path, NAMESPACE, settings).is_file():
             out.append(None)  # the augmented pass may be partial
         else:
             out.append(clip_features(s.path, lazy, condition=condition, cache=cache, layers=layers)[f"layer_{layer}"])
@@ -81,16 +84,16 @@ def pooled_table(samples, condition: str = "clean", voiced_db: float | None = No
 
     tag = f"{condition}_{'all' if voiced_db is None else f'voiced{voiced_db:g}'}_{len(samples)}"
     path = cache_root() / "voice_multi" / f"pooled_{tag}.npy"
-    if path.is_file() and condition != "aug":  # the augmented pass may still be growing
+    if path.is_file() and condition not in COPIES:  # the augmented pass may still be growing
         return np.load(path)
     cache = FeatureCache()
     out = np.full((len(samples), len(LAYERS), 1024), np.nan, np.float32)
     for i, s in enumerate(samples):
-        if condition not in ("clean", "aug") and s.corpus != "ravdess":
+        if condition not in ("clean", *COPIES) and s.corpus != "ravdess":
             continue  # the channel conditions are extracted for RAVDESS (the test side) only
         settings = {"model": MODEL_SHA256[:16], "layers": [str(k) for k in _layers_of(condition)],
                     "condition": condition, "dtype": "float16", "energy": 1}
-        if condition == "aug" and not cache.entry_path(s.path, NAMESPACE, settings).is_file():
+        if condition in COPIES and not cache.entry_path(s.path, NAMESPACE, settings).is_file():
             continue  # the augmented pass may be partial (a random subset of clips, --shuffle)
         f = clip_features(s.path, None, condition=condition, cache=cache, layers=_layers_of(condition))  # hits only
         keep = slice(None)
@@ -150,14 +153,16 @@ class Recipe:
 
     def __init__(self, name: str, desc: str, *, layer="final", head: str = "linear", norm: str = "global",
                  voiced_db: float | None = None, aug: bool = False, layers: tuple | None = None,
-                 cfg: H.HeadConfig | None = None, calibrate: bool = False) -> None:
+                 cfg: H.HeadConfig | None = None, calibrate: bool = False, pitch: bool = False) -> None:
         self.name, self.desc, self.layer, self.head, self.norm = name, desc, layer, head, norm
         self.voiced_db, self.aug, self.layers, self.calibrate = voiced_db, aug, layers, calibrate
+        self.pitch = pitch
+        self.copies = tuple(c for c, on in (("aug", aug), ("pitch", pitch)) if on)
         self.cfg = cfg or H.HeadConfig(kind=head, weight_decay=1e-3 if head == "linear" else 1e-2)
 
     def describe(self) -> dict:
         return {"name": self.name, "desc": self.desc, "layer": str(self.layer), "head": self.head,
-                "norm": self.norm, "voiced_db": self.voiced_db, "aug": self.aug,
+                "norm": self.norm, "voiced_db": self.voiced_db, "aug": self.aug, "pitch": self.pitch,
                 "layers": None if self.layers is None else [str(k) for k in self.layers],
                 "calibrate": self.calibrate, "cfg": self.cfg.to_dict()}
 
@@ -204,8 +209,8 @@ def fit_predict(r: Recipe, data: Data, tr: np.ndarray, te: np.ndarray, test_cond
         layer = r.layers if r.layers is not None else r.layer
         x = data.pooled("clean", r.voiced_db, layer)
         x_tr, y_tr, c_tr, g_tr = x[tr], data.y[tr], data.corpus[tr], data.speaker[tr]
-        if r.aug:  # the augmented copies that exist (a random subset if the pass is partial)
-            xa = data.pooled("aug", r.voiced_db, layer)
+        for copy in r.copies:  # the augmented copies that exist (a random subset if the pass is partial)
+            xa = data.pooled(copy, r.voiced_db, layer)
             has = tr[~np.isnan(xa[tr]).any(1)]
             x_tr = np.concatenate([x_tr, xa[has]])
             y_tr, c_tr = np.concatenate([y_tr, data.y[has]]), np.concatenate([c_tr, data.corpus[has]])
@@ -217,8 +222,8 @@ def fit_predict(r: Recipe, data: Data, tr: np.ndarray, te: np.ndarray, test_cond
     frames = data.frames("clean", r.layer)
     f_tr = [frames[i] for i in tr]
     y_tr, c_tr = data.y[tr], data.corpus[tr]
-    if r.aug:
-        fa = data.frames("aug", r.layer)
+    for copy in r.copies:
+        fa = data.frames(copy, r.layer)
         has = np.array([i for i in tr if fa[i] is not None], dtype=np.int64)
         f_tr = f_tr + [fa[i] for i in has]
         y_tr, c_tr = np.concatenate([y_tr, data.y[has]]), np.concatenate([c_tr, data.corpus[has]])
@@ -370,6 +375,8 @@ def recipes() -> dict[str, Recipe]:
         Recipe("linear_L3_aug", "layer 3, linear, + augmented copies of training clips", layer=3, aug=True),
         Recipe("linear_L2-4_aug_all", "layers 2-4, linear (L2 1e-1), + augmented copies of all 4,369 clips",
                layers=(2, 3, 4), aug=True, cfg=H.HeadConfig(weight_decay=1e-1)),
+        Recipe("linear_L2-4_aug_pitch", "layers 2-4, linear (L2 1e-1), + augmented copies + pitch-shifted copies "
+               "of all 4,369 clips", layers=(2, 3, 4), aug=True, pitch=True, cfg=H.HeadConfig(weight_decay=1e-1)),
         Recipe("attn_L3", "layer 3, attentive statistics pooling head", layer=3, head="attn",
                cfg=H.HeadConfig(kind="attn", hidden=128, epochs=12, crop_s=(1.5, 3.0))),
         Recipe("attn_L3_aug", "layer 3, attentive statistics pooling head, + augmented copies", layer=3, head="attn",
@@ -544,8 +551,8 @@ def train_final(name: str, folder: Path) -> None:
     if r.head == "linear":
         x = data.pooled("clean", None, layer)
         y, c = data.y, data.corpus
-        if r.aug:
-            xa = data.pooled("aug", None, layer)
+        for copy in r.copies:
+            xa = data.pooled(copy, None, layer)
             has = ~np.isnan(xa).any(1)
             x = np.concatenate([x, xa[has]])
             y, c = np.concatenate([y, y[has]]), np.concatenate([c, c[has]])
@@ -557,8 +564,8 @@ def train_final(name: str, folder: Path) -> None:
     else:
         frames = data.frames("clean", r.layer)
         y, c = data.y, data.corpus
-        if r.aug:
-            fa = data.frames("aug", r.layer)
+        for copy in r.copies:
+            fa = data.frames(copy, r.layer)
             has = np.array([f is not None for f in fa])
             frames = frames + [f for f in fa if f is not None]
             y, c = np.concatenate([y, y[has]]), np.concatenate([c, c[has]])
@@ -737,6 +744,8 @@ def render(markdown: Path) -> None:
     res = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
     base = res.pop("baseline", None)
     extra = {k: res.pop(k) for k in ("speed", "final", "calibration_crossfold", "nested") if k in res}
+    for k in ("calm_prior", "speaker_encoder"):  # other scripts' results, rendered by them
+        res.pop(k, None)
     chans = [res.pop(k) for k in sorted(res) if k.startswith("channels_")]
     order = [n for n in recipes() if n in res]
     corpora = list(SPEECH_CORPORA)
@@ -759,7 +768,9 @@ def render(markdown: Path) -> None:
              "`linear_L2-4_aug` combines the best of each. The attentive-statistics heads (`attn_*`: frames of one "
              "layer, 12 epochs, random 1.5-3 s crops) were run afterwards, against the chosen recipe, and so was "
              "the chosen recipe with the augmented pass "
-             "completed for all 4,369 clips (`linear_L2-4_aug_all`). "
+             "completed for all 4,369 clips (`linear_L2-4_aug_all`), and that with a second copy of every clip, "
+             "its pitch moved 1-4 semitones up or down (`avemo.audio.whisper_features.shift_pitch`, another "
+             "speaker's register: `linear_L2-4_aug_pitch`). "
              "Command: `python benchmarks/voice_crossdomain.py run` then `--render`; commits "
              + ", ".join(f"`{c}`" for c in sorted({r["machine"]["commit"] for r in res.values() if "machine" in r}))
              + f" (each row's in its JSON), {next(iter(res.values()))['machine']['platform'] if res else ''}, "

@@ -173,3 +173,33 @@ def test_the_calm_bias_is_fitted_on_every_class_and_shipped() -> None:
     z[:, calm] += shipped
     assert before > 0.25 and np.mean(z.argmax(1) == calm) < 0.10
 
+
+
+def test_pitch_copy_moves_a_real_voice_by_the_drawn_semitones_and_keeps_its_length_and_peak(samples) -> None:
+    """The ``pitch`` training copy (benchmarks/voice_crossdomain.py, ``linear_L2-4_aug_pitch``): a RAVDESS take's
+    spectrum moves by the drawn number of semitones (the lag that best aligns the two mean log constant-Q spectra,
+    quarter-tone bins; f0 trackers are too noisy on one short take), length and peak level kept, and the draw is
+    the clip's own (seeded by its name)."""
+    import librosa
+
+    from avemo.audio.whisper_features import condition_fn, shift_pitch
+    from avemo.media import read_audio
+
+    clip = next(s for s in samples if s.corpus == "ravdess" and s.label == "neutral")
+    wave = read_audio(clip.path, sample_rate=16000)
+    moved, what = shift_pitch(wave, np.random.default_rng(3))
+    steps = float(what.removeprefix("pitch"))
+    assert 1.0 <= abs(steps) <= 4.0
+    assert moved.shape == wave.shape and np.isclose(np.abs(moved).max(), np.abs(wave).max(), rtol=1e-5)
+
+    def spectrum(x: np.ndarray) -> np.ndarray:
+        c = np.abs(librosa.cqt(x, sr=16000, fmin=80, n_bins=48 * 5, bins_per_octave=48))
+        v = np.log(c.mean(1) + 1e-6)
+        return v - v.mean()
+
+    a, b = spectrum(wave), spectrum(moved)
+    lags = np.arange(-24, 25)
+    fit = [np.dot(a[max(0, -k):len(a) - max(0, k)], b[max(0, k):len(b) - max(0, -k)]) for k in lags]
+    assert abs(lags[int(np.argmax(fit))] / 4 - steps) <= 0.25, (lags[int(np.argmax(fit))] / 4, steps)
+    one, two = condition_fn("pitch", clip.path.name)(wave), condition_fn("pitch", clip.path.name)(wave)
+    assert np.array_equal(one, two)

@@ -7,7 +7,8 @@ final layer norm), with ``energy_db`` ``(T,)``, the RMS level of each 20 ms fram
 
 A *condition* changes the audio before the encoder, as another microphone, room or line would:
 ``"clean"``, ``"noise10"`` / ``"noise20"`` (white noise at that SNR), ``"telephone"`` (300-3400 Hz),
-or ``"aug"``: one random draw of the training augmentation (:func:`augment`), seeded by the clip's path.
+``"aug"``: one random draw of the training augmentation (:func:`augment`), or ``"pitch"``: the clip's pitch
+moved 1-4 semitones (:func:`shift_pitch`, another speaker's register), each seeded by the clip's path.
 """
 
 from __future__ import annotations
@@ -97,6 +98,18 @@ def augment(wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str
     return x.astype(np.float32), "+".join(done) or "none"
 
 
+def shift_pitch(wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """The wave with its pitch moved 1-4 semitones up or down (tempo kept; librosa's phase vocoder and
+    resampling), at the original peak level: another speaker's register for the same delivery."""
+    import librosa
+
+    x = np.asarray(wave, dtype=np.float32)
+    steps = float(rng.uniform(1.0, 4.0) * rng.choice([-1.0, 1.0]))
+    y = librosa.effects.pitch_shift(x, sr=SAMPLE_RATE, n_steps=steps, res_type="soxr_mq")
+    y *= (np.abs(x).max() or 1.0) / (np.abs(y).max() or 1.0)
+    return y.astype(np.float32), f"pitch{steps:+.1f}"
+
+
 def condition_fn(condition: str, key: str) -> Callable[[np.ndarray], np.ndarray]:
     """The wave transform of a named condition (``key``, e.g. the clip path, seeds the random ones)."""
     from avemo.robustness.corruptions import add_noise, telephone_band
@@ -109,6 +122,8 @@ def condition_fn(condition: str, key: str) -> Callable[[np.ndarray], np.ndarray]
         return lambda x: telephone_band(x, SAMPLE_RATE)
     if condition.startswith("aug"):
         return lambda x: augment(x, np.random.default_rng(_seed_of(f"{condition}:{key}")))[0]
+    if condition.startswith("pitch"):
+        return lambda x: shift_pitch(x, np.random.default_rng(_seed_of(f"{condition}:{key}")))[0]
     raise ValueError(f"unknown condition {condition!r}")
 
 
