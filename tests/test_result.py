@@ -88,6 +88,24 @@ def test_plot_of_a_single_window_is_drawn_over_its_span(timeline, tmp_path):
     assert x1 - x0 == pytest.approx(float(one["end"].iloc[0] - one["start"].iloc[0]))
 
 
+def test_plot_says_why_a_row_is_empty(timeline):
+    """A modality absent from every window gets a note on its row (no audio track / no speech / no face); one
+    absent from some windows gets them shaded and says so on the axis."""
+    def notes(tl: EmotionTimeline) -> list[str]:
+        return [t.get_text() for ax in tl.plot().axes for t in ax.texts]
+
+    silent = timeline.copy()
+    silent.loc[:, prob_columns("voice")] = np.nan
+    silent.attrs["media"] = {"has_audio": False, "has_video": True}
+    assert notes(silent) == ["no audio track"]
+    silent.attrs["media"] = {"has_audio": True, "has_video": True}
+    assert notes(silent) == ["no speech found (voice activity detection)"]
+    fig = timeline.plot()
+    assert [t.get_text() for ax in fig.axes for t in ax.texts] == []
+    assert fig.axes[0].get_ylabel() == "face\n(grey: no face)"
+    assert fig.axes[1].get_ylabel() == "voice\n(grey: no speech)"
+
+
 def test_plot_writes_a_png(timeline, tmp_path):
     timeline.plot(tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

@@ -203,9 +203,16 @@ class EmotionTimeline(pd.DataFrame):
                 if len(x):
                     ax.stackplot(x, probs.T, labels=labels, colors=colors[: len(labels)], alpha=0.85)
                 name = modality
+                absent = np.isnan(rows.probabilities(modality)).any(1)
                 if modality == "text" and "text_emotion_words" in rows.columns:  # words the fusion leaves out
                     _shade(ax, rows, x, (rows["text_emotion_words"] == 0).to_numpy(), "white", 0.6)
                     name = "text\n(pale: no\nemotion word)"
+                elif modality in ABSENT and absent.all():  # say why the row is empty
+                    ax.text(0.5, 0.5, _absent_note(modality, self.attrs), transform=ax.transAxes, ha="center",
+                            va="center", color="0.35", fontsize=10)
+                elif modality in ABSENT and absent.any():
+                    _shade(ax, rows, x, absent, "0.85", 0.6)
+                    name = f"{modality}\n(grey: {ABSENT[modality]})"
                 ax.set_ylim(0, 1)
                 ax.set_ylabel(name if track is None else f"{name}\ntrack {track}")
                 ax.margins(x=0)
@@ -238,6 +245,18 @@ class EmotionTimeline(pd.DataFrame):
         out = cls(pd.DataFrame.from_records(doc["windows"]))
         out.attrs.update(doc["metadata"])
         return out
+
+
+#: what an empty window of a modality's row means
+ABSENT = {"face": "no face", "voice": "no speech"}
+
+
+def _absent_note(modality: str, attrs: dict[str, Any]) -> str:
+    """Why a modality's row is empty in every window: no such track in the file, or nothing found in it."""
+    media = attrs.get("media") or {}
+    if modality == "voice":
+        return "no audio track" if media.get("has_audio") is False else "no speech found (voice activity detection)"
+    return "no video track" if media.get("has_video") is False else "no face found"
 
 
 def _shade(ax: Any, rows: pd.DataFrame, x: np.ndarray, flags: np.ndarray, color: str, alpha: float) -> None:
