@@ -155,6 +155,26 @@ def test_upload_result_timeline_cursor_and_seek(browser, server: ServerProcess, 
     assert "window" in now and "weights: " in now  # what the fused answer rests on
 
 
+def test_a_video_without_an_audio_track_says_so(browser, server: ServerProcess, clips: dict[str, Path]) -> None:
+    """The shared RAVDESS video has no audio track: the summary says so (not "no speech") and the voice row stays
+    empty while the face row is drawn."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    browser.find_element(By.ID, "file").send_keys(str(clips["ravdess_mp4"]))
+    summary = browser.find_element(By.ID, "summary")
+    _wait(lambda: "no audio track" in summary.text, 180, "the summary of the video without audio")
+    assert "voice: no audio track" in summary.text and "face: " in summary.text
+    in_colour = ROW_COVERAGE_JS.replace(  # pixels of an emotion's colour only (not the hatching of empty windows)
+        "if (!grey || R < 160) coloured++;",
+        "if (Object.values(COLORS).some((h) => Math.abs(parseInt(h.slice(1, 3), 16) - R) < 8 && "
+        "Math.abs(parseInt(h.slice(3, 5), 16) - G) < 8 && Math.abs(parseInt(h.slice(5, 7), 16) - B) < 8)) "
+        "coloured++;")
+    face, voice, _ = browser.execute_script(in_colour, LEFT, TOP, ROW_H, GAP)
+    assert face > 0.5 and voice == 0, (face, voice)  # band edges blend colours: not every face pixel is one
+    assert "voice: no audio track" in browser.find_element(By.ID, "now").text
+
+
 def test_live_tab_with_the_fake_camera_and_microphone(browser, server: ServerProcess) -> None:
     from selenium.webdriver.common.by import By
 

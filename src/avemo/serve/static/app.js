@@ -139,6 +139,10 @@ function showResult(job) {
   state.windows = res.windows;
   state.labels = (res.metadata && res.metadata.labels) || Object.keys(COLORS);
   state.duration = Math.max(job.media.duration || 0, ...state.windows.map((w) => w.end));
+  state.absent = {  // what an empty row means in this file
+    face: job.media.has_video === false ? "no video track" : "no face",
+    voice: job.media.has_audio === false ? "no audio track" : "no speech",
+  };
   if (job.links.video) {
     player.hidden = false;
     $("no-video").hidden = true;
@@ -175,7 +179,7 @@ function bars(dist) {
 function renderSummary(job) {
   const s = job.summary || {};
   const lines = el("p", { class: "muted" },
-    `face: ${s.face_dominant || "no face"} · voice: ${s.voice_dominant || "no speech"} · ` +
+    `face: ${s.face_dominant || state.absent.face} · voice: ${s.voice_dominant || state.absent.voice} · ` +
     `face in ${pct(s.face_coverage)} of the windows, speech in ${pct(s.speech_coverage)} · ` +
     `${fmtTime(job.media.duration)}, ${s.windows} window${s.windows === 1 ? "" : "s"} · ` +
     `analysed in ${fmtTime(job.elapsed)}` +
@@ -310,7 +314,7 @@ function showNow(t) {
       const p = w[`${row}_${name}`];
       if (p != null && (!best || p > best[1])) best = [name, p];
     }
-    return best ? `${best[0]} ${best[1].toFixed(2)}` : (row === "face" ? "no face" : row === "voice" ? "no speech" : "—");
+    return best ? `${best[0]} ${best[1].toFixed(2)}` : ((state.absent || {})[row] || "—");
   };
   // what the fused answer rests on: each modality's weight in the window, and whether it is uncertain
   const weights = Object.keys(w).filter((k) => k.startsWith("weight_") && w[k] > 0)
