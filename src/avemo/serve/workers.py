@@ -33,7 +33,7 @@ from avemo.serve.store import JobStore
 
 log = logging.getLogger(__name__)
 
-_LOAD_TIMEOUT_S = 600.0  # the first start may export the networks to ONNX
+_LOAD_TIMEOUT_S = 600.0  # the first start builds the Whisper encoder graph from its wheels (cached after)
 _POLL_S = 0.1
 
 
