@@ -38,10 +38,11 @@ AUG_LAYERS = (0, 1, 2, 3, 4)  # the augmented pass stops at layer 4 (CPU budget;
 
 
 COPIES = ("aug", "pitch")  # training copies: computed up to layer 4, possibly for a subset of the clips
+EVERY_CORPUS = ("clean", "int8", *COPIES)  # conditions computed for every corpus (the channels: RAVDESS only)
 
 
 def _layers_of(condition: str) -> tuple:
-    return AUG_LAYERS if condition in COPIES else LAYERS
+    return AUG_LAYERS if condition in (*COPIES, "int8") else LAYERS
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -66,7 +67,7 @@ def frames_of(samples, layer, condition: str = "clean") -> list[np.ndarray]:
                 "dtype": "float16", "energy": 1}
     out: list = []
     for s in samples:
-        if condition not in ("clean", *COPIES) and s.corpus != "ravdess":
+        if condition not in EVERY_CORPUS and s.corpus != "ravdess":
             out.append(None)  # the channel conditions exist for RAVDESS only
         elif condition in COPIES and not cache.entry_path(s.path, NAMESPACE, settings).is_file():
             out.append(None)  # the augmented pass may be partial
@@ -89,7 +90,7 @@ def pooled_table(samples, condition: str = "clean", voiced_db: float | None = No
     cache = FeatureCache()
     out = np.full((len(samples), len(LAYERS), 1024), np.nan, np.float32)
     for i, s in enumerate(samples):
-        if condition not in ("clean", *COPIES) and s.corpus != "ravdess":
+        if condition not in EVERY_CORPUS and s.corpus != "ravdess":
             continue  # the channel conditions are extracted for RAVDESS (the test side) only
         settings = {"model": MODEL_SHA256[:16], "layers": [str(k) for k in _layers_of(condition)],
                     "condition": condition, "dtype": "float16", "energy": 1}
@@ -444,6 +445,21 @@ def channels(name: str) -> None:
     (OUT / f"channels_{name}.json").write_text(json.dumps(out, indent=1))
 
 
+def int8(name: str) -> None:
+    """Recipe ``name`` trained on float features as shipped, tested on the frames of the int8-quantized encoder
+    graph (``voice_features.py --condition int8 --int8 --top 4``) and on the float ones, in both protocols."""
+    torch.set_num_threads(1)
+    data = Data()
+    r = recipes()[name]
+    out: dict = {"recipe": name, "machine": machine()}
+    for protocol in ("loco", "ravdess"):
+        for cond in ("clean", "int8"):
+            res = run_protocol(r, data, protocol, test_condition=cond)
+            out[f"{protocol}_{cond}"] = {k: res[k] for k in ("folds", "mean_accuracy", "std_accuracy", "mean_uar")}
+            print(name, protocol, cond, f"uar {res['mean_uar']:.4f} acc {res['mean_accuracy']:.4f}", flush=True)
+    (OUT / f"int8_{name}.json").write_text(json.dumps(out, indent=1))
+
+
 def speed(repeat: int = 5) -> None:
     """Seconds per encoder call on 3 s and 30 s of real speech: CTranslate2 int8 (final layer), the ONNX
     graph truncated at layer 4 and the numpy encoder, 1 and 2 threads."""
@@ -718,6 +734,7 @@ def write_bundle(folder: Path, out: Path) -> Path:
            "sample_rate": 16000,
            "front_end": {"kind": "whisper-base", "layers": st["layers"], "chunk_s": 3.0, "frame_rate": 50,
                          "weights": st["encoder"]["packages"], "sha256": st["encoder"]["sha256"],
+                         "int8": True,  # held out as the float encoder scores (``int8``; BENCHMARKS.md)
                          "licence": st["encoder"]["licence"]},
            "head": {"kind": st["head"], "temperature": st["temperature"], "pooling": st["pooling"]},
            "window_s": 3.0, "eval_hop_s": 1.0, "trim_db": 0.0, "normalisation": st["normalisation"],
@@ -747,6 +764,7 @@ def render(markdown: Path) -> None:
     for k in ("calm_prior", "speaker_encoder"):  # other scripts' results, rendered by them
         res.pop(k, None)
     chans = [res.pop(k) for k in sorted(res) if k.startswith("channels_")]
+    int8s = [res.pop(k) for k in sorted(res) if k.startswith("int8_")]
     order = [n for n in recipes() if n in res]
     corpora = list(SPEECH_CORPORA)
     lines = [BEGIN, "## Voice across corpora: Whisper base encoder + small heads (issue #10)", "",
@@ -839,6 +857,18 @@ def render(markdown: Path) -> None:
             lines.append(f"| {cond} | {_pct(r['mean_accuracy'])} ± {_pct(r['std_accuracy'])} | "
                          f"{100 * (r['mean_accuracy'] - clean):+.1f} | "
                          + " / ".join(_pct(f["accuracy"]) for f in r["folds"]) + " |")
+    for q in int8s:
+        lines += ["", f"**The int8 encoder** (`{q['recipe']}`, commit `{q['machine']['commit']}`; `python "
+                  f"benchmarks/voice_features.py --condition int8 --int8 --top 4`, then `python "
+                  f"benchmarks/voice_crossdomain.py int8 --recipe {q['recipe']}`): the head trained on float frames as "
+                  "shipped, tested on the frames of the encoder graph with its matrix products dynamically quantized "
+                  "to int8 (what `voice.multi6` runs since stop 24) and on the float ones, same folds (the augmented "
+                  "pass complete, so the float row is `linear_L2-4_aug_all`'s).", "",
+                  "| protocol | float encoder: UAR / accuracy | int8 encoder: UAR / accuracy |", "|---|---|---|"]
+        for protocol, label in (("loco", "leave one corpus out (mean of 6)"), ("ravdess", "RAVDESS 6 actor folds")):
+            f, i = q[f"{protocol}_clean"], q[f"{protocol}_int8"]
+            lines.append(f"| {label} | {_pct(f['mean_uar'])} / {_pct(f['mean_accuracy'])} | "
+                         f"{_pct(i['mean_uar'])} / {_pct(i['mean_accuracy'])} |")
     if "speed" in extra:
         sp = extra["speed"]
         lines += ["", f"**Encoder speed** ({sp['note']}): seconds per call, median of {sp['repeat']}.", "",
@@ -853,7 +883,7 @@ def render(markdown: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", nargs="?", choices=["baseline", "run", "final", "channels", "speed",
+    ap.add_argument("command", nargs="?", choices=["baseline", "run", "final", "channels", "int8", "speed",
                                                                 "calibration", "card", "bundle"])
     ap.add_argument("--recipe", default="linear_L4")
     ap.add_argument("--folder", type=Path, default=Path("runs/voice_multi6"))
@@ -866,7 +896,8 @@ def main() -> None:
     commands: dict[str, Callable[[], None]] = {"baseline": baseline,
                                                "run": lambda: run(args.only, args.protocols),
                                                "final": lambda: train_final(args.recipe, args.folder),
-                                               "channels": lambda: channels(args.recipe), "speed": speed,
+                                               "channels": lambda: channels(args.recipe),
+                                               "int8": lambda: int8(args.recipe), "speed": speed,
                                                "calibration": calibrations,
                                                "card": lambda: print(write_card(args.folder)),
                                                "bundle": lambda: print(write_bundle(args.folder, args.bundle_out))}

@@ -25,7 +25,11 @@ def main() -> None:
     ap.add_argument("--top", default="final", help="highest layer to compute: 0-6 or final (all)")
     ap.add_argument("--shuffle", action="store_true", help="a seeded random order, so that a partial pass is a "
                     "random subset")
+    ap.add_argument("--int8", action="store_true", help="the int8-quantized encoder graph, stored as condition "
+                    "'int8' (clean audio)")
     args = ap.parse_args()
+    if args.int8 != (args.condition == "int8"):
+        ap.error("--int8 goes with --condition int8 (and only with it)")
     i, n = (int(v) for v in args.shard.split("/"))
     samples = read_speech_corpora(args.corpora)
     if args.shuffle:
@@ -33,7 +37,8 @@ def main() -> None:
     samples = samples[i::n]
     top = args.top if args.top == "final" else int(args.top)
     layers = ALL_LAYERS if top == "final" else tuple(range(top + 1))
-    enc, cache = OnnxWhisperEncoder(top, every_layer=True), FeatureCache()  # = the numpy encoder within 1e-5
+    enc = OnnxWhisperEncoder(top, every_layer=True, int8=args.int8)  # float: the numpy encoder within 1e-5
+    cache = FeatureCache()
     t0 = time.time()
     for k, s in enumerate(samples):
         clip_features(s.path, enc, condition=args.condition, cache=cache, layers=layers)

@@ -121,7 +121,10 @@ def test_every_shipped_bundle_loads_and_predicts_on_a_shared_clip(name: str, cli
         wave = clip_inputs["wave"]
         windows = frame_windows(wave, bundle.sample_rate, [Window(0.0, wave.size / 16000)], window_s=bundle.window_s)
         probs = VoicePredictor(bundle).predict(windows)
-        np.testing.assert_allclose(probs, VoicePredictor(bundle, backend="torch").predict(windows), atol=2e-3)
+        # an int8 encoder (voice.multi6) is near the float torch module, which its float runtime equals within 2e-3
+        # (tests/test_whisper_voice.py states both)
+        tol = 0.1 if bundle.preprocessing.front_end.get("int8") else 2e-3
+        np.testing.assert_allclose(probs, VoicePredictor(bundle, backend="torch").predict(windows), atol=tol)
     elif isinstance(bundle, FusionBundle):
         face = FacePredictor().predict(clip_inputs["crops"][:1])
         probs = Fusion(bundle).fuse({"face": face, "voice": np.full((1, 8), 1 / 8, np.float32)})

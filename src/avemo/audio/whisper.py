@@ -490,6 +490,25 @@ def build_onnx(path: str | os.PathLike[str], layer: int | str, weights: dict[str
     return out
 
 
+def _quantize(float_path: Path, out: Path) -> None:
+    """``out``: the graph at ``float_path`` with its matrix products dynamically quantized to int8. Made in a
+    folder of this process's own (the quantizer writes a shape-inferred copy beside its input, which two processes
+    starting at once would share), then moved into place."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from avemo.logs import native_stderr
+
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quantize-") as tmp:
+        src = Path(tmp) / float_path.name
+        try:
+            os.link(float_path, src)
+        except OSError:
+            shutil.copyfile(float_path, src)
+        with native_stderr():  # onnxruntime's advice to pre-process the graph goes to the log, not the terminal
+            quantize_dynamic(str(src), str(Path(tmp) / out.name), weight_type=QuantType.QInt8)
+        os.replace(Path(tmp) / out.name, out)
+
+
 class OnnxWhisperEncoder:
     """The encoder truncated at ``layer`` as an onnxruntime graph, built once from the verified
     ``model.bin`` into the cache (``encoder_<layer>.onnx`` beside it): ``encode(wave) -> (T, 512)``.
@@ -510,11 +529,7 @@ class OnnxWhisperEncoder:
                 build_onnx(float_path, layer, weights, every_layer=every_layer)
             self.path = float_path.with_name(float_path.stem + ".int8.onnx") if int8 else float_path
             if int8 and not self.path.is_file():
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.part.onnx")
-                quantize_dynamic(str(float_path), str(tmp), weight_type=QuantType.QInt8)
-                tmp.replace(self.path)
+                _quantize(float_path, self.path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

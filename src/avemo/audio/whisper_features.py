@@ -8,7 +8,8 @@ final layer norm), with ``energy_db`` ``(T,)``, the RMS level of each 20 ms fram
 A *condition* changes the audio before the encoder, as another microphone, room or line would:
 ``"clean"``, ``"noise10"`` / ``"noise20"`` (white noise at that SNR), ``"telephone"`` (300-3400 Hz),
 ``"aug"``: one random draw of the training augmentation (:func:`augment`), or ``"pitch"``: the clip's pitch
-moved 1-4 semitones (:func:`shift_pitch`, another speaker's register), each seeded by the clip's path.
+moved 1-4 semitones (:func:`shift_pitch`, another speaker's register), each seeded by the clip's path; or
+``"int8"``: the clean audio through the int8-quantized encoder graph (the caller passes that encoder).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def condition_fn(condition: str, key: str) -> Callable[[np.ndarray], np.ndarray]
     """The wave transform of a named condition (``key``, e.g. the clip path, seeds the random ones)."""
     from avemo.robustness.corruptions import add_noise, telephone_band
 
-    if condition == "clean":
+    if condition in ("clean", "int8"):  # int8: the clean audio, encoded by the int8-quantized graph
         return lambda x: x
     if condition in ("noise10", "noise20"):
         return lambda x: add_noise(x, float(condition[5:]), seed=1)

