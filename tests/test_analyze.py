@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from avemo.cli import main
@@ -111,10 +113,21 @@ def test_cli_folder_survives_a_corrupt_file_and_reruns_skip(clips, tmp_path, cap
     assert info.has_audio and info.has_video and info.duration == pytest.approx(2.0, abs=0.3)
     err = capsys.readouterr().err
     assert "corrupt.mp4" in err and "1 failed" in err
+    # one row per input, printed and in results.csv: the summary's headline, or the failure and its reason
+    rows = {Path(r["input"]).name: r for r in pd.read_csv(out / "results.csv").to_dict("records")}
+    hap, bad = rows["1001_DFA_HAP_XX.flv"], rows["corrupt.mp4"]
+    assert (hap["status"], hap["folder"], hap["dominant"]) == ("done", folder.name, summary["dominant"])
+    assert hap["face_dominant"] == summary["face_dominant"] and hap["duration"] == pytest.approx(summary["duration"])
+    assert bad["status"] == "failed" and "corrupt.mp4" in bad["error"] and pd.isna(bad["dominant"])
+    table = next(line for line in err.splitlines() if line.startswith("1001_DFA_HAP_XX.flv"))
+    assert summary["dominant"] in table and "failed" in next(line for line in err.splitlines()
+                                                             if line.startswith("corrupt.mp4"))
     mtime = (folder / "timeline.csv").stat().st_mtime_ns
     assert main(["analyze", str(src), "--out", str(out), "--annotate"]) == 1
     assert (folder / "timeline.csv").stat().st_mtime_ns == mtime
     assert "1 already done" in capsys.readouterr().err
+    again = pd.read_csv(out / "results.csv").set_index("status")
+    assert again.loc["skipped", "dominant"] == summary["dominant"] and "failed" in again.index
 
 
 def test_shipped_int8_face_network_agrees_with_the_float_one(data):

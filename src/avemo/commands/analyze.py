@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 HELP = "analyse videos, audio files or images: emotions of face, voice and both over time"
 
@@ -34,8 +36,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -75,6 +75,26 @@ def run(args: argparse.Namespace) -> int:
 
         report = analyze_to_folder(inputs, out, analyzer, annotate=args.annotate, force=args.force,
                                    on_progress=step, on_media=within)
+    _print_results(console, report.rows, out)
     console.print(f"{len(report.done)} analysed, {len(report.skipped)} already done, "
-                  f"{len(report.failed)} failed -> {out}")
+                  f"{len(report.failed)} failed -> {out} (one row per file: {out / 'results.csv'})", soft_wrap=True)
     return 1 if report.failed else 0
+
+
+def _print_results(console: Any, rows: list[dict], out: Path, most: int = 20) -> None:
+    """The batch's headline per file (the first ``most`` files; all of them are in ``results.csv``)."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for name in ("file", "duration", "dominant", "face", "voice", "uncertain"):
+        table.add_column(name, justify="right" if name in ("duration", "uncertain") else "left")
+    for row in rows[:most]:
+        if row["status"] == "failed":
+            table.add_row(Path(row["input"]).name, "", "[red]failed[/red]", "", "", "")
+            continue
+        table.add_row(Path(row["input"]).name, f"{row['duration']:.1f} s" if row["duration"] is not None else "",
+                      row["dominant"] or "-", row["face_dominant"] or "no face", row["voice_dominant"] or "no speech",
+                      f"{100 * row['uncertain_share']:.0f} %" if row["uncertain_share"] is not None else "")
+    console.print(table)
+    if len(rows) > most:
+        console.print(f"... and {len(rows) - most} more")

@@ -56,11 +56,29 @@ def output_names(paths: Sequence[Path]) -> dict[Path, str]:
 
 @dataclass
 class BatchReport:
-    """What a batch did: written folders, inputs skipped as already done, and failures with reasons."""
+    """What a batch did: written folders, inputs skipped as already done, and failures with reasons; ``rows``:
+    one per input in order (:data:`RESULT_COLUMNS`), also written to ``results.csv`` in the output folder."""
 
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: one row per input of a batch: its outputs' folder and the headline of its ``summary.json``, or the failure
+RESULT_COLUMNS = ("input", "status", "folder", "duration", "dominant", "face_dominant", "voice_dominant",
+                  "uncertain_share", "error")
+
+
+def result_row(path: Path, status: str, folder: Path, error: str = "") -> dict[str, Any]:
+    """An input's row of ``results.csv`` (the summary's fields where it has outputs)."""
+    row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
+    row.update(input=str(path), status=status, error=error or None)
+    summary = folder / "summary.json"
+    if status != "failed" and summary.is_file():
+        s = json.loads(summary.read_text())
+        row.update(folder=folder.name, **{k: s.get(k) for k in RESULT_COLUMNS[3:8]})
+    return row
 
 
 def input_stamp(path: Path, analyzer: Analyzer, annotate: bool) -> dict[str, Any]:
@@ -107,6 +125,7 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
         stamp = input_stamp(path, analyzer, annotate)
         if not force and marker.is_file() and json.loads(marker.read_text()) == stamp:
             report.skipped.append(names[path])
+            report.rows.append(result_row(path, "skipped", folder))
             if on_progress:
                 on_progress(path, "skipped", "")
             continue
@@ -124,6 +143,21 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
         except Exception as exc:  # one bad file fails alone, whatever broke
             report.failed[str(path)] = failure_message(path, exc)
             status = "failed"
+        report.rows.append(result_row(path, status, folder, report.failed.get(str(path), "")))
         if on_progress:
             on_progress(path, status, report.failed.get(str(path), ""))
+    write_results(report, out_dir)
     return report
+
+
+def write_results(report: BatchReport, out_dir: Path) -> Path:
+    """``out_dir/results.csv``: the batch's rows (every input of this run, failures with their reason)."""
+    import csv
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(report.rows)
+    return path
