@@ -455,7 +455,10 @@ def int8(name: str) -> None:
     for protocol in ("loco", "ravdess"):
         for cond in ("clean", "int8"):
             res = run_protocol(r, data, protocol, test_condition=cond)
-            out[f"{protocol}_{cond}"] = {k: res[k] for k in ("folds", "mean_accuracy", "std_accuracy", "mean_uar")}
+            keep = ("folds", "mean_accuracy", "std_accuracy", "mean_uar", "pooled_ece", "pooled_wrong_confident")
+            out[f"{protocol}_{cond}"] = {k: res[k] for k in keep if k in res}
+            if "probs" in res:  # the mean top probability (how sure), over every held-out clip
+                out[f"{protocol}_{cond}"]["mean_top_probability"] = float(res["probs"].max(1).mean())
             print(name, protocol, cond, f"uar {res['mean_uar']:.4f} acc {res['mean_accuracy']:.4f}", flush=True)
     (OUT / f"int8_{name}.json").write_text(json.dumps(out, indent=1))
 
@@ -869,6 +872,14 @@ def render(markdown: Path) -> None:
             f, i = q[f"{protocol}_clean"], q[f"{protocol}_int8"]
             lines.append(f"| {label} | {_pct(f['mean_uar'])} / {_pct(f['mean_accuracy'])} | "
                          f"{_pct(i['mean_uar'])} / {_pct(i['mean_accuracy'])} |")
+        f, i = q["loco_clean"], q["loco_int8"]
+        if "pooled_ece" in f:
+            wrong = f"{_pct(f['pooled_wrong_confident'])} -> {_pct(i['pooled_wrong_confident'])}"
+            sure = f"{f['mean_top_probability']:.3f} -> {i['mean_top_probability']:.3f}"
+            lines += ["", "Calibration of the held-out (LOCO) predictions, float -> int8: ECE "
+                      f"{f['pooled_ece']:.3f} -> {i['pooled_ece']:.3f}, wrong with confidence >= 0.8 {wrong} % of "
+                      f"the clips, mean top probability {sure} (the fusion, fitted on float predictions, sees voices "
+                      "as sure as before)."]
     if "speed" in extra:
         sp = extra["speed"]
         lines += ["", f"**Encoder speed** ({sp['note']}): seconds per call, median of {sp['repeat']}.", "",
