@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import voice_calm_prior as calm
+from voice_blend import BLEND as SHIPPED_RECIPE
 
 from avemo.labels import BASIC7, EMOTIONS, project_probs
 from avemo.models.fusion.reliability import DecisionFusion, ReliabilityFusion, dominated
@@ -62,7 +63,7 @@ SEEDS = 10  # pairings drawn per (corpus, face rendering)
 TRAIN_DRAWS = 2  # faces drawn per voice clip for fitting
 PUBLISHED = {"face": 0.55, "voice": 0.38, "text": 0.07}  # Almulla (2024), decision fusion
 MODALITIES = ("face", "voice", "text")
-SHIPPED_VOICE_T = 1.80  # voice.multi6's own temperature (its card): what the analyzer's voice probabilities carry
+
 FACE_T_11 = 0.7468924185541205  # fusion.fervideo_multi6's face temperature (fitted on PublicTest, its card)
 
 
@@ -492,8 +493,8 @@ def run(only: list[str] | None) -> None:
     if not nested_path.is_file():
         sys.exit(f"{nested_path}: missing; run benchmarks/fusion_voice_nested.py first")
     nested = pd.read_csv(nested_path).merge(_speech(), on="path", how="left")
-    stored = voice_table("loco_probs_linear_L2-4_aug.csv.gz")
-    folds_df = voice_table("loco_probs_linear_L2-4_aug_ravdess_folds.csv.gz")
+    stored = voice_table(f"loco_probs_{SHIPPED_RECIPE}.csv.gz")
+    folds_df = voice_table(f"loco_probs_{SHIPPED_RECIPE}_ravdess_folds.csv.gz")
     path = OUT / "results.json"
     res = json.loads(path.read_text()) if path.is_file() else {}
     t0 = time.time()
@@ -519,6 +520,13 @@ MISSING = ("a class a modality lacks: calm takes neutral's log-probability where
            "the mean of its log-probabilities")
 
 
+def shipped_voice_temperature() -> float:
+    """``voice.multi6``'s own temperature: what the analyzer's voice probabilities carry."""
+    from avemo.models.bundles import load
+
+    return float(load("voice.multi6").preprocessing.head["temperature"])
+
+
 def shipped_calm_bias() -> float:
     """The calm bias ``voice.multi6`` ships (``benchmarks/voice_calm_prior.py ship``)."""
     from avemo.models.bundles import load
@@ -530,16 +538,17 @@ def shipped_training() -> tuple[FusionData, dict[str, int]]:
     """Every training pairing: PublicTest faces (all renderings) with every stored held-out voice prediction (leave
     one corpus out, all six corpora; RAVDESS actor folds), at the shipped voice temperature, and CARER validation
     sentences on the classes text has."""
-    stored = voice_table("loco_probs_linear_L2-4_aug.csv.gz").assign(part="loco")
-    folds = voice_table("loco_probs_linear_L2-4_aug_ravdess_folds.csv.gz").assign(part="incorpus")
+    stored = voice_table(f"loco_probs_{SHIPPED_RECIPE}.csv.gz").assign(part="loco")
+    folds = voice_table(f"loco_probs_{SHIPPED_RECIPE}_ravdess_folds.csv.gz").assign(part="incorpus")
     table = calm.apply(pd.concat([stored, folds], ignore_index=True), shipped_calm_bias())
-    voice, corpora = voice_rows(table, SHIPPED_VOICE_T)
+    voice_t = shipped_voice_temperature()
+    voice, corpora = voice_rows(table, voice_t)
     blocks = (table.part + ":" + table.corpus).to_numpy()
     dev = faces("public")
     rng = np.random.default_rng(7)
     pairs = pair(voice, corpora, blocks, [dev[v] for v in VARIANTS], rng, draws=TRAIN_DRAWS)
     triples = pair(voice, corpora, blocks, [dev[v] for v in VARIANTS], rng, text=texts("val"), draws=TRAIN_DRAWS)
-    spoken = spoken_training(table, SHIPPED_VOICE_T, [dev[v] for v in VARIANTS], rng)
+    spoken = spoken_training(table, voice_t, [dev[v] for v in VARIANTS], rng)
     return FusionData.concat([pairs, triples, spoken]), {"pairs": len(pairs), "triples": len(triples),
                                                           "spoken_triples": len(spoken)}
 
@@ -604,7 +613,7 @@ def bundles() -> None:
                                    "(benchmarks/results/face_crossdomain/probs.npz)",
                           "voice": "voice.multi6's recipe, held-out predictions: leave one corpus out over the six "
                                    "shared speech corpora and the 6 RAVDESS actor folds, temperature "
-                                   f"{SHIPPED_VOICE_T}",
+                                   f"{shipped_voice_temperature():.3f}",
                           "text": "text.carer on CARER val.txt (benchmarks/results/fusion_crossdomain/"
                                   "text_carer_probs.csv.gz), on the two sentences of the RAVDESS takes, and on "
                                   "the SAVEE clips' Whisper transcripts (spoken_transcripts.csv.gz)",

@@ -12,13 +12,13 @@ without calm. :func:`avemo.training.speech_heads.fit_class_bias` fits one number
 8-way likelihood (every class a candidate) of held-out predictions, each corpus and each class in it weighing the
 same: the rarity of calm across corpora, learnt from data.
 
-**Nested.** For each corpus ``c`` left out, the bias is fitted on predictions by voice models that never saw
-``c``: the other corpora left out in turn and RAVDESS's actor folds (``fusion_crossdomain/voice_nested.csv.gz``,
-parts ``loco`` and ``incorpus``), then applied to ``c``'s stored leave-one-corpus-out predictions
-(``loco_probs_linear_L2-4_aug.csv.gz``). For RAVDESS's 6 actor folds (in-corpus, the model knows calm): fitted on
-the predictions of the other folds' inner folds (part ``ravdess`` of the same table) and the five other corpora's
-leave-one-corpus-out predictions, applied to the fold. Scores: 8-way UAR and accuracy (the argmax over all 8
-classes, as the analyzer answers), and the UAR over the corpus's own classes (unchanged by construction where the
+**Nested.** For each corpus ``c`` left out, the bias is fitted on predictions by voice models that never saw ``c``:
+the other corpora left out in turn and RAVDESS's actor folds (``fusion_crossdomain/voice_nested.csv.gz``, parts
+``loco`` and ``incorpus``), then applied to ``c``'s stored leave-one-corpus-out predictions (``loco_probs_<shipped
+recipe>.csv.gz``, ``benchmarks/voice_blend.py``). For RAVDESS's 6 actor folds (in-corpus, the model knows calm):
+fitted on the predictions of the other folds' inner folds (part ``ravdess`` of the same table) and the five other
+corpora's leave-one-corpus-out predictions, applied to the fold. Scores: 8-way UAR and accuracy (the argmax over all
+8 classes, as the analyzer answers), and the UAR over the corpus's own classes (unchanged by construction where the
 corpus has no calm).
 """
 
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from voice_blend import BLEND as SHIPPED_RECIPE
 
 from avemo.labels import EMOTIONS
 from avemo.training.speech_heads import fit_class_bias
@@ -97,8 +98,8 @@ def score(df: pd.DataFrame, bias: float) -> dict:
 def shipped_training() -> pd.DataFrame:
     """Every stored held-out prediction of the shipped recipe: the six corpora left out in turn, RAVDESS's actor
     folds."""
-    loco = pd.read_csv(VOICE / "loco_probs_linear_L2-4_aug.csv.gz").assign(part="loco")
-    folds = pd.read_csv(VOICE / "loco_probs_linear_L2-4_aug_ravdess_folds.csv.gz").assign(part="incorpus")
+    loco = pd.read_csv(VOICE / f"loco_probs_{SHIPPED_RECIPE}.csv.gz").assign(part="loco")
+    folds = pd.read_csv(VOICE / f"loco_probs_{SHIPPED_RECIPE}_ravdess_folds.csv.gz").assign(part="incorpus")
     return pd.concat([loco, folds], ignore_index=True)
 
 
@@ -107,8 +108,8 @@ def run() -> None:
 
     t0 = time.time()
     nested = pd.read_csv(NESTED)
-    loco = pd.read_csv(VOICE / "loco_probs_linear_L2-4_aug.csv.gz").assign(part="loco")
-    folds = pd.read_csv(VOICE / "loco_probs_linear_L2-4_aug_ravdess_folds.csv.gz").assign(part="incorpus")
+    loco = pd.read_csv(VOICE / f"loco_probs_{SHIPPED_RECIPE}.csv.gz").assign(part="loco")
+    folds = pd.read_csv(VOICE / f"loco_probs_{SHIPPED_RECIPE}_ravdess_folds.csv.gz").assign(part="incorpus")
     res: dict = {"loco": {}, "ravdess_folds": {}}
     for c in CORPORA:
         b = nested_bias(nested, c)

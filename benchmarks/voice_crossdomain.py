@@ -554,19 +554,10 @@ def calibrations() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ final model
-def train_final(name: str, folder: Path) -> None:
-    """Train recipe ``name`` on all six corpora, fit its temperature by leave-one-corpus-out over them, and
-    save the head (numpy arrays + settings) for :class:`avemo.audio.whisper_voice.WhisperVoiceModel`."""
-    from avemo.audio.whisper_voice import save_head
-
-    torch.set_num_threads(1)
-    r = recipes()[name]
-    if r.voiced_db is not None or r.norm != "global" or (r.layers is not None and r.head != "linear"):
-        raise SystemExit(f"{name}: the inference model pools all frames with global standardisation")
+def final_arrays(r: Recipe, data: Data) -> tuple[dict[str, np.ndarray], dict]:
+    """Recipe ``r`` trained on every clip (+ its copies): the head's arrays for
+    :class:`avemo.audio.whisper_voice.WhisperVoiceModel` and its extra settings."""
     layer = r.layers if r.layers is not None else r.layer
-    data = Data()
-    every = np.arange(len(data.samples))
-    temperature = inner_temperature(r, data, every)
     if r.head == "linear":
         x = data.pooled("clean", None, layer)
         y, c = data.y, data.corpus
@@ -594,6 +585,21 @@ def train_final(name: str, folder: Path) -> None:
         arrays = {"mean": mu, "std": sd, **{k: v.detach().numpy() for k, v in model.state_dict().items()}}
         arrays = {k.replace("proj.0.", "proj."): v for k, v in arrays.items()}
         extra = {"heads": r.cfg.heads}
+    return arrays, extra
+
+
+def train_final(name: str, folder: Path) -> None:
+    """Train recipe ``name`` on all six corpora, fit its temperature by leave-one-corpus-out over them, and
+    save the head (numpy arrays + settings) for :class:`avemo.audio.whisper_voice.WhisperVoiceModel`."""
+    from avemo.audio.whisper_voice import save_head
+
+    torch.set_num_threads(1)
+    r = recipes()[name]
+    if r.voiced_db is not None or r.norm != "global" or (r.layers is not None and r.head != "linear"):
+        raise SystemExit(f"{name}: the inference model pools all frames with global standardisation")
+    data = Data()
+    temperature = inner_temperature(r, data, np.arange(len(data.samples)))
+    arrays, extra = final_arrays(r, data)
     counts = {c: int(np.sum(data.corpus == c)) for c in SPEECH_CORPORA}
     settings = {"labels": list(EMOTIONS), "layer": r.layer if r.layers is None else None,
                 "layers": None if r.layers is None else list(r.layers), "head": r.head, "temperature": temperature,

@@ -108,3 +108,44 @@ def test_the_shipped_int8_encoder_stays_near_the_float_one(model, chunk):
     got, ref = model.predict(chunk, windows), _float(model).predict(chunk, windows)
     tv = 0.5 * np.abs(got - ref).sum(1)
     assert len(windows) >= 8 and tv.max() < 0.15 and tv.mean() < 0.08, tv
+
+
+def test_a_blend_is_the_mean_of_its_members_log_probabilities_in_numpy_and_torch():
+    """A ``blend`` head (voice.multi6's) averages its members' log-softmax outputs and adds its bias; the numpy
+    runtime, the torch module's heads and the training module (AttnStatsHead) agree on the attentive member."""
+    import torch
+
+    from avemo.models.encoders.whisper import _TorchHead
+    from avemo.training.speech_heads import AttnStatsHead
+
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    attn = AttnStatsHead(512, hidden=32, heads=4).eval()
+    a_arrays = {"mean": rng.normal(size=512), "std": rng.uniform(0.5, 2, 512),
+                **{k.replace("proj.0.", "proj."): v.detach().numpy() for k, v in attn.state_dict().items()}}
+    l_arrays = {"mean": rng.normal(size=2048), "std": rng.uniform(0.5, 2, 2048),
+                "weight": rng.normal(size=(8, 2048)) * 0.05, "bias": rng.normal(size=8)}
+    bias = np.zeros(8)
+    bias[EMOTIONS.index("calm")] = -1.3
+    members = [{"name": "linear", "kind": "linear", "layers": [3, 4]},
+               {"name": "attn_L4", "kind": "attn", "layers": [4], "heads": 4}]
+    arrays = {"bias": bias, **{f"linear.{k}": v for k, v in l_arrays.items()},
+              **{f"attn_L4.{k}": v for k, v in a_arrays.items()}}
+    settings = {"labels": list(EMOTIONS), "head": "blend", "members": members, "layers": [3, 4], "temperature": 2.0}
+    blend = WhisperVoiceModel(arrays, settings)
+    frames = [rng.normal(size=(t, 1024)).astype(np.float32) for t in (40, 150)]
+    lin = WhisperVoiceModel(l_arrays, {"labels": list(EMOTIONS), "head": "linear", "layers": [3, 4]}).logits(frames)
+    x4 = [torch.from_numpy((f[:, 512:] - a_arrays["mean"]) / a_arrays["std"]).float()[None] for f in frames]
+    with torch.no_grad():
+        att = np.concatenate([attn(x, torch.ones(x.shape[:2], dtype=torch.bool)).numpy() for x in x4])
+
+    def log_softmax(z):
+        return z - z.max(1, keepdims=True) - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True))
+
+    want = (log_softmax(lin) + log_softmax(att)) / 2 + bias
+    np.testing.assert_allclose(blend.logits(frames), want, atol=1e-4)
+    np.testing.assert_allclose(blend.probs_from_frames(frames).sum(1), 1.0, atol=1e-5)
+    head = _TorchHead("attn", a_arrays, heads=4)
+    with torch.no_grad():
+        got = np.concatenate([head([torch.from_numpy(f[None, :, 512:])]).numpy() for f in frames])
+    np.testing.assert_allclose(got, att, atol=1e-4)

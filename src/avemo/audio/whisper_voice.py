@@ -10,7 +10,9 @@ Heads (trained by :mod:`avemo.training.speech_heads`, saved with :func:`save_hea
 
 * ``linear``: mean and std over the window's frames, standardised with the training corpora's mean/std,
   then one linear layer;
-* ``attn``: per-frame standardisation, a GELU frame MLP, multi-head attentive statistics pooling, linear.
+* ``attn``: per-frame standardisation, a GELU frame MLP, multi-head attentive statistics pooling, linear;
+* ``blend``: several of these (``settings["members"]``: name, kind, layers, heads; arrays prefixed
+  ``<name>.``), the mean of their log-softmax outputs plus the blend's ``bias`` (a class prior).
 
 A folder holds ``head.safetensors`` (the arrays) and ``settings.json`` (layer, head kind, labels,
 temperature, what it was trained on). :func:`pool_windows` cuts windows out of one encoder pass over a
@@ -60,6 +62,33 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     from scipy.special import erf
 
     return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def _head_logits(kind: str, a: dict[str, np.ndarray], window_frames: Sequence[np.ndarray], blocks: int,
+                 heads: int | None, name: str) -> np.ndarray:
+    """One head's logits: ``linear`` (per layer block mean then std, standardised, one layer) or ``attn``
+    (standardised frames, GELU frame MLP, multi-head attentive statistics pooling, one layer)."""
+    if kind == "linear":
+        x = np.stack([np.concatenate([v for b in np.split(f, blocks, axis=1) for v in (b.mean(0), b.std(0))])
+                      for f in window_frames])
+        return ((x - a["mean"]) / a["std"]) @ a["weight"].T + a["bias"]
+    if kind == "attn":
+        out = []
+        for f in window_frames:
+            h = _gelu(((f - a["mean"]) / a["std"]) @ a["proj.weight"].T + a["proj.bias"])
+            w = _softmax((h @ a["att.weight"].T + a["att.bias"]).T).T  # (T, heads), over time
+            t, d = h.shape
+            hh = h.reshape(t, int(heads), d // int(heads))
+            mu = np.einsum("th,thd->hd", w, hh)
+            sd = np.sqrt(np.maximum(np.einsum("th,thd->hd", w, hh**2) - mu**2, 1e-6))
+            out.append(np.concatenate([mu.reshape(-1), sd.reshape(-1)]) @ a["fc.weight"].T + a["fc.bias"])
+        return np.stack(out)
+    raise ModelError(f"{name}: unknown head kind {kind!r}")
 
 
 def window_slices(windows: Sequence[tuple[float, float]], n_frames: int) -> list[slice]:
@@ -160,27 +189,20 @@ class WhisperVoiceModel:
 
     # -- head
     def logits(self, window_frames: Sequence[np.ndarray]) -> np.ndarray:
-        a = self.arrays
-        if self.kind == "linear":  # per layer block: mean then std, blocks in layer order
-            n = len(self.layers) if self.layers else 1
-            x = np.stack([np.concatenate([v for b in np.split(f, n, axis=1) for v in (b.mean(0), b.std(0))])
-                          for f in window_frames])
-            x = (x - a["mean"]) / a["std"]
-            return x @ a["weight"].T + a["bias"]
-        if self.kind == "attn":
-            out = []
-            heads = int(self.settings["heads"])
-            for f in window_frames:
-                h = _gelu(((f - a["mean"]) / a["std"]) @ a["proj.weight"].T + a["proj.bias"])
-                s = h @ a["att.weight"].T + a["att.bias"]  # (T, heads)
-                w = _softmax(s.T).T
-                t, d = h.shape
-                hh = h.reshape(t, heads, d // heads)
-                mu = np.einsum("th,thd->hd", w, hh)
-                sd = np.sqrt(np.maximum(np.einsum("th,thd->hd", w, hh**2) - mu**2, 1e-6))
-                out.append(np.concatenate([mu.reshape(-1), sd.reshape(-1)]) @ a["fc.weight"].T + a["fc.bias"])
-            return np.stack(out)
-        raise ModelError(f"{self.name}: unknown head kind {self.kind!r}")
+        """Logits ``(n, 8)`` (before the temperature) for each window's frames (``(T, 512 k)``, the head's layers
+        side by side). A ``blend`` averages its members' log-softmax outputs and adds its own ``bias``."""
+        if self.kind != "blend":
+            return _head_logits(self.kind, self.arrays, window_frames, len(self.layers) if self.layers else 1,
+                                self.settings.get("heads"), self.name)
+        members = self.settings["members"]
+        z = np.zeros((len(window_frames), len(EMOTIONS)))
+        for m in members:
+            prefix = f"{m['name']}."
+            arrays = {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+            cols = [self.layers.index(k) for k in m["layers"]]
+            frames = [np.concatenate([f[:, 512 * i:512 * (i + 1)] for i in cols], axis=1) for f in window_frames]
+            z += _log_softmax(_head_logits(m["kind"], arrays, frames, len(cols), m.get("heads"), self.name))
+        return z / len(members) + self.arrays["bias"]
 
     def probs_from_frames(self, window_frames: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities ``(n, 8)`` over EMOTIONS for each window's frames."""

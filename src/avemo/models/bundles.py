@@ -368,6 +368,8 @@ class VoiceBundle(Bundle):
                         "int8": bool(front.get("int8", False))}
             if head["kind"] == "attn":
                 settings["heads"] = head["heads"]
+            if head["kind"] == "blend":
+                settings["members"] = head["members"]
             return WhisperVoiceModel(load_file(str(self.file("weights"))), settings, threads=threads or 1,
                                      name=f"bundle {self.name}")
         from avemo.models.onnx import OnnxNetwork
@@ -385,10 +387,11 @@ class VoiceBundle(Bundle):
             from avemo.models.encoders.whisper import WhisperVoiceNet
 
             head = _plain(self.preprocessing.head)
-            if head["kind"] != "linear":
-                raise ModelError(f"bundle {self.name}: a torch module is built for linear heads only")
+            if head["kind"] not in ("linear", "blend"):
+                raise ModelError(f"bundle {self.name}: a torch module is built for linear heads and blends only")
             return WhisperVoiceNet(layers=self.preprocessing.front_end["layers"],
-                                   head=load_file(str(self.file("weights"))), temperature=head["temperature"]).eval()
+                                   head=load_file(str(self.file("weights"))), temperature=head["temperature"],
+                                   members=head.get("members")).eval()
         return torch.nn.Sequential(LogMel(self.mel), super()._torch_model()).eval()
 
 

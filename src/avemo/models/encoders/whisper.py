@@ -15,6 +15,7 @@ The encoder's weights are Whisper base's (MIT), read from the hash-checked CTran
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,12 +70,38 @@ class _Block(nn.Module):
         return x + F.linear(F.gelu(F.linear(F.layer_norm(x, (d,), *self.ln2), *self.fc1)), *self.fc2)
 
 
+class _TorchHead(nn.Module):
+    """One numpy head (:func:`avemo.audio.whisper_voice._head_logits`) as torch buffers: ``linear`` on each
+    layer's mean and std, or ``attn`` (attentive statistics over every frame of the input)."""
+
+    def __init__(self, kind: str, arrays: Mapping[str, np.ndarray], heads: int | None = None) -> None:
+        super().__init__()
+        self.kind, self.heads = kind, int(heads or 1)
+        for name, value in arrays.items():
+            self.register_buffer(name.replace(".", "_"), torch.from_numpy(np.asarray(value, dtype=np.float32)))
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        if self.kind == "linear":
+            z = torch.cat([v for x in xs for v in (x.mean(1), x.std(1, unbiased=False))], dim=1)
+            return F.linear((z - self.mean) / self.std, self.weight, self.bias)
+        h = F.gelu(F.linear((torch.cat(list(xs), dim=2) - self.mean) / self.std, self.proj_weight, self.proj_bias))
+        a = F.linear(h, self.att_weight, self.att_bias).softmax(dim=1)  # (B, T, heads), over time
+        b, t, d = h.shape
+        hh = h.view(b, t, self.heads, d // self.heads)
+        mu = torch.einsum("bth,bthd->bhd", a, hh)
+        sd = (torch.einsum("bth,bthd->bhd", a, hh**2) - mu**2).clamp_min(1e-6).sqrt()
+        return F.linear(torch.cat([mu.reshape(b, d), sd.reshape(b, d)], dim=-1), self.fc_weight, self.fc_bias)
+
+
 class WhisperVoiceNet(nn.Module):
     """Waves ``(B, n)`` at 16 kHz -> logits over the head's labels, divided by its temperature (see the module
-    docstring). ``head``: the bundle's arrays (``mean``, ``std``, ``weight``, ``bias``) for a linear head."""
+    docstring). ``head``: the bundle's arrays (``mean``, ``std``, ``weight``, ``bias``) for a linear head; with
+    ``members`` (a ``blend`` head's settings) each member's arrays under ``<name>.`` and the blend's ``bias``:
+    the mean of the members' log-softmax outputs plus that bias."""
 
     def __init__(self, *, layers: Sequence[int], head: Mapping[str, np.ndarray], temperature: float = 1.0,
-                 encoder: Mapping[str, np.ndarray] | None = None) -> None:
+                 encoder: Mapping[str, np.ndarray] | None = None,
+                 members: Sequence[Mapping[str, Any]] | None = None) -> None:
         super().__init__()
         w = encoder if encoder is not None else read_ct2_weights(model_dir() / "model.bin")
         self.layers = tuple(int(k) for k in layers)
@@ -88,8 +115,16 @@ class WhisperVoiceNet(nn.Module):
         self.register_buffer("positions", torch.from_numpy(np.asarray(w["position_encodings/encodings"],
                                                                       dtype=np.float32)))
         self.blocks = nn.ModuleList(_Block(w, f"layer_{i}/") for i in range(max(self.layers)))
-        for name in ("mean", "std", "weight", "bias"):
-            self.register_buffer(f"head_{name}", torch.from_numpy(np.asarray(head[name], dtype=np.float32)))
+        if members is None:
+            members = [{"name": "", "kind": "linear", "layers": self.layers}]
+            head = {f".{k}": v for k, v in head.items()}
+        else:
+            self.register_buffer("blend_bias", torch.from_numpy(np.asarray(head["bias"], dtype=np.float32)))
+        self.blend = len(members) > 1 or members[0]["name"] != ""
+        self.member_layers = [tuple(self.layers.index(int(k)) for k in m["layers"]) for m in members]
+        self.members = nn.ModuleList(
+            _TorchHead(m["kind"], {k[len(m["name"]) + 1:]: v for k, v in head.items() if k.startswith(f"{m['name']}.")},
+                       m.get("heads")) for m in members)
         self.temperature = float(temperature)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -99,10 +134,12 @@ class WhisperVoiceNet(nn.Module):
         x = F.pad(wave.float(), (0, pad)) if pad else wave.float()
         x = F.gelu(self.conv2(F.gelu(self.conv1(self.front(x))))).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]
-        pooled = []
+        outs = []
         for i, block in enumerate(self.blocks, start=1):
             x = block(x)
             if i in self.layers:
-                pooled += [x.mean(1), x.std(1, unbiased=False)]
-        z = (torch.cat(pooled, dim=1) - self.head_mean) / self.head_std
-        return F.linear(z, self.head_weight, self.head_bias) / self.temperature
+                outs.append(x)
+        if not self.blend:
+            return self.members[0](outs) / self.temperature
+        z = torch.stack([m([outs[k] for k in ks]).log_softmax(-1) for m, ks in zip(self.members, self.member_layers)])
+        return (z.mean(0) + self.blend_bias) / self.temperature

@@ -1,0 +1,172 @@
+"""The shipped voice head as a blend: the linear head on Whisper base layers 2-4 beside an attentive-statistics
+head, their log-softmax outputs averaged (``benchmarks/voice_nested_ensemble.py`` measures the choice nested).
+
+    python benchmarks/voice_blend.py tables            # the blend's held-out tables from its members' stored ones
+    python benchmarks/voice_blend.py train --folder runs/voice_blend    # members on all 4,369 clips, temperature
+    python benchmarks/voice_blend.py bundle --folder runs/voice_blend   # -> src/avemo/weights/voice.multi6
+    python benchmarks/voice_calm_prior.py run && python benchmarks/voice_calm_prior.py ship   # its calm bias
+
+``tables`` writes ``loco_probs_<BLEND>.csv.gz`` (six corpora left out in turn) and ``..._ravdess_folds.csv.gz``
+(RAVDESS's 6 actor folds, the other corpora on the training side) beside the members' (temperature 1, like
+theirs) and prints their scores; the fusion and calm-bias scripts read these as the shipped recipe's. ``train``
+fits the temperature on the blend's leave-one-corpus-out predictions (what ``voice_crossdomain.py final`` does for
+one head).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from avemo.labels import EMOTIONS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+VOICE = ROOT / "benchmarks" / "results" / "voice_multi"
+BUNDLE = ROOT / "src" / "avemo" / "weights" / "voice.multi6"
+#: the members (recipes of ``benchmarks/voice_crossdomain.py``) and their names inside the head's arrays
+MEMBERS = {"linear_L2-4_aug": "linear", "attn_L4": "attn_L4"}
+BLEND = "+".join(MEMBERS)
+
+
+def member_table(recipe: str, suffix: str = "") -> pd.DataFrame:
+    return pd.read_csv(VOICE / f"loco_probs_{recipe}{suffix}.csv.gz")
+
+
+def blend_table(suffix: str = "") -> pd.DataFrame:
+    """The blend's rows: softmax of the mean of the members' log-probabilities, rows in the first member's order."""
+    tables = [member_table(r, suffix) for r in MEMBERS]
+    first = tables[0]
+    logp = np.mean([np.log(np.clip(t.set_index("path").loc[first.path, list(EMOTIONS)].to_numpy(np.float64), 1e-12,
+                                   None)) for t in tables], axis=0)
+    p = np.exp(logp - logp.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return first.assign(**{e: np.round(p[:, j], 5) for j, e in enumerate(EMOTIONS)})
+
+
+def own_mask(df: pd.DataFrame) -> np.ndarray:
+    sets = {c: set(g.label) for c, g in df.groupby("corpus")}
+    return np.stack([[e in sets[c] for e in EMOTIONS] for c in df.corpus])
+
+
+def loco_scores(df: pd.DataFrame) -> dict:
+    """UAR and accuracy over each held-out corpus's own classes; pooled ECE of the top class (temperature 1)."""
+    from voice_crossdomain import ece
+
+    p = np.where(own_mask(df), df[list(EMOTIONS)].to_numpy(), 0.0)
+    p /= p.sum(1, keepdims=True)
+    y, pred = df.label.map(EMOTIONS.index).to_numpy(), p.argmax(1)
+    per = {c: {"uar": float(np.mean([np.mean(pred[(df.corpus == c).to_numpy() & (y == k)] == k)
+                                     for k in np.unique(y[(df.corpus == c).to_numpy()])])),
+               "accuracy": float(np.mean(pred[(df.corpus == c).to_numpy()] == y[(df.corpus == c).to_numpy()]))}
+           for c in df.corpus.unique()}
+    return {"corpora": per, "mean_uar": float(np.mean([v["uar"] for v in per.values()])),
+            "ece": float(ece(p.max(1), pred == y))}
+
+
+def fold_scores(df: pd.DataFrame) -> dict:
+    """8-way accuracy per RAVDESS actor fold (6 folds of 4 actors, as ``voice_crossdomain.py``)."""
+    speakers = sorted(df.speaker.unique(), key=lambda s: int(str(s).rsplit(":", 1)[-1]))
+    fold = df.speaker.map({s: i // 4 for i, s in enumerate(speakers)}).to_numpy()
+    y, pred = df.label.map(EMOTIONS.index).to_numpy(), df[list(EMOTIONS)].to_numpy().argmax(1)
+    acc = [float(np.mean(pred[fold == k] == y[fold == k])) for k in range(6)]
+    return {"folds": acc, "mean": float(np.mean(acc)), "std": float(np.std(acc))}
+
+
+def tables() -> dict:
+    out = {}
+    for suffix in ("", "_ravdess_folds"):
+        df = blend_table(suffix)
+        df.to_csv(VOICE / f"loco_probs_{BLEND}{suffix}.csv.gz", index=False)
+    for name in (*MEMBERS, BLEND):
+        out[name] = {"loco": loco_scores(member_table(name)),
+                     "ravdess": fold_scores(member_table(name, "_ravdess_folds"))}
+        lo, rv = out[name]["loco"], out[name]["ravdess"]
+        print(f"{name}: LOCO mean UAR {100 * lo['mean_uar']:.1f} ("
+              + ", ".join(f"{c} {100 * v['uar']:.1f}" for c, v in lo["corpora"].items())
+              + f"), ECE {lo['ece']:.3f}; RAVDESS folds {100 * rv['mean']:.1f} ± {100 * rv['std']:.1f}")
+    (VOICE / "blend.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def train(folder: Path) -> None:
+    """Every member trained on all 4,369 clips; the temperature fitted on the blend's LOCO predictions."""
+    import torch
+    from voice_crossdomain import Data, final_arrays, machine, recipes
+
+    from avemo.audio.whisper_voice import save_head
+    from avemo.datasets.speech import SPEECH_CORPORA
+    from avemo.training import speech_heads as H
+
+    torch.set_num_threads(1)
+    loco = member_table(BLEND)
+    logp = np.log(np.clip(loco[list(EMOTIONS)].to_numpy(np.float64), 1e-12, None))
+    temperature = H.fit_temperature(logp, loco.label.map(EMOTIONS.index).to_numpy(), own_mask(loco))
+    data = Data()
+    arrays: dict[str, np.ndarray] = {"bias": np.zeros(len(EMOTIONS), np.float32)}
+    members = []
+    for recipe, name in MEMBERS.items():
+        r = recipes()[recipe]
+        a, extra = final_arrays(r, data)
+        arrays.update({f"{name}.{k}": v for k, v in a.items()})
+        members.append({"name": name, "kind": r.head, "recipe": r.describe(),
+                        "layers": [int(k) for k in (r.layers if r.layers is not None else (r.layer,))], **extra})
+        print(f"trained {recipe}", flush=True)
+    settings = {"labels": list(EMOTIONS), "head": "blend", "members": members, "temperature": temperature,
+                "layers": sorted({k for m in members for k in m["layers"]}),
+                "trained_on": {"corpora": {c: int(np.sum(data.corpus == c)) for c in SPEECH_CORPORA},
+                               "label_sets": {k: list(v) for k, v in data.sets.items()},
+                               "clips": len(data.samples)},
+                "machine": machine()}
+    save_head(folder, arrays, settings)
+    print(f"saved {folder}: temperature {temperature:.3f}")
+
+
+def bundle(folder: Path) -> None:
+    """The trained blend into ``voice.multi6`` (front end unchanged; its calm bias comes after, by
+    ``voice_calm_prior.py ship``)."""
+    st = json.loads((folder / "settings.json").read_text())
+    spec_path = BUNDLE / "bundle.json"
+    spec = json.loads(spec_path.read_text())
+    shutil.copy(folder / "head.safetensors", BUNDLE / "head.safetensors")
+    pre = spec["preprocessing"]
+    pre["front_end"]["layers"] = st["layers"]
+    pre["head"] = {"kind": "blend", "temperature": st["temperature"],
+                   "members": [{k: m[k] for k in ("name", "kind", "layers", "heads") if k in m} for m in st["members"]],
+                   "pooling": "the mean of the members' log-softmax outputs: `linear` on the mean and std over the "
+                              "window's frames of each layer, `attn_L4` by attentive statistics over its frames"}
+    spec["files"]["weights"]["sha256"] = hashlib.sha256((BUNDLE / "head.safetensors").read_bytes()).hexdigest()
+    spec["meta"]["recipe"] = {"name": BLEND, "members": [m["recipe"] for m in st["members"]]}
+    spec["meta"]["trained_on"] = st["trained_on"]
+    spec["meta"]["machine"] = st["machine"]
+    spec["meta"]["command"] = (f"python benchmarks/voice_blend.py tables && python benchmarks/voice_blend.py train "
+                               f"--folder {folder} && python benchmarks/voice_blend.py bundle --folder {folder} && "
+                               "python benchmarks/voice_calm_prior.py run && "
+                               "python benchmarks/voice_calm_prior.py ship")
+    spec_path.write_text(json.dumps(spec, indent=2) + "\n")
+    print(f"{BUNDLE.name}: blend {BLEND}, temperature {st['temperature']:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=("tables", "train", "bundle"))
+    ap.add_argument("--folder", type=Path, default=Path("runs/voice_blend"))
+    args = ap.parse_args()
+    if args.command == "tables":
+        tables()
+    elif args.command == "train":
+        train(args.folder)
+    else:
+        bundle(args.folder)
+
+
+if __name__ == "__main__":
+    main()
