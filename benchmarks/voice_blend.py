@@ -2,7 +2,7 @@
 head, their log-softmax outputs averaged (``benchmarks/voice_nested_ensemble.py`` measures the choice nested).
 
     python benchmarks/voice_blend.py tables            # the blend's held-out tables from its members' stored ones
-    python benchmarks/voice_blend.py train --folder runs/voice_blend    # members on all 4,369 clips, temperature
+    python benchmarks/voice_blend.py train --folder runs/voice_blend --linear-from 50c84f9   # members, temperature
     python benchmarks/voice_blend.py bundle --folder runs/voice_blend   # -> src/avemo/weights/voice.multi6
     python benchmarks/voice_calm_prior.py run && python benchmarks/voice_calm_prior.py ship   # its calm bias
 
@@ -97,8 +97,25 @@ def tables() -> dict:
     return out
 
 
-def train(folder: Path) -> None:
-    """Every member trained on all 4,369 clips; the temperature fitted on the blend's LOCO predictions."""
+def shipped_linear(rev: str) -> dict[str, np.ndarray]:
+    """The linear head ``voice.multi6`` shipped at git revision ``rev``, its calm bias taken off."""
+    import subprocess
+
+    from safetensors.numpy import load
+
+    def show(name: str) -> bytes:
+        return subprocess.run(["git", "show", f"{rev}:src/avemo/weights/voice.multi6/{name}"], cwd=ROOT,
+                              capture_output=True, check=True).stdout
+
+    head = json.loads(show("bundle.json"))["preprocessing"]["head"]
+    arrays = {k: v.copy() for k, v in load(show("head.safetensors")).items()}
+    arrays["bias"][EMOTIONS.index("calm")] -= np.float32(head.get("class_bias", {}).get("calm", 0.0))
+    return arrays
+
+
+def train(folder: Path, linear_from: str | None = None) -> None:
+    """Every member trained on all 4,369 clips (the linear one taken from git revision ``linear_from`` instead, when
+    given); the temperature fitted on the blend's LOCO predictions."""
     import torch
     from voice_crossdomain import Data, final_arrays, machine, recipes
 
@@ -115,7 +132,7 @@ def train(folder: Path) -> None:
     members = []
     for recipe, name in MEMBERS.items():
         r = recipes()[recipe]
-        a, extra = final_arrays(r, data)
+        a, extra = (shipped_linear(linear_from), {}) if linear_from and r.head == "linear" else final_arrays(r, data)
         arrays.update({f"{name}.{k}": v for k, v in a.items()})
         members.append({"name": name, "kind": r.head, "recipe": r.describe(),
                         "layers": [int(k) for k in (r.layers if r.layers is not None else (r.layer,))], **extra})
@@ -148,7 +165,8 @@ def bundle(folder: Path) -> None:
     spec["meta"]["trained_on"] = st["trained_on"]
     spec["meta"]["machine"] = st["machine"]
     spec["meta"]["command"] = (f"python benchmarks/voice_blend.py tables && python benchmarks/voice_blend.py train "
-                               f"--folder {folder} && python benchmarks/voice_blend.py bundle --folder {folder} && "
+                               f"--folder {folder} --linear-from 50c84f9 && "
+                               f"python benchmarks/voice_blend.py bundle --folder {folder} && "
                                "python benchmarks/voice_calm_prior.py run && "
                                "python benchmarks/voice_calm_prior.py ship")
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
@@ -159,11 +177,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("tables", "train", "bundle"))
     ap.add_argument("--folder", type=Path, default=Path("runs/voice_blend"))
+    ap.add_argument("--linear-from", help="train: take the linear member from voice.multi6 at this git revision "
+                    "(50c84f9: the head whose stored held-out tables the blend's are made of)")
     args = ap.parse_args()
     if args.command == "tables":
         tables()
     elif args.command == "train":
-        train(args.folder)
+        train(args.folder, args.linear_from)
     else:
         bundle(args.folder)
 

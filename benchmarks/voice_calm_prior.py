@@ -153,7 +153,9 @@ def ship() -> None:
     arrays["bias"] = arrays["bias"].copy()
     arrays["bias"][CALM] += np.float32(bias)
     save_file(arrays, str(path))
-    head["class_bias"] = {"calm": bias, "added_to": "the head's bias (logits before the temperature)",
+    added_to = ("the blend's bias (on the mean of its members' log-probabilities, before the temperature)"
+                if head["kind"] == "blend" else "the head's bias (logits before the temperature)")
+    head["class_bias"] = {"calm": bias, "added_to": added_to,
                           "fitted": "benchmarks/voice_calm_prior.py: the 8-way likelihood of every stored held-out "
                                     "prediction (six corpora left out in turn, RAVDESS actor folds), each corpus "
                                     "and class weighing the same"}

@@ -144,14 +144,15 @@ def test_the_calm_bias_is_fitted_on_every_class_and_shipped() -> None:
     """``fit_class_bias`` on the stored leave-one-corpus-out predictions of the corpora without calm (every calm
     answer wrong) pushes calm down, and with RAVDESS's in-corpus predictions (calm a true class) less far; the
     shipped voice.multi6 carries a negative calm bias in its head, and applied to EMOVO's stored predictions it
-    cuts the calm answers from over a quarter to under a tenth."""
+    cuts the calm answers (13 % of them, all wrong) to under a quarter of that (0.5 % with the blend's -1.035)."""
     import pandas as pd
 
     from avemo.models.bundles import load
 
     res = Path(__file__).parents[1] / "benchmarks" / "results" / "voice_multi"
-    loco = pd.read_csv(res / "loco_probs_linear_L2-4_aug.csv.gz")
-    folds = pd.read_csv(res / "loco_probs_linear_L2-4_aug_ravdess_folds.csv.gz")
+    recipe = load("voice.multi6").meta["recipe"]["name"]  # the shipped recipe's stored held-out predictions
+    loco = pd.read_csv(res / f"loco_probs_{recipe}.csv.gz")
+    folds = pd.read_csv(res / f"loco_probs_{recipe}_ravdess_folds.csv.gz")
     calm = EMOTIONS.index("calm")
 
     def logp(df):
@@ -171,7 +172,7 @@ def test_the_calm_bias_is_fitted_on_every_class_and_shipped() -> None:
     z = logp(emovo)
     before = np.mean(z.argmax(1) == calm)
     z[:, calm] += shipped
-    assert before > 0.25 and np.mean(z.argmax(1) == calm) < 0.10
+    assert before > 0.10 and np.mean(z.argmax(1) == calm) < before / 4
 
 
 
