@@ -77,11 +77,13 @@ def _head_logits(kind: str, a: dict[str, np.ndarray], window_frames: Sequence[np
         x = np.stack([np.concatenate([v for b in np.split(f, blocks, axis=1) for v in (b.mean(0), b.std(0))])
                       for f in window_frames])
         return ((x - a["mean"]) / a["std"]) @ a["weight"].T + a["bias"]
-    if kind == "attn":
+    if kind == "attn":  # the frame MLP and attention scores in one pass over every window's frames
+        hs = _gelu(((np.concatenate(window_frames) - a["mean"]) / a["std"]) @ a["proj.weight"].T + a["proj.bias"])
+        ss = hs @ a["att.weight"].T + a["att.bias"]
+        ends = np.cumsum([len(f) for f in window_frames])
         out = []
-        for f in window_frames:
-            h = _gelu(((f - a["mean"]) / a["std"]) @ a["proj.weight"].T + a["proj.bias"])
-            w = _softmax((h @ a["att.weight"].T + a["att.bias"]).T).T  # (T, heads), over time
+        for h, s in zip(np.split(hs, ends[:-1]), np.split(ss, ends[:-1])):
+            w = _softmax(s.T).T  # (T, heads), over time
             t, d = h.shape
             hh = h.reshape(t, int(heads), d // int(heads))
             mu = np.einsum("th,thd->hd", w, hh)
