@@ -127,6 +127,15 @@ def render(res: dict) -> str:
              "|---|" + "---|" * (len(corpora) + 2)]
     lines += [row(f"`{n}`", [cell[(n, c)] for c in corpora]) for n in names]
     lines.append(row("**nested: the blend each corpus's inner LOCO picks**", nested))
+    blend = Path("benchmarks/results/voice_multi/blend.json")
+    if blend.is_file():  # the shipped blend's stored held-out tables (benchmarks/voice_blend.py tables)
+        b = json.loads(blend.read_text())
+        lines += ["", "Shipped since stop 25: `voice.multi6` = `linear+attn_L4` (`benchmarks/voice_blend.py`). Its "
+                  "held-out tables, made from the members' stored ones (the linear member as shipped before, "
+                  "augmented copies of 2,603 clips; here every clip's copy, hence its row differs by a few "
+                  "tenths): " + "; ".join(
+                      f"`{n}` LOCO mean UAR {100 * v['loco']['mean_uar']:.1f}, ECE {v['loco']['ece']:.3f}, RAVDESS "
+                      f"folds {100 * v['ravdess']['mean']:.1f} %" for n, v in b.items()) + "."]
     lines += ["", "Picked per corpus: " + "; ".join(f"{c}: `{picks[c]}`" for c in corpora) + ".",
               "Training time of every member, outer and inner fits together, on the machine above: "
               + ", ".join(f"{m} {s / 60:.0f} min" for m, s in res["seconds"].items()) + ".", END]
