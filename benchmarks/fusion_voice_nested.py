@@ -204,16 +204,12 @@ def member(name: str, jobs_n: int) -> None:
 
 def blend(names: list[str]) -> None:
     """``voice_nested.csv.gz``, what the fusion and calm-bias scripts read: the members' rows blended as the
-    shipped head blends them (softmax of the mean log-probability)."""
+    shipped head blends them (``voice_blend.blend_rows``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from voice_blend import blend_rows
+
     tables = [pd.read_csv(OUT / f"voice_nested_{n}.csv.gz") for n in names]
-    first = tables[0]
-    key = ["outer", "part", "path"]
-    logp = np.mean([np.log(np.clip(t.set_index(key).loc[pd.MultiIndex.from_frame(first[key]), list(EMOTIONS)]
-                                   .to_numpy(np.float64), 1e-12, None)) for t in tables], axis=0)
-    p = np.exp(logp - logp.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    first.assign(**{e: np.round(p[:, j], 5) for j, e in enumerate(EMOTIONS)}).to_csv(OUT / "voice_nested.csv.gz",
-                                                                                       index=False)
+    blend_rows(tables, ["outer", "part", "path"]).to_csv(OUT / "voice_nested.csv.gz", index=False)
     print(f"wrote {OUT / 'voice_nested.csv.gz'}: blend of {', '.join(names)}")
 
 

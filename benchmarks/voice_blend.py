@@ -41,15 +41,21 @@ def member_table(recipe: str, suffix: str = "") -> pd.DataFrame:
     return pd.read_csv(VOICE / f"loco_probs_{recipe}{suffix}.csv.gz")
 
 
-def blend_table(suffix: str = "") -> pd.DataFrame:
-    """The blend's rows: softmax of the mean of the members' log-probabilities, rows in the first member's order."""
-    tables = [member_table(r, suffix) for r in MEMBERS]
+def blend_rows(tables: list[pd.DataFrame], key: list[str]) -> pd.DataFrame:
+    """Held-out tables of the members (same rows, matched on ``key``) blended as the shipped head blends: softmax of
+    the mean of their log-probabilities, rows in the first table's order."""
     first = tables[0]
-    logp = np.mean([np.log(np.clip(t.set_index("path").loc[first.path, list(EMOTIONS)].to_numpy(np.float64), 1e-12,
-                                   None)) for t in tables], axis=0)
+    rows = pd.MultiIndex.from_frame(first[key]) if len(key) > 1 else first[key[0]]
+    logp = np.mean([np.log(np.clip(t.set_index(key).loc[rows, list(EMOTIONS)].to_numpy(np.float64), 1e-12, None))
+                    for t in tables], axis=0)
     p = np.exp(logp - logp.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     return first.assign(**{e: np.round(p[:, j], 5) for j, e in enumerate(EMOTIONS)})
+
+
+def blend_table(suffix: str = "") -> pd.DataFrame:
+    """The blend's rows of one stored table (``loco_probs_<member><suffix>.csv.gz``)."""
+    return blend_rows([member_table(r, suffix) for r in MEMBERS], ["path"])
 
 
 def own_mask(df: pd.DataFrame) -> np.ndarray:
