@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from voice_crossdomain import Data, fit_predict, recipes  # noqa: E402
-from voice_nested_select import uar  # noqa: E402
+from voice_nested_select import loco_row, uar  # noqa: E402
 
 from avemo.datasets.speech import SPEECH_CORPORA  # noqa: E402
 
@@ -110,11 +110,6 @@ def render(res: dict) -> str:
     picks = {c: max(names, key=lambda n: cell[(n, c)]["inner_mean"]) for c in corpora}
     nested = [cell[(picks[c], c)] for c in corpora]
 
-    def row(label: str, cells: list[dict]) -> str:
-        return (f"| {label} | " + " | ".join(f"{100 * r['uar']:.1f} ({100 * r['inner_mean']:.1f})" for r in cells)
-                + f" | {100 * np.mean([r['uar'] for r in cells]):.1f} | "
-                f"{100 * np.mean([r['uar_8way'] for r in cells]):.1f} |")
-
     lines = [BEGIN, "### Nested choice of a blend of voice heads (issue #10)", "",
              f"`python benchmarks/voice_nested_ensemble.py run` (commit `{res['commit']}`, {res['date']}; "
              "`benchmarks/results/voice_multi/nested_ensemble/`). Each cell: UAR (%) on the corpus left out, over "
@@ -125,8 +120,8 @@ def render(res: dict) -> str:
              "copies).", "",
              "| blend | " + " | ".join(corpora) + " | mean UAR | mean 8-way UAR |",
              "|---|" + "---|" * (len(corpora) + 2)]
-    lines += [row(f"`{n}`", [cell[(n, c)] for c in corpora]) for n in names]
-    lines.append(row("**nested: the blend each corpus's inner LOCO picks**", nested))
+    lines += [loco_row(f"`{n}`", [cell[(n, c)] for c in corpora]) for n in names]
+    lines.append(loco_row("**nested: the blend each corpus's inner LOCO picks**", nested))
     blend = Path("benchmarks/results/voice_multi/blend.json")
     if blend.is_file():  # the shipped blend's stored held-out tables (benchmarks/voice_blend.py tables)
         b = json.loads(blend.read_text())
