@@ -125,11 +125,9 @@ def render(res: dict) -> str:
     blend = Path("benchmarks/results/voice_multi/blend.json")
     if blend.is_file():  # the shipped blend's stored held-out tables (benchmarks/voice_blend.py tables)
         b = json.loads(blend.read_text())
-        lines += ["", "Shipped since stop 25: `voice.multi6` = `linear+attn_L4` (`benchmarks/voice_blend.py`), not "
-                  "the three-member blend that the nested pick prefers on every corpus: it was chosen before this "
-                  "table by the stored outer rows, two members preferred to three within half a point, since every "
-                  "member needs its own nested predictions for the fusion and calm-bias protocols (60 more "
-                  "trainings, about 50 min on 2 cores: `python benchmarks/fusion_voice_nested.py member attn_L3`). "
+        lines += ["", "Shipped since stop 26: `voice.multi6` = `linear+attn_L3+attn_L4` (`benchmarks/voice_blend.py`), "
+                  "the nested pick on every corpus (stop 25 had shipped `linear+attn_L4`, chosen before this table "
+                  "by the stored outer rows, two members preferred to three within half a point). "
                   "Its "
                   "held-out tables, made from the members' stored ones (the linear member as shipped before, "
                   "augmented copies of 2,603 clips; here every clip's copy, hence its row differs by a few "

@@ -144,7 +144,8 @@ def test_the_calm_bias_is_fitted_on_every_class_and_shipped() -> None:
     """``fit_class_bias`` on the stored leave-one-corpus-out predictions of the corpora without calm (every calm
     answer wrong) pushes calm down, and with RAVDESS's in-corpus predictions (calm a true class) less far; the
     shipped voice.multi6 carries a negative calm bias in its head, and applied to EMOVO's stored predictions it
-    cuts the calm answers (13 % of them, all wrong) to under a quarter of that (0.5 % with the blend's -1.035)."""
+    cuts the calm answers (6 % of them with the three-member blend, all wrong) to under a quarter of that (none
+    with its -0.96)."""
     import pandas as pd
 
     from avemo.models.bundles import load
@@ -172,7 +173,7 @@ def test_the_calm_bias_is_fitted_on_every_class_and_shipped() -> None:
     z = logp(emovo)
     before = np.mean(z.argmax(1) == calm)
     z[:, calm] += shipped
-    assert before > 0.10 and np.mean(z.argmax(1) == calm) < before / 4
+    assert before > 0.05 and np.mean(z.argmax(1) == calm) < before / 4
 
 
 
