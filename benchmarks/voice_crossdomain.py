@@ -827,6 +827,15 @@ def render(markdown: Path) -> None:
         gains = ", ".join(f"{c} {100 * (cc[c] - bc[c]):+.1f}" for c in corpora if c != "ravdess")
         lines += ["", f"Chosen: `{CHOSEN}`. Its UAR against `voice.ravdess8`, in points (target: +15 on every "
                   f"corpus): {gains}; mean LOCO UAR {_pct(chosen['loco']['mean_uar'])} % (target 60)."]
+        blend = OUT / "blend.json"  # the shipped blend's held-out rows (benchmarks/voice_blend.py tables)
+        if blend.is_file():
+            name, shipped = list(json.loads(blend.read_text()).items())[-1]
+            per = shipped["loco"]["corpora"]
+            gains = ", ".join(f"{c} {100 * (per[c]['uar'] - bc[c]):+.1f}" for c in corpora if c != "ravdess")
+            lines += ["", f"Shipped (`voice.multi6`): the blend `{name}` of `{CHOSEN}` with attentive heads "
+                      "(`benchmarks/voice_blend.py`; *Nested choice of a blend of voice heads*). Its UAR against "
+                      f"`voice.ravdess8`, in points: {gains}; mean LOCO UAR {_pct(shipped['loco']['mean_uar'])} %; "
+                      f"RAVDESS folds {_pct(shipped['ravdess']['mean'])} ± {_pct(shipped['ravdess']['std'])} %."]
     lines += ["", "**RAVDESS, 6 actor-independent folds, 8 classes**, every other corpus added to each fold's training "
               "side (never a test actor); accuracy in %, mean ± std over folds (today's `voice_only` ensemble: "
               "67.2 ± 4.5).", "", "| model | accuracy | UAR | accuracy per fold |", "|---|---|---|---|"]
