@@ -546,7 +546,8 @@ def crossfold_calibration(name: str, data: Data) -> dict:
 
 def calibrations() -> None:
     data = Data()
-    out = {n: crossfold_calibration(n, data) for n in ("linear_L3", CHOSEN.removesuffix("_cal"))
+    shipped = list(json.loads((OUT / "blend.json").read_text()))[-1:] if (OUT / "blend.json").is_file() else []
+    out = {n: crossfold_calibration(n, data) for n in ("linear_L3", CHOSEN.removesuffix("_cal"), *shipped)
            if (OUT / f"loco_probs_{n}.csv.gz").is_file()}
     (OUT / "calibration_crossfold.json").write_text(json.dumps(out, indent=1))
     for n, r in out.items():
