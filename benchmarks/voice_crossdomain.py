@@ -20,7 +20,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -196,16 +196,20 @@ class Data:
         return self._frames[key]
 
 
-def _normalise(x_tr: np.ndarray, x_te: np.ndarray, norm: str, g_tr, g_te) -> tuple[np.ndarray, np.ndarray]:
-    if norm == "speaker":
-        x_tr, x_te = H.speaker_standardise(x_tr, g_tr), H.speaker_standardise(x_te, g_te)
-    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-3
-    return (x_tr - mu) / sd, (x_te - mu) / sd
+def _normaliser(x_tr: np.ndarray, norm: str, g_tr) -> tuple[np.ndarray, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """The training vectors standardised (per speaker first, for ``norm == "speaker"``) and the same transform
+    for test vectors ``(x, speakers)``."""
+    def pre(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return H.speaker_standardise(x, g) if norm == "speaker" else x
+
+    x0 = pre(x_tr, g_tr)
+    mu, sd = x0.mean(0), x0.std(0) + 1e-3
+    return (x0 - mu) / sd, lambda x, g: (pre(x, g) - mu) / sd
 
 
-def fit_predict(r: Recipe, data: Data, tr: np.ndarray, te: np.ndarray, test_condition: str = "clean"
-                ) -> np.ndarray:
-    """Train ``r`` on samples ``tr`` and return logits ``(len(te), 8)`` for samples ``te``."""
+def fit(r: Recipe, data: Data, tr: np.ndarray) -> Callable[[np.ndarray, str], np.ndarray]:
+    """Train ``r`` on samples ``tr``; returns ``predict(te, condition)``: logits ``(len(te), 8)`` for samples
+    ``te`` under a test condition (the same model for every condition)."""
     if r.head == "linear":
         layer = r.layers if r.layers is not None else r.layer
         x = data.pooled("clean", r.voiced_db, layer)
@@ -216,10 +220,14 @@ def fit_predict(r: Recipe, data: Data, tr: np.ndarray, te: np.ndarray, test_cond
             x_tr = np.concatenate([x_tr, xa[has]])
             y_tr, c_tr = np.concatenate([y_tr, data.y[has]]), np.concatenate([c_tr, data.corpus[has]])
             g_tr = np.concatenate([g_tr, data.speaker[has]])
-        x_te = data.pooled(test_condition, r.voiced_db, layer)[te]
-        x_tr, x_te = _normalise(x_tr, x_te, r.norm, g_tr, data.speaker[te])
-        model = H.train_linear(x_tr, y_tr, c_tr, data.sets, r.cfg)
-        return H.linear_logits(model, x_te)
+        x_n, transform = _normaliser(x_tr, r.norm, g_tr)
+        model = H.train_linear(x_n, y_tr, c_tr, data.sets, r.cfg)
+
+        def predict_linear(te: np.ndarray, condition: str) -> np.ndarray:
+            x_te = data.pooled(condition, r.voiced_db, layer)[te]
+            return H.linear_logits(model, transform(x_te, data.speaker[te]))
+
+        return predict_linear
     frames = data.frames("clean", r.layer)
     f_tr = [frames[i] for i in tr]
     y_tr, c_tr = data.y[tr], data.corpus[tr]
@@ -230,9 +238,19 @@ def fit_predict(r: Recipe, data: Data, tr: np.ndarray, te: np.ndarray, test_cond
         y_tr, c_tr = np.concatenate([y_tr, data.y[has]]), np.concatenate([c_tr, data.corpus[has]])
     stack = np.concatenate([f[::4] for f in f_tr]).astype(np.float32)
     mu, sd = stack.mean(0), stack.std(0) + 1e-3
-    model = H.train_attn(f_tr, y_tr, c_tr, data.sets, r.cfg, mu, sd)
-    te_frames = data.frames(test_condition, r.layer)
-    return H.attn_logits(model, [te_frames[i] for i in te], mu, sd)
+    attn = H.train_attn(f_tr, y_tr, c_tr, data.sets, r.cfg, mu, sd)
+
+    def predict_attn(te: np.ndarray, condition: str) -> np.ndarray:
+        te_frames = data.frames(condition, r.layer)
+        return H.attn_logits(attn, [te_frames[i] for i in te], mu, sd)
+
+    return predict_attn
+
+
+def fit_predict(r: Recipe, data: Data, tr: np.ndarray, te: np.ndarray, test_condition: str = "clean"
+                ) -> np.ndarray:
+    """Train ``r`` on samples ``tr`` and return logits ``(len(te), 8)`` for samples ``te``."""
+    return fit(r, data, tr)(te, test_condition)
 
 
 def inner_temperature(r: Recipe, data: Data, tr: np.ndarray) -> float:
@@ -251,35 +269,47 @@ def inner_temperature(r: Recipe, data: Data, tr: np.ndarray) -> float:
 
 
 def run_protocol(r: Recipe, data: Data, protocol: str, test_condition: str = "clean") -> dict:
+    return run_protocols(r, data, protocol, (test_condition,))[test_condition]
+
+
+def run_protocols(r: Recipe, data: Data, protocol: str, conditions: Sequence[str]) -> dict[str, dict]:
+    """Recipe ``r`` over the folds of ``protocol`` (``loco`` or ``ravdess``), each fold's model trained once and
+    tested under every condition: one result per condition (its scores, and its held-out probabilities)."""
     folds = loco_folds(data.samples, list(SPEECH_CORPORA)) if protocol == "loco" else ravdess_plus_folds(data.samples)
-    rows, probs = [], np.zeros((len(data.samples), len(EMOTIONS)), np.float32)
+    rows: dict[str, list] = {c: [] for c in conditions}
+    probs = {c: np.zeros((len(data.samples), len(EMOTIONS)), np.float32) for c in conditions}
     tested = np.zeros(len(data.samples), bool)
     t0 = time.time()
     for f in folds:
-        logits = fit_predict(r, data, f.train_idx, f.test_idx, test_condition)
+        predict = fit(r, data, f.train_idx)
         # a temperature changes no argmax: fitted for LOCO (calibration is reported there), not for RAVDESS folds
         t = inner_temperature(r, data, f.train_idx) if r.calibrate and protocol == "loco" else 1.0
-        p = restrict(logits / t, data.corpus[f.test_idx], data.sets, logits=True)
-        full = restrict(logits / t, np.array(["ravdess"] * len(f.test_idx)), data.sets, logits=True)
-        probs[f.test_idx] = full
         tested[f.test_idx] = True
         name = data.corpus[f.test_idx[0]] if protocol == "loco" else f"fold {f.index}"
-        sc = scores(p, data.y[f.test_idx], data.sets[data.corpus[f.test_idx[0]]])
-        rows.append({"fold": name, "temperature": t, **sc})
-    res = {"recipe": r.describe(), "protocol": protocol, "test_condition": test_condition, "folds": rows,
-           "mean_accuracy": float(np.mean([x["accuracy"] for x in rows])),
-           "std_accuracy": float(np.std([x["accuracy"] for x in rows])),
-           "mean_uar": float(np.mean([x["uar"] for x in rows])), "seconds": time.time() - t0}
-    if protocol == "loco":
-        sel = tested
-        p_all = restrict(np.log(np.maximum(probs[sel], 1e-12)), data.corpus[sel], data.sets, logits=True)
-        conf, correct = p_all.max(1), p_all.argmax(1) == data.y[sel]
-        res["pooled_ece"] = ece(conf, correct)
-        res["pooled_wrong_confident"] = float(np.mean(~correct & (conf >= 0.8)))
-        res["probs"] = probs
-    else:  # RAVDESS held-out probabilities, for refitting the fusion on training folds (issue #12)
-        res["probs_ravdess"] = probs
-    return res
+        for c in conditions:
+            logits = predict(f.test_idx, c)
+            p = restrict(logits / t, data.corpus[f.test_idx], data.sets, logits=True)
+            probs[c][f.test_idx] = restrict(logits / t, np.array(["ravdess"] * len(f.test_idx)), data.sets,
+                                            logits=True)
+            sc = scores(p, data.y[f.test_idx], data.sets[data.corpus[f.test_idx[0]]])
+            rows[c].append({"fold": name, "temperature": t, **sc})
+    out = {}
+    for c in conditions:
+        res = {"recipe": r.describe(), "protocol": protocol, "test_condition": c, "folds": rows[c],
+               "mean_accuracy": float(np.mean([x["accuracy"] for x in rows[c]])),
+               "std_accuracy": float(np.std([x["accuracy"] for x in rows[c]])),
+               "mean_uar": float(np.mean([x["uar"] for x in rows[c]])), "seconds": time.time() - t0}
+        if protocol == "loco":
+            p_all = restrict(np.log(np.maximum(probs[c][tested], 1e-12)), data.corpus[tested], data.sets,
+                             logits=True)
+            conf, correct = p_all.max(1), p_all.argmax(1) == data.y[tested]
+            res["pooled_ece"] = ece(conf, correct)
+            res["pooled_wrong_confident"] = float(np.mean(~correct & (conf >= 0.8)))
+            res["probs"] = probs[c]
+        else:  # RAVDESS held-out probabilities, for refitting the fusion on training folds (issue #12)
+            res["probs_ravdess"] = probs[c]
+        out[c] = res
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ baseline
@@ -433,14 +463,17 @@ def run(only: list[str] | None, protocols: list[str]) -> None:
 
 def channels(name: str) -> None:
     """Recipe ``name`` on the RAVDESS+ folds, the test audio clean, with white noise at SNR 10 dB, and
-    through the telephone band (trained on clean + whatever the recipe trains on)."""
+    through the telephone band (trained on clean + whatever the recipe trains on; one model a fold for all
+    three); the held-out probabilities of each condition go to ``loco_probs_<name>_ravdess_folds_<condition>``."""
     torch.set_num_threads(1)
     data = Data()
     r = recipes()[name]
     out = {"recipe": name, "conditions": {}, "machine": machine()}
-    for cond in ("clean", "noise10", "telephone"):
-        res = run_protocol(r, data, "ravdess", test_condition=cond)
+    sel = data.corpus == "ravdess"
+    for cond, res in run_protocols(r, data, "ravdess", ("clean", "noise10", "telephone")).items():
         out["conditions"][cond] = {k: res[k] for k in ("folds", "mean_accuracy", "std_accuracy", "mean_uar")}
+        _store_probs(f"{name}_ravdess_folds_{cond}", [s for s, k in zip(data.samples, sel) if k],
+                     res["probs_ravdess"][sel])
         print(name, cond, f"{res['mean_accuracy']:.3f}", flush=True)
     (OUT / f"channels_{name}.json").write_text(json.dumps(out, indent=1))
 
@@ -453,8 +486,7 @@ def int8(name: str) -> None:
     r = recipes()[name]
     out: dict = {"recipe": name, "machine": machine()}
     for protocol in ("loco", "ravdess"):
-        for cond in ("clean", "int8"):
-            res = run_protocol(r, data, protocol, test_condition=cond)
+        for cond, res in run_protocols(r, data, protocol, ("clean", "int8")).items():
             keep = ("folds", "mean_accuracy", "std_accuracy", "mean_uar", "pooled_ece", "pooled_wrong_confident")
             out[f"{protocol}_{cond}"] = {k: res[k] for k in keep if k in res}
             if "probs" in res:  # the mean top probability (how sure), over every held-out clip
