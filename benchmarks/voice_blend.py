@@ -287,10 +287,10 @@ def card() -> Path:
     if chan.is_file():
         cond = json.loads(chan.read_text())["conditions"]
         clean = cond["clean"]["mean_accuracy"]
-        noise = (f"What noise and the telephone band cost (RAVDESS folds as above, one model a fold, the test audio "
-                 f"changed; `python benchmarks/voice_crossdomain.py channels --recipe <member>` for each member, "
-                 f"then `python benchmarks/voice_blend.py channels`; the linear member retrained there with every "
-                 "clip's augmented copy, as the cache now holds): clean {pct(clean)} %, white noise at 10 dB "
+        noise = ("What noise and the telephone band cost (RAVDESS folds as above, one model a fold, the test audio "
+                 "changed; `python benchmarks/voice_crossdomain.py channels --recipe <member>` for each member, "
+                 "then `python benchmarks/voice_blend.py channels`; the linear member retrained there with every "
+                 f"clip's augmented copy, as the cache now holds): clean {pct(clean)} %, white noise at 10 dB "
                  f"SNR {pct(cond['noise10']['mean_accuracy'])} % "
                  f"({100 * (cond['noise10']['mean_accuracy'] - clean):+.1f} points), the telephone band "
                  f"{pct(cond['telephone']['mean_accuracy'])} % "
