@@ -578,8 +578,9 @@ def crossfold_calibration(name: str, data: Data) -> dict:
 
 def calibrations() -> None:
     data = Data()
-    shipped = list(json.loads((OUT / "blend.json").read_text()))[-1:] if (OUT / "blend.json").is_file() else []
-    out = {n: crossfold_calibration(n, data) for n in ("linear_L3", CHOSEN.removesuffix("_cal"), *shipped)
+    from voice_blend import BLEND  # the shipped blend
+
+    out = {n: crossfold_calibration(n, data) for n in ("linear_L3", CHOSEN.removesuffix("_cal"), BLEND)
            if (OUT / f"loco_probs_{n}.csv.gz").is_file()}
     (OUT / "calibration_crossfold.json").write_text(json.dumps(out, indent=1))
     for n, r in out.items():
@@ -860,9 +861,10 @@ def render(markdown: Path) -> None:
         gains = ", ".join(f"{c} {100 * (cc[c] - bc[c]):+.1f}" for c in corpora if c != "ravdess")
         lines += ["", f"Chosen: `{CHOSEN}`. Its UAR against `voice.ravdess8`, in points (target: +15 on every "
                   f"corpus): {gains}; mean LOCO UAR {_pct(chosen['loco']['mean_uar'])} % (target 60)."]
-        blend = OUT / "blend.json"  # the shipped blend's held-out rows (benchmarks/voice_blend.py tables)
-        if blend.is_file():
-            name, shipped = list(json.loads(blend.read_text()).items())[-1]
+        from voice_blend import BLEND as name  # the shipped blend; its held-out rows by voice_blend.py tables
+
+        shipped = json.loads((OUT / "blend.json").read_text()).get(name) if (OUT / "blend.json").is_file() else None
+        if shipped:
             per = shipped["loco"]["corpora"]
             gains = ", ".join(f"{c} {100 * (per[c]['uar'] - bc[c]):+.1f}" for c in corpora if c != "ravdess")
             lines += ["", f"Shipped (`voice.multi6`): the blend `{name}` of `{CHOSEN}` with attentive heads "
