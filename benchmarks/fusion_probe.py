@@ -168,7 +168,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     nested = pd.read_csv(F.OUT / "voice_nested.csv.gz").merge(F._speech(), on="path", how="left")
-    stored = F.voice_table("loco_probs_linear_L2-4_aug.csv.gz")
+    stored = F.voice_table(f"loco_probs_{F.SHIPPED_RECIPE}.csv.gz")  # as fusion_crossdomain.py run
     plain = dict(R.FLAGS)
     variants = {"reliability": ((), False, False, False),
                 "reliability+member_agreement": (("face_agreement",), False, False, False),
