@@ -20,6 +20,7 @@ loss) see only the rank's share, so such runs agree with one process in distribu
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -72,8 +73,12 @@ def setup() -> torch.device:
 
 
 def teardown() -> None:
-    """Leave the process group (at the end of a ``torchrun`` command)."""
+    """Leave the process group (at the end of a ``torchrun`` command). A finished DDP wrapper sits in reference
+    cycles (its reducer's hooks) that still hold the group; they are collected first, so that gloo's threads are
+    not left to the interpreter's exit (where they abort the process: "terminate called without an active
+    exception")."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
