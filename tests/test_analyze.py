@@ -147,15 +147,24 @@ def test_shipped_int8_face_network_agrees_with_the_float_one(data):
 def test_speed_benchmark_runs_and_renders(data, tmp_path):
     from avemo.bench.speed import render, run_all
 
-    result = run_all(4.0, {"default": {}, "exact": {"landmark_every": 1}}, repeat=1)
+    result = run_all(4.0, {"default": {}, "exact": {"landmark_every": 1}, "voice path": {"audio_only": True}},
+                     repeat=1)
+    voice = result["rows"].pop("voice path")
     for row in result["rows"].values():
         assert row["video"]["width"] == 1280 and row["video"]["height"] == 720
         assert row["windows"] >= 2 and row["face_windows"] == row["windows"] and row["speech_windows"] >= 1
         assert row["wall_s"] > 0 and row["cpu_s"] > 0 and row["peak_rss_mb"] > 100
         assert set(row["stages_s"]) >= {"decode", "faces", "face model", "audio decode", "vad", "voice model",
                                         "fusion"}
+    # the voice path alone: the same sound track (the same windows, the same speech) and no face stage at all
+    assert voice["video"]["width"] is None and abs(voice["video"]["seconds"] - 4.0) < 0.1
+    assert voice["windows"] == row["windows"] and voice["face_windows"] == 0
+    assert voice["speech_windows"] == row["speech_windows"]
+    assert {"audio decode", "vad", "voice model"} <= set(voice["stages_s"]) and not {"decode", "faces"} & set(
+        voice["stages_s"])
+    result["rows"]["voice path"] = voice
     text = render(result)
-    assert "| default |" in text and "| exact |" in text and "× real time" in text
+    assert "| default |" in text and "| exact |" in text and "| voice path |" in text and "× real time" in text
 
 
 # ---------------------------------------------------------------- real situations, built from the real clips
