@@ -52,8 +52,10 @@ while True:
     i += 1
 t2 = time.perf_counter()
 r = resource.getrusage(resource.RUSAGE_SELF)
+# VmHWM, not ru_maxrss (which keeps the parent's peak across exec): fer's environment has no avemo to import
+peak = next(int(ln.split()[1]) / 1024 for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
 print("FER-RESULT " + json.dumps({"start_s": t1 - t0, "loop_s": t2 - t1, "frames": i, "sampled": n,
-      "found": found, "cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": r.ru_maxrss / 1024}))
+      "found": found, "cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": peak}))
 """
 
 

@@ -325,6 +325,18 @@ def test_speed_benchmark_over_encodings_runs_floor_api_and_cli(data):
     assert (info.video_codec, info.audio_codec) == ("vp9", "opus") and abs(info.duration - 2.0) < 0.2
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="Linux /proc")
+def test_a_benchmark_child_reports_its_own_peak_memory_not_its_parents():
+    """``ru_maxrss`` keeps the parent's peak across exec: the benchmark children's peak RSS comes from VmHWM."""
+    import subprocess
+    import sys
+
+    ballast = np.ones(400 * 2**20, np.uint8)  # this process: at least 400 MB resident
+    code = "from avemo.provenance import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 5 < child < 200 and ballast.sum() == ballast.size
+
+
 def test_text_from_speech_per_window(clips):
     """``text=True``: the speech transcribed offline, each window's words and their emotions beside the face and
     voice columns, a text row and a weights row in the plot. "Kids are talking by the door" holds no emotion word,

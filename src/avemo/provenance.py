@@ -22,6 +22,23 @@ def git_commit() -> str:
         return "unknown"
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: Linux's ``VmHWM``, which starts afresh in a new program.
+    (``ru_maxrss`` does not: after ``exec`` it keeps the parent's peak, so a child of a 1 GB benchmark process
+    reported 1 GB whatever it used.) Elsewhere ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS, kB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
 def cpu_model() -> str:
     """The CPU's model name (Linux ``/proc/cpuinfo``; else what :func:`platform.processor` says)."""
     try:
@@ -34,6 +51,21 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_isa() -> str:
+    """The widest vector instructions the CPU offers (Linux ``/proc/cpuinfo`` flags): int8 inference and
+    floating-point rounding both depend on it, so speed figures from an AVX2 and an AVX-512 machine differ."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return "unknown"
+    for flag, name in (("avx512_vnni", "AVX-512 + VNNI"), ("avx512f", "AVX-512"), ("avx_vnni", "AVX2 + VNNI"),
+                       ("avx2", "AVX2")):
+        if flag in flags:
+            return name
+    return "unknown" if not flags else "below AVX2"
+
+
 def machine() -> dict[str, Any]:
     """Platform, CPU model and count, Python and torch versions (torch's thread count when torch is loaded)."""
     try:
@@ -41,7 +73,7 @@ def machine() -> dict[str, Any]:
     except metadata.PackageNotFoundError:
         torch_version = "not installed"
     out: dict[str, Any] = {"platform": platform.platform(), "processor": platform.machine(),
-                           "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+                           "cpu_model": cpu_model(), "cpu_isa": cpu_isa(), "cpu_count": os.cpu_count(),
                            "python": platform.python_version(), "torch": torch_version}
     if "torch" in sys.modules:
         out["torch_threads"] = sys.modules["torch"].get_num_threads()

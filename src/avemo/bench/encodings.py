@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -131,16 +130,18 @@ with av.open(sys.argv[1]) as c:
     for frame in c.decode(s):
         n += 1
 c1 = resource.getrusage(resource.RUSAGE_SELF)
+from avemo.provenance import peak_rss_mb
 print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime,
-                  "frames": n, "peak_rss_mb": c1.ru_maxrss / 1024}))
+                  "frames": n, "peak_rss_mb": peak_rss_mb()}))
 """
 
 _CLI = """
 import json, resource, sys
 from avemo.cli import main
+from avemo.provenance import peak_rss_mb
 rc = main(sys.argv[1:])
 r = resource.getrusage(resource.RUSAGE_SELF)
-print("AVEMO-RUSAGE " + json.dumps({"rc": rc, "cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": r.ru_maxrss / 1024}))
+print("AVEMO-RUSAGE " + json.dumps({"rc": rc, "cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": peak_rss_mb()}))
 """
 
 
@@ -162,7 +163,3 @@ def cli_end_to_end(video: Path) -> dict[str, Any]:
         written = sorted(p.name for p in Path(tmp).rglob("*") if p.is_file())
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("AVEMO-RUSAGE "))
     return {"wall_s": wall, **json.loads(line.split(" ", 1)[1]), "files": written}
-
-
-def children_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

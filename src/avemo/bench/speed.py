@@ -17,7 +17,7 @@ import numpy as np
 
 from avemo.config import cache_root, data_root
 from avemo.errors import AvemoError
-from avemo.provenance import git_commit, machine
+from avemo.provenance import git_commit, machine, peak_rss_mb
 
 CLIP = Path("clips/ravdess/01-01-08-02-01-01-19.mp4")
 WAV = Path("clips/ravdess/03-01-08-02-01-01-19.wav")
@@ -119,7 +119,7 @@ def _child(video: str, config: dict[str, Any]) -> dict[str, Any]:
             "speech_windows": int(timeline["speech"].sum()),
             "text_windows": int((timeline["text_words"].fillna(0) > 0).sum())
             if "text_words" in timeline.columns else 0,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def _cpu_seconds() -> float:
@@ -302,7 +302,8 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict
     lines = [BEGIN, "## Speed: `avemo analyze` on 60 s of 720p talking-face video", "",
              f"Video: {v['seconds']:.1f} s, {v['width']}x{v['height']} H.264 @ {v['fps']:.2f} fps with AAC audio, "
              "built from the shared RAVDESS clip (actor 19) and its own speech, looped. Face path sampled at "
-             f"5 fps, 3 s windows every 1 s. Machine: {m['platform']}, {m.get('cpus', m.get('cpu_count'))} CPUs, "
+             f"5 fps, 3 s windows every 1 s. Machine: {m['platform']}, {m.get('cpu_model', 'CPU')} "
+             f"({m.get('cpu_isa', 'vector unit not recorded')}), {m.get('cpus', m.get('cpu_count'))} CPUs, "
              f"torch {m['torch']}. "
              f"Commit `{result['commit']}`, {result['date']}. Command: `avemo bench speed`. Each run is a fresh "
              "process (models loaded before timing; peak RSS includes them). "
