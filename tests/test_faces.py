@@ -429,3 +429,23 @@ def test_mediapipe_start_up_chatter_goes_to_the_native_log(clips, tmp_path):
     loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**env, "AVEMO_VERBOSE": "1"})
     assert "XNNPACK" in loud.stderr
+
+
+def test_mediapipe_import_skips_its_drawing_helpers_until_used():
+    """MediaPipe's package imports its drawing helpers (and with them matplotlib.pyplot) and its audio tasks; the
+    face path loads them lazily: absent after the import, whole on first use. A fresh process, as a user's."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from avemo.faces.landmarker import _import_mediapipe\n"
+        "mp, base, vision = _import_mediapipe()\n"
+        "assert 'matplotlib.pyplot' not in sys.modules and vision.FaceLandmarker is not None\n"
+        "from mediapipe.tasks.python.vision import drawing_utils\n"
+        "assert callable(drawing_utils.draw_landmarks) and 'matplotlib.pyplot' in sys.modules\n"
+        "assert mp.tasks.audio.AudioClassifier.__name__ == 'AudioClassifier'\n"
+        "assert not any(type(f).__name__ == '_LazyFinder' for f in sys.meta_path)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
