@@ -48,6 +48,17 @@ def test_summary_ignores_windows_without_any_modality(timeline):
     assert list(s["face_distribution"].values()) == pytest.approx(expected.round(4).tolist(), abs=1e-4)
 
 
+def test_loading_something_else_names_the_file(tmp_path):
+    from avemo.errors import AvemoError
+
+    cases = {"done.json": '{"rc": 0}', "list.json": "[1, 2]", "broken.json": '{"windows": [', "bytes.json": None}
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_bytes(b"\xff\xfe\x00garbage") if text is None else path.write_text(text)
+        with pytest.raises(AvemoError, match=name):
+            EmotionTimeline.load_json(path)
+
+
 def test_saving_round_trips(timeline, tmp_path):
     text = timeline.save_json(tmp_path / "t.json")
     doc = json.loads((tmp_path / "t.json").read_text())

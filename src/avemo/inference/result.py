@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from avemo.errors import AvemoError
 from avemo.labels import EMOTIONS
 
 MODALITIES: tuple[str, ...] = ("face", "voice", "fused")
@@ -240,8 +241,15 @@ class EmotionTimeline(pd.DataFrame):
 
     @classmethod
     def load_json(cls, path: str | Path) -> EmotionTimeline:
-        """Read back what :meth:`save_json` wrote."""
-        doc = json.loads(Path(path).read_text())
+        """Read back what :meth:`save_json` wrote (an :class:`AvemoError` naming the file for anything else)."""
+        try:
+            doc = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise AvemoError(f"{path}: cannot read it as an avemo timeline JSON ({e})") from e
+        if not (isinstance(doc, dict) and isinstance(doc.get("windows"), list)
+                and isinstance(doc.get("metadata"), dict)):
+            raise AvemoError(f"{path}: not an avemo timeline JSON (expected 'metadata' and a list of 'windows', as "
+                             "EmotionTimeline.save_json writes, e.g. timeline.json)")
         out = cls(pd.DataFrame.from_records(doc["windows"]))
         out.attrs.update(doc["metadata"])
         return out
