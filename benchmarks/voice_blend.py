@@ -81,6 +81,25 @@ def loco_scores(df: pd.DataFrame) -> dict:
             "ece": float(ece(p.max(1), pred == y))}
 
 
+def top_shares(df: pd.DataFrame, calm_bias: float) -> dict:
+    """Per held-out corpus, the class answered most often and its share of the corpus's clips: over the corpus's
+    own classes (as the protocol scores) and over all 8 with ``calm_bias`` on calm's log-probability (as the
+    shipped bundle answers); with the largest true class's share beside them."""
+    p = df[list(EMOTIONS)].to_numpy(np.float64)
+    own = np.where(own_mask(df), p, -1.0).argmax(1)
+    logp = np.log(np.clip(p, 1e-12, None))
+    logp[:, EMOTIONS.index("calm")] += calm_bias
+    every = logp.argmax(1)
+    out = {}
+    for c in df.corpus.unique():
+        m = (df.corpus == c).to_numpy()
+        o, e = np.bincount(own[m], minlength=len(EMOTIONS)), np.bincount(every[m], minlength=len(EMOTIONS))
+        out[c] = {"classes": int(df.label[m].nunique()), "own": (EMOTIONS[o.argmax()], float(o.max() / m.sum())),
+                  "eight": (EMOTIONS[e.argmax()], float(e.max() / m.sum())),
+                  "true": float(df.label[m].value_counts(normalize=True).max())}
+    return out
+
+
 def fold_scores(df: pd.DataFrame) -> dict:
     """8-way accuracy per RAVDESS actor fold (6 folds of 4 actors, as ``voice_crossdomain.py``)."""
     speakers = sorted(df.speaker.unique(), key=lambda s: int(str(s).rsplit(":", 1)[-1]))
@@ -210,6 +229,8 @@ def card() -> Path:
     b = load("voice.multi6")
     head, meta = b.preprocessing.head, b.meta
     res = json.loads((VOICE / "blend.json").read_text())
+    loco = blend_table()
+    shares = top_shares(loco, head["class_bias"]["calm"])
     base = {f["fold"]: f for f in json.loads((VOICE / "baseline.json").read_text())["loco"]["folds"]}
     old = (BUNDLE / "MODEL_CARD.md").read_text()
     keep = old[old.index("## Encoder\n"):old.index("## Training data")]
@@ -248,6 +269,14 @@ def card() -> Path:
               f"{pct(res[BLEND]['ravdess']['mean'])} ± {pct(res[BLEND]['ravdess']['std'])} (per fold "
               + " / ".join(pct(a) for a in res[BLEND]["ravdess"]["folds"]) + "), " + ", ".join(
                   f"`{n}` {pct(res[n]['ravdess']['mean'])}" for n in MEMBERS) + " (before the calm bias).", ""]
+    many = [c for c, t in shares.items() if t["classes"] >= 3]
+    worst = max(many, key=lambda c: shares[c]["own"][1])
+    lines += ["The class answered most often on each held-out corpus, as a share of its clips (over its own classes "
+              "/ over all 8 with the calm bias; the largest true class in brackets): " + "; ".join(
+                  f"{c} {t['own'][0]} {pct(t['own'][1])} / {t['eight'][0]} {pct(t['eight'][1])} [{pct(t['true'])}]"
+                  for c, t in shares.items()) + f". The largest share on a corpus of three or more classes: {worst}, "
+              f"{pct(shares[worst]['own'][1])} % (the maintainers' bar for the corpora kept back: no class on more "
+              "than half a corpus).", ""]
     nested = VOICE / "nested_ensemble" / "results.json"
     if nested.is_file():
         ne = json.loads(nested.read_text())
