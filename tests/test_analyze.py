@@ -325,6 +325,26 @@ def test_speed_benchmark_over_encodings_runs_floor_api_and_cli(data):
     assert (info.video_codec, info.audio_codec) == ("vp9", "opus") and abs(info.duration - 2.0) < 0.2
 
 
+def test_the_speed_benchmark_counts_a_failed_cli_run_instead_of_taking_its_time(tmp_path):
+    """The CLI child exits 0 after printing its usage line even when the file failed: the benchmark reads avemo's own
+    status, and a run_encodings row keeps failures apart (left out of the medians, named under the table)."""
+    from avemo.bench.encodings import cli_end_to_end
+    from avemo.bench.speed import render_encodings
+    from avemo.errors import AvemoError
+
+    bad = tmp_path / "not_a_video.mp4"
+    bad.write_bytes(b"not a video at all")
+    with pytest.raises(AvemoError, match="exit status 1") as err:
+        cli_end_to_end(bad)
+    assert "cannot be opened as media" in str(err.value)
+    row = {"encoding": "x", "video": {"width": 1280, "height": 720}, "floor_s": 1.0, "api_s": 4.0,
+           "api_over_floor": 4.0, "cli_s": 6.0, "cli_runs_s": [6.0, None], "cli_realtime": 10.0, "api_cpu_s": 8.0,
+           "cli_cpu_s": 9.0, "stages_s": {}, "peak_rss_mb": 500.0, "cli_failures": [str(err.value)]}
+    text = "\n".join(render_encodings({"rows": {"h264": row}, "repeat": 2, "commit": "c", "load_average": (1.0,)}))
+    assert "[6.00, failed]" in text
+    assert "CLI runs that failed (1; left out of the medians): `h264`: avemo analyze" in text
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="Linux /proc")
 def test_a_benchmark_child_reports_its_own_peak_memory_not_its_parents():
     """``ru_maxrss`` keeps the parent's peak across exec: the benchmark children's peak RSS comes from VmHWM."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -156,10 +157,17 @@ def cli_end_to_end(video: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", _CLI, "analyze", str(video), "--out", tmp],
-                              capture_output=True, text=True, check=False)
+                              capture_output=True, text=True, check=False,
+                              env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # a crash prints its threads' stacks
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
-            raise AvemoError(f"avemo analyze {video} failed:\n{proc.stderr[-2000:]}")
+            how = (f"killed by {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+                   else f"exit status {proc.returncode}")
+            raise AvemoError(f"avemo analyze {video} failed ({how}) after {wall:.1f} s:\n"
+                             f"stderr: {proc.stderr[-2000:] or '(empty)'}\nstdout: {proc.stdout[-500:] or '(empty)'}")
         written = sorted(p.name for p in Path(tmp).rglob("*") if p.is_file())
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("AVEMO-RUSAGE "))
-    return {"wall_s": wall, **json.loads(line.split(" ", 1)[1]), "files": written}
+    usage = json.loads(line.split(" ", 1)[1])
+    if usage["rc"] != 0:  # the command ran to its end and said the file failed
+        raise AvemoError(f"avemo analyze {video} failed (avemo's exit status {usage['rc']}):\n{proc.stderr[-2000:]}")
+    return {"wall_s": wall, **usage, "files": written}

@@ -220,12 +220,17 @@ def run_encodings(seconds: float = 60.0, repeat: int = 3, names: list[str] | Non
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for _ in range(max(1, repeat)):
         for n in names:
+            try:  # a failed CLI run is counted and reported, not the end of the whole benchmark
+                cli = cli_end_to_end(videos[n])
+            except AvemoError as e:
+                cli = {"failed": str(e)}
             runs[n].append({"floor": decode_floor(videos[n]), "api": run_speed_benchmark(seconds, video=videos[n]),
-                            "cli": cli_end_to_end(videos[n])})
+                            "cli": cli})
     rows = {}
     for n, rs in runs.items():
         def med(part: str, key: str, rs=rs) -> float:
-            return sorted(r[part][key] for r in rs)[len(rs) // 2]
+            values = sorted(r[part][key] for r in rs if "failed" not in r[part])
+            return values[len(values) // 2] if values else float("nan")
 
         api = sorted((r["api"] for r in rs), key=lambda a: a["wall_s"])[len(rs) // 2]
         duration = api["video"]["seconds"]
@@ -233,8 +238,9 @@ def run_encodings(seconds: float = 60.0, repeat: int = 3, names: list[str] | Non
                "floor_s": med("floor", "wall_s"), "floor_cpu_s": med("floor", "cpu_s"),
                "api_s": med("api", "wall_s"), "api_cpu_s": med("api", "cpu_s"), "stages_s": api["stages_s"],
                "cli_s": med("cli", "wall_s"), "cli_cpu_s": med("cli", "cpu_s"),
-               "cli_runs_s": [r["cli"]["wall_s"] for r in rs],
-               "peak_rss_mb": max(max(r["api"]["peak_rss_mb"], r["cli"]["peak_rss_mb"]) for r in rs)}
+               "cli_runs_s": [r["cli"].get("wall_s") for r in rs],
+               "cli_failures": [r["cli"]["failed"] for r in rs if "failed" in r["cli"]],
+               "peak_rss_mb": max(max(r["api"]["peak_rss_mb"], r["cli"].get("peak_rss_mb", 0)) for r in rs)}
         row.update({"cli_realtime": duration / row["cli_s"], "api_realtime": duration / row["api_s"],
                     "api_over_floor": row["api_s"] / row["floor_s"]})
         rows[n] = row
@@ -264,12 +270,16 @@ def render_encodings(result: dict[str, Any]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["rows"].items():
         v, st = r["video"], r["stages_s"]
-        runs = ", ".join(f"{x:.2f}" for x in r["cli_runs_s"])
+        runs = ", ".join("failed" if x is None else f"{x:.2f}" for x in r["cli_runs_s"])
         stages = " | ".join(f"{st.get(k, 0):.2f}" for k in ("decode", "faces", "face model", "audio decode", "vad",
                                                              "voice model"))
         lines.append(f"| `{name}` | {v['width']}x{v['height']} | {r['floor_s']:.2f} | {r['api_s']:.2f} | "
                      f"{r['api_over_floor']:.2f} | {r['cli_s']:.2f} [{runs}] | {r['cli_realtime']:.1f}× | "
                      f"{r['api_cpu_s']:.2f} / {r['cli_cpu_s']:.2f} | {stages} | {r['peak_rss_mb']:.0f} |")
+    failed = [f"`{name}`: {why.splitlines()[0]}" for name, r in result["rows"].items()
+              for why in r.get("cli_failures", [])]
+    if failed:
+        lines += ["", f"CLI runs that failed ({len(failed)}; left out of the medians): " + "; ".join(failed) + "."]
     return lines + ["", FER_COMPARISON, ""]
 
 
