@@ -220,12 +220,12 @@ def run_encodings(seconds: float = 60.0, repeat: int = 3, names: list[str] | Non
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for _ in range(max(1, repeat)):
         for n in names:
+            run = {"floor": decode_floor(videos[n]), "api": run_speed_benchmark(seconds, video=videos[n])}
             try:  # a failed CLI run is counted and reported, not the end of the whole benchmark
-                cli = cli_end_to_end(videos[n])
+                run["cli"] = cli_end_to_end(videos[n])
             except AvemoError as e:
-                cli = {"failed": str(e)}
-            runs[n].append({"floor": decode_floor(videos[n]), "api": run_speed_benchmark(seconds, video=videos[n]),
-                            "cli": cli})
+                run["cli"] = {"failed": str(e)}
+            runs[n].append(run)
     rows = {}
     for n, rs in runs.items():
         def med(part: str, key: str, rs=rs) -> float:
