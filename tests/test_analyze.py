@@ -30,6 +30,22 @@ def _probs_ok(tl: EmotionTimeline, modality: str) -> np.ndarray:
     return rows
 
 
+def test_the_analysis_runs_numpy_blas_on_one_thread_and_gives_it_back(analyzer, clips):
+    """While a file is analysed numpy's BLAS has one thread (its spinning workers cost the face path a core); the
+    caller's setting is back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        analyzer.analyze(clips["ravdess_mp4"], progress=lambda done, total: seen.append(blas_threads()))
+        after = blas_threads()
+    assert len(seen) >= 2 and all(s == {1} for s in seen[:-1])  # the last call comes after the paths have ended
+    assert after == {2}
+
+
 @pytest.mark.parametrize("name", ["cremad_ang", "cremad_hap", "cremad_sad"])
 def test_cremad_clips_give_face_and_voice(analyzer, clips, name):
     tl = analyzer.analyze(clips[name])

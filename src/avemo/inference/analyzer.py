@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from avemo import __version__
 from avemo.errors import AvemoError, MediaError
@@ -178,7 +179,11 @@ class Analyzer:
             if progress is not None:
                 progress(min(done, duration), duration)
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # numpy's BLAS on one thread while the paths run: its worker threads otherwise spin between the heads'
+        # small products, CPU the face path needs (60 s x264 720p: 4.03 -> 3.51 s, CPU 7.56 -> 6.41 s;
+        # benchmarks/results/speed/blas_one_thread.json). The networks keep the config's threads. Process-wide
+        # while it lasts.
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
             voice_job = (pool.submit(self._voice_windows, path, windows, times,
                                      None if info.has_video else report) if info.has_audio else None)
             tracks = self._face_frames(path, times, report) if info.has_video else {}
