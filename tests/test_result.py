@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,47 @@ def test_plot_says_why_a_row_is_empty(timeline):
 
 def test_plot_writes_a_png(timeline, tmp_path):
     timeline.plot(tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_saved_plot_keeps_its_labels_and_legends_inside_the_figure(timeline, tmp_path):
+    """The file's figure has fixed margins (no tight_layout): the longest y labels (three lines and a track) and
+    the legends right of the panels must still fall inside the picture."""
+    two = pd.concat([timeline.assign(track=0), timeline.assign(track=1)], ignore_index=True)
+    tl = EmotionTimeline(two)
+    tl.attrs.update(timeline.attrs)
+    tl.loc[tl.index[:2], prob_columns("voice")] = np.nan  # "voice\n(grey: no speech)\ntrack 0"
+    fig = tl.plot(tmp_path / "t.png")
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    labels = [ax.yaxis.label for ax in fig.axes]
+    assert max(label.get_text().count("\n") for label in labels) == 2
+    for artist in [*labels, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]:
+        box = artist.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, artist
+
+
+def test_saving_a_plot_leaves_pyplot_and_the_backend_alone(tmp_path):
+    """Writing the PNG uses a bare Figure: no pyplot import (0.2 s of every command-line run) and no switch of
+    the user's matplotlib backend. A fresh process, as a user's."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib\n"
+        "import numpy as np, pandas as pd\n"
+        "from avemo.inference.result import EmotionTimeline, prob_columns\n"
+        "cols = {'start': [0.0, 1.0], 'end': [3.0, 4.0], 'face': [True, True], 'speech': [False, False]}\n"
+        "cols.update({c: [0.125, 0.125] for m in ('face', 'fused') for c in prob_columns(m)})\n"
+        "cols.update({c: [np.nan, np.nan] for c in prob_columns('voice')})\n"
+        "backend = matplotlib.get_backend()\n"
+        f"EmotionTimeline(pd.DataFrame(cols)).plot({str(tmp_path / 't.png')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+        "assert matplotlib.get_backend() == backend, matplotlib.get_backend()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MPLBACKEND": "svg"})
+    assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -208,7 +208,7 @@ def plot_png(folder: Path) -> Path:
     from avemo.inference.result import EmotionTimeline
 
     timeline = EmotionTimeline.load_json(folder / RESULT_FILES["json"])
-    with _plot_lock:  # pyplot's state is global
+    with _plot_lock:  # one drawer per part file
         if not out.is_file():
             tmp = out.with_name("timeline.part.png")
             timeline.plot(tmp)
