@@ -1,6 +1,6 @@
 """What the analyzer's fast face path costs in accuracy: MediaPipe on every other sampled frame, the faces
-carried to the frame after by optical flow, against the exact path (MediaPipe on every frame), frame by
-frame on the same videos.
+carried to the frame after by optical flow, and the decoder's deblocking filter skipped, against the exact path
+(MediaPipe on every frame, full decoding), frame by frame on the same videos.
 
 For each sampled frame both paths give a face crop; the shipped face model (the analyzer's settings)
 classifies both. Reported per video: frames, faces found by each path, top-label agreement, mean
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avemo.bench.encodings import build_video
 from avemo.bench.speed import build_test_video
 from avemo.config import data_root
 from avemo.faces import iter_scan_video
@@ -31,6 +32,10 @@ VARIANTS = {
     "control: exact, MediaPipe input 384 px (not 320)": {"detect_side": 384},
     "every 2nd frame": {"landmark_every": 2},
     "every 3rd frame": {"landmark_every": 3},
+    # the decoder's deblocking filter skipped (H.264 / HEVC with key frames at least every 10 s; the clips'
+    # MPEG-4 and VP6 have no such filter, so they do not move)
+    "deblocking skipped": {"skip_loop_filter": True},
+    "every 2nd frame + deblocking skipped (the default)": {"landmark_every": 2, "skip_loop_filter": True},
 }
 
 
@@ -91,7 +96,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/speed/face_path.json")
     args = parser.parse_args()
     clips = sorted((data_root() / "clips").glob("*/*.flv")) + sorted((data_root() / "clips").glob("*/*.mp4"))
-    videos = {"speed benchmark video (60 s, 720p H.264)": build_test_video(60.0)}
+    videos = {"speed benchmark video (60 s, 720p H.264)": build_test_video(60.0),
+              "x264 default preset (60 s, 720p)": build_video("h264-default-720p", 60.0),
+              "phone, portrait (60 s, 1080x1920 H.264)": build_video("phone-portrait-1080p", 60.0)}
     videos.update({f"{p.parent.name}/{p.name}": p for p in clips})
     cfg = AnalyzerConfig()
     model = FacePredictor(DEFAULT_MODELS["face"], tta=cfg.face_tta, int8=cfg.face_int8, threads=1)

@@ -310,8 +310,9 @@ def test_progress_is_reported_through_the_media(analyzer, clips, name):
 def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):
     assert main(["analyze", str(clips["cremad_sad"]), "--out", str(tmp_path), "--exact-faces"]) == 0
     meta = json.loads((tmp_path / "1001_DFA_SAD_XX" / "done.json").read_text())
-    assert meta["config"]["landmark_every"] == 1
-    assert Analyzer("default").config.landmark_every == 2  # the default carries faces by flow
+    assert meta["config"]["landmark_every"] == 1 and meta["config"]["skip_loop_filter"] is False
+    default = Analyzer("default").config
+    assert default.landmark_every == 2 and default.skip_loop_filter  # faces carried by flow, deblocking skipped
 
 
 def test_bad_settings_fail_once_with_a_clear_error(clips, tmp_path, capsys):

@@ -513,3 +513,36 @@ def test_skip_nonref_samples_the_same_instants_within_a_frame(clips):
     assert len(fast) == len(full)
     assert max(abs(a - b) for a, b in zip(full, fast)) <= 2.5 / 29.97
 
+
+
+def test_skip_loop_filter_takes_effect_on_h264_and_moves_pixels_by_little(tmp_path):
+    """The analyzer's default decoding skips H.264's deblocking filter: the same frames at the same times, pixels
+    that differ (the option reaches the decoder) but by about a level of 255 at most on average. A video whose key
+    frames are too far apart for the error to stay small (here: one key frame) is decoded in full."""
+    from avemo.bench.speed import build_test_video
+    from avemo.media import iter_frames
+    from avemo.media.video import MAX_KEY_FRAME_GAP, key_frame_gap
+
+    video = build_test_video(4.0, tmp_path / "h264.mp4", width=640, height=360)
+    assert key_frame_gap(video) <= MAX_KEY_FRAME_GAP
+    full = list(iter_frames(video, 5.0, skip_nonref=True))
+    fast = list(iter_frames(video, 5.0, skip_nonref=True, skip_loop_filter=True))
+    assert [f.time for f in fast] == [f.time for f in full] and len(full) >= 20
+    diff = np.array([np.abs(a.image.astype(np.int16) - b.image.astype(np.int16)).mean() for a, b in zip(full, fast)])
+    assert diff.max() > 0 and diff.mean() < 1.5, diff
+
+    long_gop = tmp_path / "long_gop.mp4"  # the same frames, 12 s of them, with a single key frame
+    with av.open(str(long_gop), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(30000, 1001))
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        stream.options = {"preset": "ultrafast", "x264-params": "keyint=100000:min-keyint=100000:scenecut=0"}
+        for k in range(360):
+            image = full[k % len(full)].image[::2, ::2]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    assert key_frame_gap(long_gop) > MAX_KEY_FRAME_GAP
+    plain = [f.image for f in iter_frames(long_gop, 2.0)]
+    asked = [f.image for f in iter_frames(long_gop, 2.0, skip_loop_filter=True)]
+    assert len(plain) >= 24 and all(np.array_equal(a, b) for a, b in zip(plain, asked))

@@ -128,6 +128,8 @@ with av.open(sys.argv[1]) as c:
     s = c.streams.video[0]
     s.codec_context.thread_type = "AUTO"
     s.codec_context.skip_frame = "NONREF"
+    if sys.argv[2:] == ["skip_loop_filter"]:
+        s.codec_context.options = {"skip_loop_filter": "all"}
     for frame in c.decode(s):
         n += 1
 c1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -146,9 +148,12 @@ print("AVEMO-RUSAGE " + json.dumps({"rc": rc, "cpu_s": r.ru_utime + r.ru_stime, 
 """
 
 
-def decode_floor(video: Path) -> dict[str, Any]:
-    """PyAV alone decoding the video stream (frame threads, non-reference frames skipped), in a fresh process."""
-    proc = subprocess.run([sys.executable, "-c", _FLOOR, str(video)], capture_output=True, text=True, check=True)
+def decode_floor(video: Path, *, skip_loop_filter: bool = False) -> dict[str, Any]:
+    """PyAV alone decoding the video stream (frame threads, non-reference frames skipped; with
+    ``skip_loop_filter`` the deblocking filter too, as the analyzer's default does), in a fresh process."""
+    extra = ["skip_loop_filter"] if skip_loop_filter else []
+    proc = subprocess.run([sys.executable, "-c", _FLOOR, str(video), *extra], capture_output=True, text=True,
+                          check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hop", type=float, default=1.0, help="step between windows in seconds (default 1)")
     p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
     p.add_argument("--all-faces", action="store_true", help="rows for every tracked face (a track column)")
-    p.add_argument("--exact-faces", action="store_true", help="MediaPipe on every sampled frame (slower)")
+    p.add_argument("--exact-faces", action="store_true",
+                   help="MediaPipe on every sampled frame and full-quality decoding (slower)")
     p.add_argument("--face-model", help="face bundle name or folder")
     p.add_argument("--voice-model", help="voice bundle name or folder")
     p.add_argument("--fusion-model", help="fusion bundle name or folder")
@@ -48,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
                                 ("fusion", args.fusion_model)) if v}
+    from avemo.inference.analyzer import EXACT_FACES
+
     config = {"window": args.window, "hop": args.hop, "fps": args.fps, "all_faces": args.all_faces,
-              **({"landmark_every": 1} if args.exact_faces else {})}
+              **(EXACT_FACES if args.exact_faces else {})}
     settings = BatchSettings(models, config)
     settings.analyzer()  # bad settings or bundle names fail here, once, not on every file
     count = {"n": 0}

@@ -232,6 +232,7 @@ def iter_scan_video(
     keep_history: bool = False,
     prefetch: int = 4,
     skip_nonref: bool = False,
+    skip_loop_filter: bool = False,
     landmark_every: int = 1,
     scanner: FaceScanner | None = None,
     seconds: dict[str, float] | None = None,
@@ -243,7 +244,8 @@ def iter_scan_video(
     ahead (PyAV and MediaPipe both release the GIL, so decoding overlaps detection on a second
     core); memory stays flat, bounded by ``prefetch`` frames. ``skip_nonref`` is passed to
     :func:`avemo.media.iter_frames` (faster decoding: B-frames dropped, fine when ``fps`` is well below
-    the source rate). ``landmark_every`` is :class:`FaceScanner`'s (a passed ``scanner`` keeps its own).
+    the source rate); so is ``skip_loop_filter`` (the decoder's deblocking filter skipped).
+    ``landmark_every`` is :class:`FaceScanner`'s (a passed ``scanner`` keeps its own).
     A ``seconds`` dict receives the time spent decoding (``"decode"``, in the prefetch thread when there
     is one) and detecting, tracking and aligning (``"faces"``).
     A passed ``scanner`` is reset (new video) and left open; otherwise one is created and closed here.
@@ -265,7 +267,8 @@ def iter_scan_video(
     )
     if not own:
         sc.reset()
-    source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side, skip_nonref=skip_nonref)
+    source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side, skip_nonref=skip_nonref,
+                                        skip_loop_filter=skip_loop_filter)
     if seconds is not None:
         source = _timed(source, seconds, "decode")
     if prefetch > 0:

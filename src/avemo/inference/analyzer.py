@@ -40,6 +40,9 @@ class AnalyzerConfig:
     detect_side: int = 320  #: longer side of the image MediaPipe sees
     decode_side: int = 640  #: longer side frames are decoded at (crops are cut from these)
     skip_nonref: bool = True  #: let the decoder drop B-frames (a third faster; sampling stays within a frame)
+    #: let the decoder skip its deblocking filter (H.264 / HEVC: about a fifth less decoding CPU; pixels move by
+    #: about half a level; what it changes in the face probabilities: BENCHMARKS.md, benchmarks/face_path.py)
+    skip_loop_filter: bool = True
     #: run MediaPipe on one sampled frame in k, carrying its faces to the next k-1 by optical flow
     #: (k=2 halves MediaPipe's cost; effect on the face probabilities in BENCHMARKS.md; 1: exact)
     landmark_every: int = 2
@@ -73,6 +76,10 @@ class AnalyzerConfig:
             raise AvemoError("analysis settings landmark_every and max_faces must be at least 1")
         if self.backend not in ("onnx", "torch"):
             raise AvemoError(f"analysis setting backend must be 'onnx' or 'torch', got {self.backend!r}")
+
+
+#: the settings ``--exact-faces`` gives: MediaPipe on every sampled frame, the decoder's full work
+EXACT_FACES: dict[str, Any] = {"landmark_every": 1, "skip_loop_filter": False}
 
 
 @dataclass
@@ -228,7 +235,8 @@ class Analyzer:
             for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
                                       size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
                                       decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref,
-                                      landmark_every=cfg.landmark_every, seconds=scan_s):
+                                      skip_loop_filter=cfg.skip_loop_filter, landmark_every=cfg.landmark_every,
+                                      seconds=scan_s):
                 faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
                 for face in faces:
                     # main-face mode: one series of each frame's main face, whatever its track id (a face
