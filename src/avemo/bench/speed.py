@@ -363,12 +363,13 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict
 def render_face_path(path: dict[str, Any]) -> list[str]:
     """The table of ``benchmarks/face_path.py``: what the fast face path changes, frame by frame."""
     lines = [f"What the fast face path changes (`{path['command']}`, commit `{path['commit']}`): each variant "
-             "against the exact path (MediaPipe on every sampled frame) on the same frames, with the "
+             "against the exact path (MediaPipe on every sampled frame, full decoding) on the same frames, with the "
              "shipped face model at the analyzer's settings. Eye error: distance of the eye centres from the exact "
              "path's, as a share of the inter-ocular distance (mean over all frames; mean and max over the frames "
              "carried by flow). The control row changes only MediaPipe's input size, to show how much the exact "
-             "path moves by itself. The benchmark video loops one 3.5 s clip, so its 58 windows are far from "
-             "independent.", "",
+             "path moves by itself. The benchmark videos loop one 3.5 s clip, so their 58 windows are far from "
+             "independent; the deblocking filter exists in H.264 and HEVC only (the clips' MPEG-4 and VP6 do not "
+             "move).", "",
              "| variant | video | frames (carried) | frame labels agree | window labels agree | mean abs Δp "
              "| eye error all | eye error carried (max) |", "|---|---|---|---|---|---|---|---|"]
     for name, videos in path["rows"].items():
