@@ -182,3 +182,24 @@ def test_evidence_columns_read_each_modality_over_its_own_classes():
                                                       abs=1e-4)
     assert cols["certainty_face"][1] == pytest.approx(0.0, abs=1e-4)
     assert all(np.isnan(c[2]) for c in cols.values())
+
+
+def test_the_plot_helper_draws_what_this_process_draws_and_falls_back_when_it_dies(timeline, tmp_path):
+    """``avemo analyze`` draws its plots in a helper process (matplotlib imported there while the command starts
+    up): the same picture as drawn here; a helper that died leaves the plot to this process, never lost."""
+    import matplotlib.image
+
+    from avemo.inference.plot_worker import PlotWorker
+
+    timeline.plot(tmp_path / "here.png")
+    with PlotWorker() as worker:
+        assert worker.alive
+        worker.plot(timeline, tmp_path / "helper.png")
+        assert worker.alive  # it drew the plot, it did not fall back
+        worker._proc.kill()
+        worker._proc.wait()
+        worker.plot(timeline, tmp_path / "after_death.png")
+        assert not worker.alive
+    here = matplotlib.image.imread(tmp_path / "here.png")
+    for name in ("helper.png", "after_death.png"):
+        assert np.array_equal(matplotlib.image.imread(tmp_path / name), here), name

@@ -143,8 +143,9 @@ import json, resource, sys
 from avemo.cli import main
 from avemo.provenance import peak_rss_mb
 rc = main(sys.argv[1:])
-r = resource.getrusage(resource.RUSAGE_SELF)
-print("AVEMO-RUSAGE " + json.dumps({"rc": rc, "cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": peak_rss_mb()}))
+r, h = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print("AVEMO-RUSAGE " + json.dumps({"rc": rc, "cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": peak_rss_mb(),
+                                    "helper_cpu_s": h.ru_utime + h.ru_stime, "helper_peak_rss_mb": h.ru_maxrss / 1024}))
 """
 
 

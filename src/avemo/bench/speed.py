@@ -242,6 +242,8 @@ def run_encodings(seconds: float = 60.0, repeat: int = 3, names: list[str] | Non
                "floor_nolf_s": med("floor_nolf", "wall_s"),
                "api_s": med("api", "wall_s"), "api_cpu_s": med("api", "cpu_s"), "stages_s": api["stages_s"],
                "cli_s": med("cli", "wall_s"), "cli_cpu_s": med("cli", "cpu_s"),
+               "cli_helper_cpu_s": med("cli", "helper_cpu_s"),
+               "cli_helper_peak_rss_mb": med("cli", "helper_peak_rss_mb"),
                "cli_runs_s": [r["cli"].get("wall_s") for r in rs],
                "cli_failures": [r["cli"]["failed"] for r in rs if "failed" in r["cli"]],
                "peak_rss_mb": max(max(r["api"]["peak_rss_mb"], r["cli"].get("peak_rss_mb", 0)) for r in rs)}
@@ -284,6 +286,13 @@ def render_encodings(result: dict[str, Any]) -> list[str]:
         lines.append(f"| `{name}` | {v['width']}x{v['height']} | {r['floor_s']:.2f} | {nolf:.2f} | {r['api_s']:.2f} | "
                      f"{r['api_over_floor']:.2f} | {r['cli_s']:.2f} [{runs}] | {r['cli_realtime']:.1f}× | "
                      f"{r['api_cpu_s']:.2f} / {r['cli_cpu_s']:.2f} | {stages} | {r['peak_rss_mb']:.0f} |")
+    helper = [(r["cli_helper_cpu_s"], r["cli_helper_peak_rss_mb"]) for r in result["rows"].values()
+              if "cli_helper_peak_rss_mb" in r]
+    if helper:
+        cpu, mb = [c for c, _ in helper], [m for _, m in helper]
+        lines += ["", "The CLI's CPU and peak RSS are its own process's; its plot helper "
+                  "(`avemo.inference.plot_worker`, matplotlib imported while the command starts up) adds "
+                  f"{min(cpu):.2f}-{max(cpu):.2f} s of CPU and peaks at {min(mb):.0f}-{max(mb):.0f} MB."]
     failed = [f"`{name}`: {why.splitlines()[0]}" for name, r in result["rows"].items()
               for why in r.get("cli_failures", [])]
     if failed:

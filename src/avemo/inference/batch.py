@@ -14,6 +14,7 @@ from typing import Any
 
 from avemo.errors import AvemoError
 from avemo.inference.analyzer import Analyzer
+from avemo.inference.plot_worker import PlotWorker
 from avemo.inference.result import EmotionTimeline
 
 log = logging.getLogger(__name__)
@@ -98,21 +99,27 @@ def failure_message(path: Path, exc: Exception) -> str:
     return f"{path}: unexpected {type(exc).__name__}: {exc}"
 
 
-def write_outputs(timeline: EmotionTimeline, folder: Path) -> list[Path]:
-    """Timeline (CSV, JSON), summary (JSON) and timeline plot (PNG) into ``folder``."""
+def write_outputs(timeline: EmotionTimeline, folder: Path, plotter: PlotWorker | None = None) -> list[Path]:
+    """Timeline (CSV, JSON), summary (JSON) and timeline plot (PNG, drawn by ``plotter`` when given) into
+    ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / name for name in ("timeline.csv", "timeline.json", "summary.json", "timeline.png")]
     timeline.to_csv(written[0], index=False)
     timeline.save_json(written[1])
     written[2].write_text(json.dumps(timeline.summary(), indent=2) + "\n")
-    timeline.plot(written[3])
+    if plotter is not None:
+        plotter.plot(timeline, written[3])
+    else:
+        timeline.plot(written[3])
     return written
 
 
 def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer, *, annotate: bool = False,
                       force: bool = False, on_progress: Callable[[Path, str, str], None] | None = None,
-                      on_media: Callable[[Path, float, float], None] | None = None) -> BatchReport:
-    """Analyse each input into ``out_dir/<name>/``; ``done.json`` there marks it complete for reruns.
+                      on_media: Callable[[Path, float, float], None] | None = None,
+                      plotter: PlotWorker | None = None) -> BatchReport:
+    """Analyse each input into ``out_dir/<name>/``; ``done.json`` there marks it complete for reruns (plots
+    drawn by ``plotter`` when given, see :mod:`avemo.inference.plot_worker`).
 
     ``on_progress(path, status, message)`` is called after each input (status done, skipped or failed);
     ``on_media(path, seconds_done, duration)`` as each input's media is worked through.
@@ -132,7 +139,7 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
         try:
             timeline = analyzer.analyze(path, progress=None if on_media is None else
                                         (lambda done, total, p=path: on_media(p, done, total)))
-            write_outputs(timeline, folder)
+            write_outputs(timeline, folder, plotter)
             if annotate and timeline["face"].any():
                 from avemo.inference.annotate import annotate_video
 

@@ -1,0 +1,108 @@
+"""Timeline plots drawn by a helper process, so that the command line does not wait for matplotlib's import.
+
+``avemo analyze`` starts a :class:`PlotWorker` first thing: the helper imports matplotlib and pandas (about
+0.7 s of CPU) on the second core while the command starts up on one (its own imports, the model sessions), so
+the plot after the analysis costs only its drawing. Each timeline goes to the helper as a pickle over its stdin
+and the helper answers with one JSON line. Whatever goes wrong with the helper (it did not start, died, or
+answered an error), :meth:`PlotWorker.plot` draws in this process instead, so a plot is never lost and a real
+plotting error surfaces as it would without the helper.
+
+    python -m avemo.inference.plot_worker   # the helper's side (started by PlotWorker, not by hand)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+_HEADER = struct.Struct("<Q")  # payload length
+
+
+class PlotWorker:
+    """A helper process drawing :meth:`EmotionTimeline.plot` PNGs; use as a context manager."""
+
+    def __init__(self) -> None:
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [sys.executable, "-m", "avemo.inference.plot_worker"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE)
+        except OSError as exc:  # no helper: plots are drawn in this process
+            log.debug("plot helper not started: %s", exc)
+            self._proc = None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def plot(self, timeline: Any, path: str | Path) -> Path:
+        """Write ``timeline``'s plot to ``path`` (by the helper, else here) and return the path."""
+        path = Path(path)
+        proc = self._proc
+        if proc is not None and proc.poll() is None and proc.stdin is not None and proc.stdout is not None:
+            try:
+                payload = pickle.dumps((timeline, str(path)), protocol=pickle.HIGHEST_PROTOCOL)
+                proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+                proc.stdin.flush()
+                reply = json.loads(proc.stdout.readline() or b'{"error": "the plot helper exited"}')
+            except (OSError, ValueError, pickle.PicklingError) as exc:
+                reply = {"error": f"{type(exc).__name__}: {exc}"}
+            if reply.get("ok"):
+                return path
+            log.debug("plot helper failed on %s (%s); drawing here", path, reply.get("error"))
+            self.close()
+        timeline.plot(path)
+        return path
+
+    def close(self) -> None:
+        """End the helper (it exits when its stdin closes)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+    def __enter__(self) -> PlotWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def main() -> None:
+    """The helper: import what plotting needs, then draw each timeline sent on stdin until it closes."""
+    import matplotlib.backends.backend_agg  # noqa: F401  (the imports are the point: paid before any request)
+    import matplotlib.figure  # noqa: F401
+
+    from avemo.inference.result import EmotionTimeline  # noqa: F401  (unpickling needs the class)
+
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while header := stdin.read(_HEADER.size):
+        if len(header) < _HEADER.size:
+            return
+        timeline, path = pickle.loads(stdin.read(_HEADER.unpack(header)[0]))
+        try:
+            timeline.plot(path)
+            reply: dict[str, Any] = {"ok": True}
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, which draws the plot itself
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        stdout.write(json.dumps(reply).encode() + b"\n")
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
