@@ -203,3 +203,18 @@ def test_the_plot_helper_draws_what_this_process_draws_and_falls_back_when_it_di
     here = matplotlib.image.imread(tmp_path / "here.png")
     for name in ("helper.png", "after_death.png"):
         assert np.array_equal(matplotlib.image.imread(tmp_path / name), here), name
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the helper's answer is awaited with select (POSIX)")
+def test_a_hung_plot_helper_is_ended_and_the_plot_drawn_here(timeline, tmp_path, monkeypatch):
+    import signal
+
+    from avemo.inference import plot_worker
+
+    monkeypatch.setattr(plot_worker, "TIMEOUT", 0.5)
+    with plot_worker.PlotWorker() as worker:
+        proc = worker._proc
+        proc.send_signal(signal.SIGSTOP)  # alive but never answering
+        worker.plot(timeline, tmp_path / "t.png")
+        assert not worker.alive and proc.poll() is not None
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<Q")  # payload length
+TIMEOUT = 300.0  #: seconds to wait for one plot before drawing it here instead (a 2 h timeline takes a few)
 
 
 class PlotWorker:
@@ -50,25 +53,34 @@ class PlotWorker:
                 payload = pickle.dumps((timeline, str(path)), protocol=pickle.HIGHEST_PROTOCOL)
                 proc.stdin.write(_HEADER.pack(len(payload)) + payload)
                 proc.stdin.flush()
-                reply = json.loads(proc.stdout.readline() or b'{"error": "the plot helper exited"}')
+                reply = json.loads(self._answer(proc) or b'{"error": "the plot helper exited or hung"}')
             except (OSError, ValueError, pickle.PicklingError) as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"}
             if reply.get("ok"):
                 return path
             log.debug("plot helper failed on %s (%s); drawing here", path, reply.get("error"))
-            self.close()
+            self.close(wait=0.0)
         timeline.plot(path)
         return path
 
-    def close(self) -> None:
-        """End the helper (it exits when its stdin closes)."""
+    def _answer(self, proc: subprocess.Popen[bytes]) -> bytes:
+        """The helper's answer line; empty if it does not come within :data:`TIMEOUT` seconds (POSIX)."""
+        assert proc.stdout is not None
+        if os.name == "posix":
+            ready, _, _ = select.select([proc.stdout], [], [], TIMEOUT)
+            if not ready:
+                return b""
+        return proc.stdout.readline()
+
+    def close(self, wait: float = 5.0) -> None:
+        """End the helper (it exits when its stdin closes; killed after ``wait`` seconds)."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         try:
             if proc.stdin is not None:
                 proc.stdin.close()
-            proc.wait(timeout=5)
+            proc.wait(timeout=wait)
         except (OSError, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
