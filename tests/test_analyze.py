@@ -307,6 +307,25 @@ def test_progress_is_reported_through_the_media(analyzer, clips, name):
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == duration
 
 
+def test_the_avemo_script_exits_with_its_status_and_everything_written(clips, tmp_path):
+    """``python -m avemo`` (as the ``avemo`` script) ends without the interpreter's teardown: its exit status is
+    avemo's, the printed lines reach a pipe, and every output file is complete (one good file and one bad)."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    done = subprocess.run([sys.executable, "-m", "avemo", "analyze", str(clips["cremad_hap"]), str(bad), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]  # one file failed
+    assert "1 analysed, 0 already done, 1 failed" in done.stderr + done.stdout
+    folder = tmp_path / "out" / "1001_DFA_HAP_XX"
+    assert json.loads((folder / "timeline.json").read_text())["windows"]
+    assert (folder / "timeline.png").read_bytes()[:4] == b"\x89PNG" and (folder / "done.json").is_file()
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert sorted(rows["status"]) == ["done", "failed"]
+
+
 def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):
     assert main(["analyze", str(clips["cremad_sad"]), "--out", str(tmp_path), "--exact-faces"]) == 0
     meta = json.loads((tmp_path / "1001_DFA_SAD_XX" / "done.json").read_text())
@@ -343,8 +362,8 @@ def test_speed_benchmark_over_encodings_runs_floor_api_and_cli(data):
 
 
 def test_the_speed_benchmark_counts_a_failed_cli_run_instead_of_taking_its_time(tmp_path):
-    """The CLI child exits 0 after printing its usage line even when the file failed: the benchmark reads avemo's own
-    status, and a run_encodings row keeps failures apart (left out of the medians, named under the table)."""
+    """A CLI run whose file failed is a failure, not a time: the benchmark reads avemo's own exit status, and a
+    run_encodings row keeps failures apart (left out of the medians, named under the table)."""
     from avemo.bench.encodings import cli_end_to_end
     from avemo.bench.speed import render_encodings
     from avemo.errors import AvemoError

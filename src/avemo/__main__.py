@@ -1,5 +1,3 @@
-import sys
+from avemo.cli import run
 
-from avemo.cli import main
-
-sys.exit(main())
+run()

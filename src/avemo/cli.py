@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from avemo.errors import AvemoError
 
@@ -59,5 +60,29 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` without the interpreter's teardown of every loaded module (about 0.2 s of a
+    command-line run with the models loaded): the streams are flushed and the ``atexit`` handlers run (logging,
+    temporary folders, Ray), then the process exits. Where another thread still runs, a normal exit instead."""
+    import atexit
+    import os
+    import threading
+
+    if threading.active_count() > 1:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (``| head``) or stream
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+def run() -> NoReturn:
+    """The ``avemo`` console script: :func:`main`, then :func:`exit_now`."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -140,12 +140,13 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": c1.ru_utime + c1.
 
 _CLI = """
 import json, resource, sys
-from avemo.cli import main
+from avemo.cli import exit_now, main
 from avemo.provenance import peak_rss_mb
 rc = main(sys.argv[1:])
 r, h = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print("AVEMO-RUSAGE " + json.dumps({"rc": rc, "cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": peak_rss_mb(),
                                     "helper_cpu_s": h.ru_utime + h.ru_stime, "helper_peak_rss_mb": h.ru_maxrss / 1024}))
+exit_now(rc)  # as the avemo script ends
 """
 
 
