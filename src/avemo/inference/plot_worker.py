@@ -32,13 +32,17 @@ class PlotWorker:
     """A helper process drawing :meth:`EmotionTimeline.plot` PNGs; use as a context manager."""
 
     def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        if not sys.executable:  # an embedded interpreter: plots are drawn in this process
+            return
+        # the helper imports this very avemo, wherever it was imported from
+        here = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
         try:
-            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-m", "avemo.inference.plot_worker"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE)
+            self._proc = subprocess.Popen([sys.executable, "-m", "avemo.inference.plot_worker"],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         except OSError as exc:  # no helper: plots are drawn in this process
             log.debug("plot helper not started: %s", exc)
-            self._proc = None
 
     @property
     def alive(self) -> bool:
