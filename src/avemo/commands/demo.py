@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "analyse one clip and print per-window face, voice and fused emotions (what `make demo` runs)"
 
@@ -13,6 +14,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from avemo.inference.plot_worker import PlotWorker
+
+    with PlotWorker() as plotter:  # matplotlib imported by the helper while this starts up (as avemo analyze)
+        return _run(args, plotter)
+
+
+def _run(args: argparse.Namespace, plotter: Any) -> int:
     from pathlib import Path
 
     from avemo.commands.inspect_media import describe
@@ -28,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     face, voice = summary["face_dominant"] or "no face", summary["voice_dominant"] or "no speech"
     print(f"\ndominant emotion: {summary['dominant'] or 'none'}  (face: {face}, voice: {voice})")
     out = Path(args.out) / Path(args.path).stem
-    write_outputs(timeline, out)
+    write_outputs(timeline, out, plotter)
     print(f"timeline, summary and plot written to {out}/")
     return 0
 
