@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", action="store_true",
                    help="also transcribe the speech offline (Whisper base) and give each window's words and their "
                         "emotions (text_* columns; English only; about 9 s of CPU per minute of speech; the fusion "
-                        "counts the words only in windows that hold an emotion word, see the README)")
+                        "counts the words only in windows that state a feeling, such as 'I feel terrified'; see the "
+                        "README)")
     p.add_argument("--language", default=None,
                    help="with --text: the speech's language as a Whisper code (en, de, ...); default: detected on "
                         "the first 10 s of speech (short clips are often taken for another language)")

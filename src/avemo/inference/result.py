@@ -12,8 +12,8 @@ on, per modality: ``confidence_<m>`` (its top probability), ``margin_<m>`` (top 
 (1 - entropy / log K, over the K classes its model has), NaN where ``m`` is absent; ``face_blendshapes`` (the share
 of the window's frames whose face used the face model's blendshape member; 0: the crop network alone, NaN: no
 face). With ``text`` on, ``transcript``, ``text_language``, ``text_words``, ``text_emotion_words`` (how many
-of the words the text model reads as an emotion on their own; 0: the fusion leaves the text out where a face
-or voice is present) and ``text_<emotion>`` too. With
+of the words the text model reads as an emotion on their own, after a feel-verb or a first-person word; 0: the
+fusion leaves the text out where a face or voice is present) and ``text_<emotion>`` too. With
 several faces (``all_faces``), a ``track`` column says which face a row belongs to; live events
 (:meth:`EmotionTimeline.from_events`) are rows with ``start == end``.
 ``attrs`` holds the source file, the sampling, the names and versions of the models used, and the
