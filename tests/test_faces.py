@@ -226,6 +226,26 @@ def test_detect_faces_on_an_image(frames):
     assert len(faces) == 1 and faces[0].landmarks.shape == (478, 3)
 
 
+def test_a_tight_face_crop_is_found_framed_and_mapped_back_to_the_photo(data):
+    from avemo.faces.scan import framed
+    from avemo.media import read_image
+
+    photo = read_image(data / "fer2013" / "test" / "angry" / "PrivateTest_10131363.jpg")  # 48x48, face edge to edge
+    with FaceScanner(mode="image", size=48, grey=True, track=False, reframe=False) as sc:
+        assert sc.detect(photo) == []  # no context around the face: both detectors miss it
+    big, factor, border = framed(photo)
+    assert big.shape[:2] == (256, 256) and border == 64 and factor == pytest.approx(128 / 48)
+    with FaceScanner(mode="image", size=48, grey=True, track=False) as sc:
+        ff = sc.process(photo, time=0.0, index=0)
+        direct = sc._detect(big, None)
+    assert len(ff.faces) == 1 and ff.main.source == "mediapipe" and ff.main.landmarks.shape == (478, 3)
+    x0, y0, x1, y1 = ff.main.box
+    assert -8 < x0 < x1 < 56 and -8 < y0 < y1 < 56 and (x1 - x0) > 30  # the photo's face, in its own pixels
+    np.testing.assert_allclose(np.asarray(direct[0].box), np.asarray(ff.main.box) * factor + border, atol=1e-3)
+    np.testing.assert_allclose(direct[0].landmarks[:, :2], ff.main.landmarks[:, :2] * factor + border, atol=1e-2)
+    assert ff.crops[0].shape == (48, 48) and ff.crops[0].std() > 10
+
+
 def test_tracker_ids_gaps_and_main_face():
     tr = FaceTracker(max_gap=3)
     big = (100.0, 100.0, 200.0, 220.0)

@@ -61,6 +61,9 @@ class FaceScanner:
             about 1 ms a face); a face the flow loses sends that frame to MediaPipe, and the frames
             after a MediaPipe frame without a face count as faceless until the next one. 2 halves
             MediaPipe's cost (what it changes: ``benchmarks/face_path.py``).
+        reframe: in image mode, try a photo where no face is found once more framed (:func:`framed`): a
+            tightly cropped face (FER-2013, most face-expression photo sets) gives the detectors no
+            context and is often missed as it is (FER-2013 PrivateTest: ``benchmarks/face_photos.py``).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class FaceScanner:
         track: bool = True,
         keep_history: bool = False,
         landmark_every: int = 1,
+        reframe: bool = True,
         landmarker: FaceLandmarker | None = None,
     ) -> None:
         self._own_landmarker = landmarker is None
@@ -96,6 +100,7 @@ class FaceScanner:
         self.tracker = FaceTracker(keep_history=keep_history) if track else None
         self._count = 0
         self.landmark_every = max(1, int(landmark_every)) if self.landmarker.mode == "video" else 1
+        self.reframe = reframe
         self._anchor: tuple[np.ndarray, list[Face]] | None = None  # last MediaPipe frame (grey) and faces
         self._since = 0  # frames carried by flow since then
 
@@ -126,7 +131,16 @@ class FaceScanner:
         self.close()
 
     def detect(self, image: np.ndarray, timestamp_ms: float | None = None) -> list[Face]:
-        """Faces in one frame: MediaPipe's, else (with ``fallback``) Haar's; ``[]`` when none."""
+        """Faces in one frame: MediaPipe's, else (with ``fallback``) Haar's; ``[]`` when none. In image mode
+        (with ``reframe``), a photo where neither finds a face is tried once more framed (:func:`framed`), the
+        faces mapped back to the photo's pixels."""
+        faces = self._detect(image, timestamp_ms)
+        if not faces and self.reframe and self.landmarker.mode == "image":
+            big, factor, pad = framed(image)
+            faces = [f.scaled(1.0 / factor, (-pad / factor, -pad / factor)) for f in self._detect(big, None)]
+        return faces
+
+    def _detect(self, image: np.ndarray, timestamp_ms: float | None) -> list[Face]:
         faces = self.landmarker.detect(image, timestamp_ms, max_side=self.max_side)
         if not faces and self.fallback:
             if self._haar_rest > 0:
@@ -187,6 +201,25 @@ class FaceScanner:
             else:
                 img, t, idx = fr, (pos / fps if fps else None), pos
             yield self.process(img, time=None if t is None else float(t), index=idx)
+
+
+#: :func:`framed`: the border added on each side, as a share of the photo's longer side, and the least size
+FRAME_PAD, FRAME_MIN_SIDE = 0.5, 256
+
+
+def framed(image: np.ndarray, pad: float = FRAME_PAD, min_side: int = FRAME_MIN_SIDE) -> tuple[np.ndarray, float, int]:
+    """A photo as a detector finds a face best: upscaled (bicubic) so the framed picture is at least ``min_side``
+    pixels, then ``pad`` times its longer side of replicated border on each side. Returns the framed picture,
+    the scale factor and the border in framed pixels (a framed point ``p`` is ``(p - border) / factor`` in the
+    photo)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    factor = max(1.0, min_side / ((1.0 + 2.0 * pad) * max(h, w)))
+    big = image if factor == 1.0 else cv2.resize(image, (round(w * factor), round(h * factor)),
+                                                 interpolation=cv2.INTER_CUBIC)
+    border = round(pad * max(big.shape[:2]))
+    return cv2.copyMakeBorder(big, border, border, border, border, cv2.BORDER_REPLICATE), factor, border
 
 
 def detect_faces(

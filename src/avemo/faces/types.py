@@ -89,12 +89,18 @@ class Face:
             return {}
         return {n: float(v) for n, v in zip(BLENDSHAPE_NAMES, self.blendshapes, strict=True)}
 
-    def scaled(self, factor: float) -> Face:
-        """This face with pixel quantities multiplied by ``factor`` (e.g. back to the full-size frame)."""
-        if factor == 1.0:
+    def scaled(self, factor: float, offset: tuple[float, float] = (0.0, 0.0)) -> Face:
+        """This face with pixel quantities multiplied by ``factor`` (e.g. back to the full-size frame), then its
+        positions moved by ``offset`` ``(dx, dy)``."""
+        if factor == 1.0 and offset == (0.0, 0.0):
             return self
-        box = tuple(float(v) * factor for v in self.box)
-        lm = None if self.landmarks is None else (self.landmarks * np.float32(factor)).astype(np.float32)
+        dx, dy = offset
+        box = tuple(float(v) * factor + d for v, d in zip(self.box, (dx, dy, dx, dy)))
+        lm = None
+        if self.landmarks is not None:
+            lm = (self.landmarks * np.float32(factor)).astype(np.float32)
+            lm[:, 0] += np.float32(dx)
+            lm[:, 1] += np.float32(dy)
         return replace(self, box=box, landmarks=lm)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
