@@ -105,6 +105,11 @@ def test_image_gives_one_face_row(analyzer, data):
     # a tight crop the detectors miss as it is: found on the framed photo, answered by both face members
     tl = analyzer.analyze(data / "fer2013" / "test" / "angry" / "PrivateTest_10131363.jpg")
     assert len(tl) == 1 and tl["source"].iloc[0] == "face" and tl["face_blendshapes"].iloc[0] == 1.0
+    assert tl.attrs["media"] == {"kind": "image", "width": 48, "height": 48}
+    # its figure is the photo with the face box beside the face's probabilities, not a timeline
+    photo, bars = tl.plot().axes
+    assert photo.images and photo.patches and len(bars.patches) == len(tl.labels)
+    assert bars.get_title().startswith(tl["label"].iloc[0])
 
 
 def test_bad_input_is_a_clear_error(analyzer, tmp_path):

@@ -437,7 +437,9 @@ class Analyzer:
             probs, used = self.face_model.predict_faces(crop[None], self.face_model.features([ff.main]))
             face = FaceTrackFrames(np.zeros(1), probs, np.asarray([ff.main.box], dtype=np.float32), used)
         times.add("faces", time.perf_counter() - t0)
-        return self._timeline(path, None, np.zeros(1), np.zeros(1), face, None, None)
+        out = self._timeline(path, None, np.zeros(1), np.zeros(1), face, None, None)
+        out.attrs["media"] = {"kind": "image", "width": int(image.shape[1]), "height": int(image.shape[0])}
+        return out
 
 
 def analyze(path_or_paths: str | Path | list[str | Path], *, window: float = 3.0, fps: float = 5.0,

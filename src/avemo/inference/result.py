@@ -176,9 +176,12 @@ class EmotionTimeline(pd.DataFrame):
     def plot(self, path: str | Path | None = None, *, title: str | None = None):
         """A timeline figure: face, voice (text) and fused probabilities stacked over time, then each modality's
         weight in the fused answer with the uncertain windows shaded, one group of panels per face track (saved
-        when ``path``). A single window is drawn across its span."""
+        when ``path``). A single window is drawn across its span. A photo's result is drawn as the photo with its
+        face box beside the face's probabilities (:meth:`plot_photo`)."""
         import matplotlib
 
+        if self.attrs.get("media", {}).get("kind") == "image":
+            return self.plot_photo(path, title=title)
         labels = self.labels
         colors = matplotlib.colormaps["tab10"].colors
         tracks, mods = self.tracks, self.modalities
@@ -186,16 +189,7 @@ class EmotionTimeline(pd.DataFrame):
         panels = len(mods) + (1 if weights else 0)
         n_axes = panels * len(tracks)
         size = (10.0, 1.0 + 1.85 * n_axes)
-        if path is None:  # for display: a pyplot figure (plt.show, notebooks)
-            import matplotlib.pyplot as plt
-
-            fig = plt.figure(figsize=size)
-        else:  # for a file: a bare Figure, no pyplot (its import and global state; 0.2 s of a CLI run)
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-
-            fig = Figure(figsize=size)
-            FigureCanvasAgg(fig)
+        fig = _figure(size, path)
         axes = fig.subplots(n_axes, 1, sharex=True, squeeze=False)
         for k, track in enumerate(tracks):
             rows = self if track is None else self[self["track"] == track]
@@ -234,6 +228,46 @@ class EmotionTimeline(pd.DataFrame):
         lines = max(ax.get_ylabel().count("\n") + 1 for ax in axes.flat)
         fig.subplots_adjust(left=(0.5 + 0.17 * lines) / size[0], right=1 - 1.2 / size[0], top=1 - 0.45 / size[1],
                             bottom=0.5 / size[1], hspace=0.15)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110)
+        return fig
+
+    def plot_photo(self, path: str | Path | None = None, *, title: str | None = None):
+        """A photo's result: the photo (when its file can still be read) with the face box, beside the face's
+        probabilities as bars (saved when ``path``)."""
+        import matplotlib
+
+        from avemo.media import read_image
+
+        labels = self.labels
+        colors = matplotlib.colormaps["tab10"].colors
+        source = Path(str(self.attrs.get("source", "")))
+        fig = _figure((9.0, 4.0), path)
+        ax_img, ax_bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 1.3]})
+        try:
+            ax_img.imshow(read_image(source))
+        except (AvemoError, OSError):
+            ax_img.text(0.5, 0.5, "(photo not readable)", ha="center", va="center", transform=ax_img.transAxes)
+        boxes = self.boxes
+        probs = self.probabilities("face")[0] if len(self) else np.full(len(labels), np.nan)
+        if len(boxes):
+            x0, y0, x1, y1 = boxes[["x0", "y0", "x1", "y1"]].iloc[0]
+            ax_img.add_patch(matplotlib.patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", lw=2))
+        ax_img.set_axis_off()
+        if np.isnan(probs).all():
+            ax_bar.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax_bar.transAxes, color="0.35")
+            ax_bar.set_axis_off()
+        else:
+            y = np.arange(len(labels))[::-1]
+            ax_bar.barh(y, probs, color=colors[: len(labels)], alpha=0.85)
+            ax_bar.set_yticks(y, labels)
+            ax_bar.set_xlim(0, 1)
+            ax_bar.set_xlabel("face probability")
+            top = int(np.nanargmax(probs))
+            ax_bar.set_title(f"{labels[top]} {probs[top]:.2f}", fontsize=11)
+        fig.suptitle(title or f"avemo — {source.name}")
+        fig.subplots_adjust(left=0.03, right=0.97, top=0.86, bottom=0.14, wspace=0.25)
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(path, dpi=110)
@@ -284,6 +318,21 @@ def _shade(ax: Any, rows: pd.DataFrame, x: np.ndarray, flags: np.ndarray, color:
     for mid, flag in zip(mids, flags):
         if flag:
             ax.axvspan(mid - half, mid + half, color=color, alpha=alpha, lw=0)
+
+
+def _figure(size: tuple[float, float], path: str | Path | None) -> Any:
+    """A pyplot figure for display (plt.show, notebooks) when ``path`` is None; for a file a bare Figure on the
+    Agg canvas, no pyplot (its import and global state: 0.2 s of a CLI run)."""
+    if path is None:
+        import matplotlib.pyplot as plt
+
+        return plt.figure(figsize=size)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _plot_weights(ax: Any, rows: pd.DataFrame, x: np.ndarray, weights: list[str], track: Any) -> None:
