@@ -156,12 +156,15 @@ def main() -> None:
             row[key] = {"uar": s["uar"], "accuracy": s["accuracy"]}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    out = {"command": "python benchmarks/voice_finetune.py " + " ".join(
-               f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "folds"),
-           "commit": git_commit(), "machine": machine(), "recipe": CFG.to_dict(), "folds": rows,
+    opts = " ".join(f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
+                    for k, v in vars(args).items() if v is not None)
+    out = {"command": f"python benchmarks/voice_finetune.py {opts}", "commit": git_commit(), "machine": machine(),
+           "recipe": CFG.to_dict(), "folds": rows,
            "mean_uar": {k: float(np.mean([r[k]["uar"] for r in rows])) for k in ("frozen", "tuned")} if rows else {}}
+    doc = json.loads(OUT.read_text()) if OUT.is_file() else {"runs": []}  # each run kept, newest last
+    doc["runs"].append(out)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, indent=1) + "\n")
+    OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(out["mean_uar"]))
 
 
