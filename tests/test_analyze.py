@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -109,7 +110,23 @@ def test_image_gives_one_face_row(analyzer, data):
     # its figure is the photo with the face box beside the face's probabilities, not a timeline
     photo, bars = tl.plot().axes
     assert photo.images and photo.patches and len(bars.patches) == len(tl.labels)
-    assert bars.get_title().startswith(tl["label"].iloc[0])
+    assert bars.get_title().startswith(tl["label"].iloc[0]) and not tl.attrs["face_whole_photo"]
+
+
+def test_a_face_crop_no_detector_reads_is_read_whole_and_says_so(analyzer, data, tmp_path):
+    from avemo.media import read_image
+
+    photo = data / "fer2013" / "test" / "angry" / "PrivateTest_10304478.jpg"  # missed even framed
+    tl = analyzer.analyze(photo)
+    assert tl.attrs["face_whole_photo"] and tl["source"].iloc[0] == "face"
+    assert tl["face_blendshapes"].iloc[0] == 0.0  # the crop network alone
+    assert tl.boxes[["x0", "y0", "x1", "y1"]].iloc[0].tolist() == [0, 0, 48, 48]
+    assert "whole photo" in tl.plot().axes[1].get_title()
+    # a larger picture without a face stays faceless
+    big = tmp_path / "wide.png"
+    cv2.imwrite(str(big), cv2.resize(read_image(photo), (640, 480))[:, :, ::-1] * 0 + 90)
+    tl = analyzer.analyze(big)
+    assert not tl.attrs["face_whole_photo"] and tl["source"].iloc[0] == "none"
 
 
 def test_bad_input_is_a_clear_error(analyzer, tmp_path):

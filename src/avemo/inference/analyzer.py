@@ -61,6 +61,10 @@ class AnalyzerConfig:
     #: (``text_*`` columns, ``transcript``); off by default: 1.77x the default analysis's wall time on the 60 s
     #: speed video (``avemo bench text``, BENCHMARKS.md)
     text: bool = False
+    #: a photo no larger than :data:`WHOLE_PHOTO_SIDE` with sides within :data:`WHOLE_PHOTO_ASPECT` : 1 where no
+    #: face is found, even framed, is read as a face crop itself (the crop network alone; ``face_whole_photo``
+    #: in the result's ``attrs``): face-expression photo sets are such crops (BENCHMARKS.md, face photos)
+    whole_photo_face: bool = True
     #: the speech's language for ``text`` (a Whisper code: "en", "de" ...); None: Whisper detects it on the first
     #: 10 s of speech, and short clips are often taken for another language (39 of SAVEE's 480 English clips)
     language: str | None = None
@@ -78,6 +82,9 @@ class AnalyzerConfig:
         if self.backend not in ("onnx", "torch"):
             raise AvemoError(f"analysis setting backend must be 'onnx' or 'torch', got {self.backend!r}")
 
+
+#: ``whole_photo_face``: the largest photo (longer side, pixels) and the most elongated that count as a face crop
+WHOLE_PHOTO_SIDE, WHOLE_PHOTO_ASPECT = 256, 1.5
 
 #: the settings ``--exact-faces`` gives: MediaPipe on every sampled frame, the decoder's full work
 EXACT_FACES: dict[str, Any] = {"landmark_every": 1, "skip_loop_filter": False}
@@ -433,12 +440,24 @@ class Analyzer:
             ff = self._image_scanner.process(image, time=0.0, index=0)
         crop = ff.main_crop
         face = None
+        h, w = image.shape[:2]
+        whole = (crop is None and self.config.whole_photo_face and max(h, w) <= WHOLE_PHOTO_SIDE
+                 and max(h, w) <= WHOLE_PHOTO_ASPECT * min(h, w))
         if crop is not None:
             probs, used = self.face_model.predict_faces(crop[None], self.face_model.features([ff.main]))
             face = FaceTrackFrames(np.zeros(1), probs, np.asarray([ff.main.box], dtype=np.float32), used)
+        elif whole:  # a tight face crop no detector reads: the photo itself is the face, as FER-2013 frames it
+            import cv2
+
+            grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+            side = self.face_model.crop_size
+            crop = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA if max(h, w) > side else cv2.INTER_CUBIC)
+            probs, used = self.face_model.predict_faces(crop[None], None)
+            face = FaceTrackFrames(np.zeros(1), probs, np.asarray([[0, 0, w, h]], dtype=np.float32), used)
         times.add("faces", time.perf_counter() - t0)
         out = self._timeline(path, None, np.zeros(1), np.zeros(1), face, None, None)
-        out.attrs["media"] = {"kind": "image", "width": int(image.shape[1]), "height": int(image.shape[0])}
+        out.attrs["media"] = {"kind": "image", "width": int(w), "height": int(h)}
+        out.attrs["face_whole_photo"] = bool(whole)
         return out
 
 

@@ -265,7 +265,8 @@ class EmotionTimeline(pd.DataFrame):
             ax_bar.set_xlim(0, 1)
             ax_bar.set_xlabel("face probability")
             top = int(np.nanargmax(probs))
-            ax_bar.set_title(f"{labels[top]} {probs[top]:.2f}", fontsize=11)
+            whole = " (no face found: the whole photo read as one)" if self.attrs.get("face_whole_photo") else ""
+            ax_bar.set_title(f"{labels[top]} {probs[top]:.2f}{whole}", fontsize=11)
         fig.suptitle(title or f"avemo — {source.name}")
         fig.subplots_adjust(left=0.03, right=0.97, top=0.86, bottom=0.14, wspace=0.25)
         if path is not None:
