@@ -655,6 +655,15 @@ def card_extra_lines(res: dict[str, Any]) -> list[str]:
                   "mouth and jaw features, weighted up, as if the mouth moved with speech): " + "; ".join(
                       f"{rid}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()) for rid, r in proxy.items())
                   + ".", ""]
+    photos = ROOT / "benchmarks" / "results" / "face_photos.json"  # benchmarks/face_photos.py
+    if photos.is_file():
+        ph = json.loads(photos.read_text())["splits"]["PrivateTest"]
+        lines += ["Photos as a user gives them (FER-2013 PrivateTest, every photo as a file through `avemo analyze`'s "
+                  "image path; a photo without a face answer counts as wrong; `benchmarks/face_photos.py`): "
+                  + "; ".join(f"{k}: face found {100 * r['found']:.1f} %, accuracy {100 * r['accuracy']:.1f} %, UAR "
+                              f"{100 * r['uar']:.1f} %" for k, r in ph.items())
+                  + ". The analyzer takes both steps (a framed second try, then the whole photo when it is no larger "
+                  "than 256 px).", ""]
     speed = ROOT / "benchmarks" / "results" / "speed" / "speed.json"
     if speed.is_file():
         sp = json.loads(speed.read_text())

@@ -9,6 +9,7 @@ PrivateTest (test), every photo; accuracy and UAR over the 7 classes with misses
 with a face (and with MediaPipe's landmarks, so the blendshape member), and accuracy on the photos with a face.
 
     python benchmarks/face_photos.py [--limit N] [--markdown BENCHMARKS.md]
+    python benchmarks/face_photos.py --render [--markdown BENCHMARKS.md]   # the section from the stored JSON
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def render(res: dict) -> str:
              "PrivateTest the test row, never used for a choice; the framing is the face benchmark's rendering "
              "(`avemo.training.fer_faces`). Command: `" + res["command"] + f"`, commit `{res['commit']}`, "
              f"{res['date']}.", "",
-             "| split | photos | framed retry | face found | with landmarks | accuracy | UAR "
+             "| split | photos | detection | face found | with landmarks | accuracy | UAR "
              "| accuracy on found faces |",
              "|---|---|---|---|---|---|---|---|"]
     for split, rows in res["splits"].items():
@@ -105,7 +106,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="an evenly spaced subset of N photos per split")
     ap.add_argument("--markdown", type=Path, default=None)
+    ap.add_argument("--render", action="store_true", help="only write the --markdown section from the stored JSON")
     args = ap.parse_args()
+    if args.render:
+        replace_section(args.markdown or Path("BENCHMARKS.md"), BEGIN, END, render(json.loads(OUT.read_text())))
+        return
     analyzer = Analyzer("default")
     res = {"command": "python benchmarks/face_photos.py" + (f" --limit {args.limit}" if args.limit else ""),
            "commit": git_commit(), "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
