@@ -113,15 +113,21 @@ def test_image_gives_one_face_row(analyzer, data):
     assert bars.get_title().startswith(tl["label"].iloc[0]) and not tl.attrs["face_whole_photo"]
 
 
-def test_a_face_crop_no_detector_reads_is_read_whole_and_says_so(analyzer, data, tmp_path):
+def test_a_face_crop_no_detector_reads_is_read_whole_and_says_so(analyzer, data, tmp_path, capsys):
     from avemo.media import read_image
 
     photo = data / "fer2013" / "test" / "angry" / "PrivateTest_10304478.jpg"  # missed even framed
     tl = analyzer.analyze(photo)
+    tl_label = tl["label"].iloc[0]
     assert tl.attrs["face_whole_photo"] and tl["source"].iloc[0] == "face"
     assert tl["face_blendshapes"].iloc[0] == 0.0  # the crop network alone
     assert tl.boxes[["x0", "y0", "x1", "y1"]].iloc[0].tolist() == [0, 0, 48, 48]
     assert "whole photo" in tl.plot().axes[1].get_title()
+    assert main(["analyze", str(photo), "--out", str(tmp_path / "out")]) == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("PrivateTest_10304478"))
+    parts = line.split()
+    assert parts[1] == "photo" and parts[2] == parts[3] == tl_label and parts[4] == "-"  # no length, no sound
+    assert (tmp_path / "out" / "PrivateTest_10304478" / "timeline.png").is_file()
     # a larger picture without a face stays faceless
     big = tmp_path / "wide.png"
     cv2.imwrite(str(big), cv2.resize(read_image(photo), (640, 480))[:, :, ::-1] * 0 + 90)

@@ -95,6 +95,8 @@ def _print_results(console: Any, rows: list[dict], out: Path, most: int = 20) ->
     """The batch's headline per file (the first ``most`` files; all of them are in ``results.csv``)."""
     from rich.table import Table
 
+    from avemo.media.image import is_image
+
     table = Table(box=None, pad_edge=False)
     for name in ("file", "duration", "dominant", "face", "voice", "uncertain"):
         table.add_column(name, justify="right" if name in ("duration", "uncertain") else "left")
@@ -102,8 +104,10 @@ def _print_results(console: Any, rows: list[dict], out: Path, most: int = 20) ->
         if row["status"] == "failed":
             table.add_row(Path(row["input"]).name, "", "[red]failed[/red]", "", "", "")
             continue
-        table.add_row(Path(row["input"]).name, f"{row['duration']:.1f} s" if row["duration"] is not None else "",
-                      row["dominant"] or "-", row["face_dominant"] or "no face", row["voice_dominant"] or "no speech",
+        photo = is_image(row["input"])  # a photo has no length and no sound
+        duration = "photo" if photo else f"{row['duration']:.1f} s" if row["duration"] is not None else ""
+        table.add_row(Path(row["input"]).name, duration, row["dominant"] or "-", row["face_dominant"] or "no face",
+                      "-" if photo else row["voice_dominant"] or "no speech",
                       f"{100 * row['uncertain_share']:.0f} %" if row["uncertain_share"] is not None else "")
     console.print(table)
     if len(rows) > most:
