@@ -135,6 +135,26 @@ def test_a_face_crop_no_detector_reads_is_read_whole_and_says_so(analyzer, data,
     assert not tl.attrs["face_whole_photo"] and tl["source"].iloc[0] == "none"
 
 
+def test_a_group_photo_gives_a_row_per_face_with_all_faces(clips, tmp_path):
+    from avemo.media import iter_frames
+
+    rav = next(iter(iter_frames(clips["ravdess_mp4"], 5.0))).image
+    cre = next(iter(iter_frames(clips["cremad_hap"], 5.0))).image
+    left = cv2.resize(rav, (480, 480))  # the bigger face
+    right = cv2.copyMakeBorder(cre, 60, 60, 0, 0, cv2.BORDER_CONSTANT)
+    photo = tmp_path / "two.png"
+    cv2.imwrite(str(photo), np.hstack([left, right])[:, :, ::-1])
+    one = Analyzer("default").analyze(photo)
+    assert len(one) == 1 and "track" not in one.columns  # the main face only, by default
+    tl = Analyzer("default", all_faces=True).analyze(photo)
+    assert tl["track"].tolist() == [0, 1] and tl["face"].all()
+    boxes = tl.boxes
+    assert boxes["track"].tolist() == [0, 1] and boxes["x0"].iloc[0] < 480 <= boxes["x0"].iloc[1]  # largest first
+    np.testing.assert_allclose(tl.probabilities("face")[0], one.probabilities("face")[0], atol=1e-5)
+    photo_ax, bars = tl.plot().axes
+    assert len(photo_ax.patches) == 2 and len(bars.patches) == 2 * len(tl.labels)
+
+
 def test_bad_input_is_a_clear_error(analyzer, tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")

@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, default=3.0, help="window length in seconds (default 3)")
     p.add_argument("--hop", type=float, default=1.0, help="step between windows in seconds (default 1)")
     p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
-    p.add_argument("--all-faces", action="store_true", help="one timeline per tracked face")
+    p.add_argument("--all-faces", action="store_true",
+                   help="one timeline per tracked face (a photo: one row per face, up to 4)")
     p.add_argument("--annotate", action="store_true", help="also write a video with box, label and bars")
     p.add_argument("--force", action="store_true", help="redo inputs already analysed")
     p.add_argument("--exact-faces", action="store_true",

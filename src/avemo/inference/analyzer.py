@@ -436,16 +436,21 @@ class Analyzer:
         with self._image_lock:
             if self._image_scanner is None:
                 self._image_scanner = FaceScanner(mode="image", size=self.face_model.crop_size, grey=True,
-                                                  track=False, max_side=self.config.detect_side)
+                                                  track=False, max_side=self.config.detect_side,
+                                                  max_faces=4 if self.config.all_faces else self.config.max_faces)
             ff = self._image_scanner.process(image, time=0.0, index=0)
-        crop = ff.main_crop
-        face = None
+        # the main face, or with all_faces every face, largest first (its ``track`` is its rank)
+        faces = (sorted(ff.faces, key=lambda f: -f.area * f.score) if self.config.all_faces
+                 else [ff.main] if ff.main is not None else [])
         h, w = image.shape[:2]
-        whole = (crop is None and self.config.whole_photo_face and max(h, w) <= WHOLE_PHOTO_SIDE
+        whole = (not faces and self.config.whole_photo_face and max(h, w) <= WHOLE_PHOTO_SIDE
                  and max(h, w) <= WHOLE_PHOTO_ASPECT * min(h, w))
-        if crop is not None:
-            probs, used = self.face_model.predict_faces(crop[None], self.face_model.features([ff.main]))
-            face = FaceTrackFrames(np.zeros(1), probs, np.asarray([ff.main.box], dtype=np.float32), used)
+        found: list[FaceTrackFrames | None] = [None]
+        if faces:
+            crops = np.stack([ff.crops[ff.faces.index(f)] for f in faces])
+            probs, used = self.face_model.predict_faces(crops, self.face_model.features(faces))
+            found = [FaceTrackFrames(np.zeros(1), probs[k:k + 1], np.asarray([f.box], dtype=np.float32), used[k:k + 1])
+                     for k, f in enumerate(faces)]
         elif whole:  # a tight face crop no detector reads: the photo itself is the face, as FER-2013 frames it
             import cv2
 
@@ -453,9 +458,11 @@ class Analyzer:
             side = self.face_model.crop_size
             crop = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA if max(h, w) > side else cv2.INTER_CUBIC)
             probs, used = self.face_model.predict_faces(crop[None], None)
-            face = FaceTrackFrames(np.zeros(1), probs, np.asarray([[0, 0, w, h]], dtype=np.float32), used)
+            found = [FaceTrackFrames(np.zeros(1), probs, np.asarray([[0, 0, w, h]], dtype=np.float32), used)]
         times.add("faces", time.perf_counter() - t0)
-        out = self._timeline(path, None, np.zeros(1), np.zeros(1), face, None, None)
+        ranks = range(len(faces)) if self.config.all_faces and faces else [None]
+        parts = [self._timeline(path, None, np.zeros(1), np.zeros(1), face, None, k) for k, face in zip(ranks, found)]
+        out = parts[0] if len(parts) == 1 else EmotionTimeline.concat(parts)
         out.attrs["media"] = {"kind": "image", "width": int(w), "height": int(h)}
         out.attrs["face_whole_photo"] = bool(whole)
         return out

@@ -249,24 +249,41 @@ class EmotionTimeline(pd.DataFrame):
             ax_img.imshow(read_image(source))
         except (AvemoError, OSError):
             ax_img.text(0.5, 0.5, "(photo not readable)", ha="center", va="center", transform=ax_img.transAxes)
-        boxes = self.boxes
-        probs = self.probabilities("face")[0] if len(self) else np.full(len(labels), np.nan)
-        if len(boxes):
-            x0, y0, x1, y1 = boxes[["x0", "y0", "x1", "y1"]].iloc[0]
-            ax_img.add_patch(matplotlib.patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", lw=2))
+        probs = self.probabilities("face")  # one row per face (several with all_faces)
+        faces = [i for i in range(len(self)) if not np.isnan(probs[i]).all()]
+        several = len(faces) > 1
+        palette = matplotlib.colormaps["Set1"].colors
+        box_colors = [palette[k % len(palette)] for k in range(len(faces))] if several else ["lime"]
+        for k, (_, box) in enumerate(self.boxes.iterrows()):
+            x0, y0, x1, y1 = box[["x0", "y0", "x1", "y1"]]
+            ax_img.add_patch(matplotlib.patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
+                                                          color=box_colors[k % len(box_colors)], lw=2))
+            if several:
+                ax_img.text(x0, y0, f" {int(box['track'])}", color=box_colors[k % len(box_colors)], va="bottom",
+                            fontsize=10, fontweight="bold")
         ax_img.set_axis_off()
-        if np.isnan(probs).all():
+        if not faces:
             ax_bar.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax_bar.transAxes, color="0.35")
             ax_bar.set_axis_off()
         else:
-            y = np.arange(len(labels))[::-1]
-            ax_bar.barh(y, probs, color=colors[: len(labels)], alpha=0.85)
+            y = np.arange(len(labels))[::-1].astype(np.float64)
+            height = 0.8 / len(faces)
+            for k, i in enumerate(faces):
+                shift = (len(faces) - 1) / 2 * height - k * height
+                ax_bar.barh(y + shift, probs[i], height=height, alpha=0.85,
+                            color=box_colors[k] if several else colors[: len(labels)],
+                            label=f"face {self['track'].iloc[i]}" if several else None)
             ax_bar.set_yticks(y, labels)
             ax_bar.set_xlim(0, 1)
             ax_bar.set_xlabel("face probability")
-            top = int(np.nanargmax(probs))
-            whole = " (no face found: the whole photo read as one)" if self.attrs.get("face_whole_photo") else ""
-            ax_bar.set_title(f"{labels[top]} {probs[top]:.2f}{whole}", fontsize=11)
+            if several:
+                ax_bar.legend(fontsize=8, frameon=False, loc="lower right")
+                ax_bar.set_title(", ".join(f"{self['track'].iloc[i]}: {self['label'].iloc[i]}" for i in faces),
+                                 fontsize=10)
+            else:
+                top = int(np.nanargmax(probs[faces[0]]))
+                whole = " (no face found: the whole photo read as one)" if self.attrs.get("face_whole_photo") else ""
+                ax_bar.set_title(f"{labels[top]} {probs[faces[0]][top]:.2f}{whole}", fontsize=11)
         fig.suptitle(title or f"avemo — {source.name}")
         fig.subplots_adjust(left=0.03, right=0.97, top=0.86, bottom=0.14, wspace=0.25)
         if path is not None:
