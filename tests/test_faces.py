@@ -235,6 +235,8 @@ def test_a_tight_face_crop_is_found_framed_and_mapped_back_to_the_photo(data):
         assert sc.detect(photo) == []  # no context around the face: both detectors miss it
     big, factor, border = framed(photo)
     assert big.shape[:2] == (256, 256) and border == 64 and factor == pytest.approx(128 / 48)
+    wide = framed(np.zeros((1500, 3000, 3), np.uint8))  # a large photo is shrunk before its border goes on
+    assert wide[0].shape[:2] == (320 + 640, 640 + 640) and wide[1:] == (pytest.approx(640 / 3000), 320)
     with FaceScanner(mode="image", size=48, grey=True, track=False) as sc:
         ff = sc.process(photo, time=0.0, index=0)
         direct = sc._detect(big, None)

@@ -203,21 +203,24 @@ class FaceScanner:
             yield self.process(img, time=None if t is None else float(t), index=idx)
 
 
-#: :func:`framed`: the border added on each side, as a share of the photo's longer side, and the least size
-FRAME_PAD, FRAME_MIN_SIDE = 0.5, 256
+#: :func:`framed`: the border added on each side, as a share of the photo's longer side, the least size of the
+#: framed picture, and the most the photo keeps (a larger one is shrunk first: the detectors see 320 px anyway)
+FRAME_PAD, FRAME_MIN_SIDE, FRAME_MAX_PHOTO = 0.5, 256, 640
 
 
-def framed(image: np.ndarray, pad: float = FRAME_PAD, min_side: int = FRAME_MIN_SIDE) -> tuple[np.ndarray, float, int]:
+def framed(image: np.ndarray, pad: float = FRAME_PAD, min_side: int = FRAME_MIN_SIDE,
+           max_photo: int = FRAME_MAX_PHOTO) -> tuple[np.ndarray, float, int]:
     """A photo as a detector finds a face best: upscaled (bicubic) so the framed picture is at least ``min_side``
-    pixels, then ``pad`` times its longer side of replicated border on each side. Returns the framed picture,
-    the scale factor and the border in framed pixels (a framed point ``p`` is ``(p - border) / factor`` in the
-    photo)."""
+    pixels (or shrunk to ``max_photo`` if larger), then ``pad`` times its longer side of replicated border on each
+    side. Returns the framed picture, the scale factor and the border in framed pixels (a framed point ``p`` is
+    ``(p - border) / factor`` in the photo)."""
     import cv2
 
     h, w = image.shape[:2]
-    factor = max(1.0, min_side / ((1.0 + 2.0 * pad) * max(h, w)))
+    side = max(h, w)
+    factor = max_photo / side if side > max_photo else max(1.0, min_side / ((1.0 + 2.0 * pad) * side))
     big = image if factor == 1.0 else cv2.resize(image, (round(w * factor), round(h * factor)),
-                                                 interpolation=cv2.INTER_CUBIC)
+                                                 interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA)
     border = round(pad * max(big.shape[:2]))
     return cv2.copyMakeBorder(big, border, border, border, border, cv2.BORDER_REPLICATE), factor, border
 
