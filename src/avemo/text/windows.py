@@ -69,7 +69,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 class EmotionWords:
     """The words of a text model's vocabulary that it reads as an emotion on their own (module docstring), and
-    how many of them a sentence holds. ``model``: sentences -> logits (a text bundle's ``get_model()``)."""
+    how many of them a sentence holds where they state a feeling (after a :data:`FEELING_CUES` word). ``model``:
+    sentences -> logits (a text bundle's ``get_model()``)."""
 
     def __init__(self, model: Callable[[list[str]], np.ndarray], vocabulary: Sequence[str],
                  threshold: float = EMOTION_WORD_CONFIDENCE) -> None:
