@@ -107,7 +107,8 @@ def text_windows(words: Sequence[Word], starts: Sequence[float], ends: Sequence[
                  languages: Sequence[str] = ("en",), emotion_words: EmotionWords | None = None) -> pd.DataFrame:
     """One row per window (:data:`TEXT_COLUMNS`): ``transcript`` (its words, '' when none), ``text_language``
     (the language of most of its words, missing when none), ``text_words`` (how many), ``text_emotion_words``
-    (how many of them are emotion words; NaN where the text is not scored or ``emotion_words`` is None) and
+    (how many of them are emotion words stating a feeling, :meth:`EmotionWords.count`; NaN where the text is not
+    scored or ``emotion_words`` is None) and
     ``text_<emotion>`` for every canonical emotion (NaN without words or in a language not in ``languages``).
 
     ``model`` turns sentences into logits over ``labels`` (a text bundle's ``get_model()``).
