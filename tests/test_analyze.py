@@ -128,11 +128,12 @@ def test_a_face_crop_no_detector_reads_is_read_whole_and_says_so(analyzer, data,
     parts = line.split()
     assert parts[1] == "photo" and parts[2] == parts[3] == tl_label and parts[4] == "-"  # no length, no sound
     assert (tmp_path / "out" / "PrivateTest_10304478" / "timeline.png").is_file()
-    # a larger picture without a face stays faceless
-    big = tmp_path / "wide.png"
-    cv2.imwrite(str(big), cv2.resize(read_image(photo), (640, 480))[:, :, ::-1] * 0 + 90)
-    tl = analyzer.analyze(big)
-    assert not tl.attrs["face_whole_photo"] and tl["source"].iloc[0] == "none"
+    # pictures without a face stay faceless: a larger one, a flat one, a speck
+    for name, picture in (("wide.png", np.full((480, 640, 3), 90, np.uint8)), ("flat.png", np.full((48, 48, 3), 90,
+                          np.uint8)), ("speck.png", read_image(photo)[20:28, 20:28])):
+        cv2.imwrite(str(tmp_path / name), picture)
+        tl = analyzer.analyze(tmp_path / name)
+        assert not tl.attrs["face_whole_photo"] and tl["source"].iloc[0] == "none", name
 
 
 def test_a_group_photo_gives_a_row_per_face_with_all_faces(clips, tmp_path):

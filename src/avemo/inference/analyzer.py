@@ -61,9 +61,9 @@ class AnalyzerConfig:
     #: (``text_*`` columns, ``transcript``); off by default: 1.77x the default analysis's wall time on the 60 s
     #: speed video (``avemo bench text``, BENCHMARKS.md)
     text: bool = False
-    #: a photo no larger than :data:`WHOLE_PHOTO_SIDE` with sides within :data:`WHOLE_PHOTO_ASPECT` : 1 where no
-    #: face is found, even framed, is read as a face crop itself (the crop network alone; ``face_whole_photo``
-    #: in the result's ``attrs``): face-expression photo sets are such crops (BENCHMARKS.md, face photos)
+    #: a photo where no face is found, even framed, is read as a face crop itself (the crop network alone;
+    #: ``face_whole_photo`` in the result's ``attrs``) if its size, shape and contrast allow (:data:`WHOLE_PHOTO_SIDE`
+    #: and after): face-expression photo sets are such crops (BENCHMARKS.md, face photos)
     whole_photo_face: bool = True
     #: the speech's language for ``text`` (a Whisper code: "en", "de" ...); None: Whisper detects it on the first
     #: 10 s of speech, and short clips are often taken for another language (39 of SAVEE's 480 English clips)
@@ -83,8 +83,9 @@ class AnalyzerConfig:
             raise AvemoError(f"analysis setting backend must be 'onnx' or 'torch', got {self.backend!r}")
 
 
-#: ``whole_photo_face``: the largest photo (longer side, pixels) and the most elongated that count as a face crop
-WHOLE_PHOTO_SIDE, WHOLE_PHOTO_ASPECT = 256, 1.5
+#: ``whole_photo_face``: the largest photo (longer side, pixels), the most elongated and the smallest (shorter side)
+#: that count as a face crop, and the least contrast (standard deviation of its grey levels: a flat picture is none)
+WHOLE_PHOTO_SIDE, WHOLE_PHOTO_ASPECT, WHOLE_PHOTO_MIN, WHOLE_PHOTO_CONTRAST = 256, 1.5, 24, 8.0
 
 #: the settings ``--exact-faces`` gives: MediaPipe on every sampled frame, the decoder's full work
 EXACT_FACES: dict[str, Any] = {"landmark_every": 1, "skip_loop_filter": False}
@@ -443,8 +444,9 @@ class Analyzer:
         faces = (sorted(ff.faces, key=lambda f: -f.area * f.score) if self.config.all_faces
                  else [ff.main] if ff.main is not None else [])
         h, w = image.shape[:2]
-        whole = (not faces and self.config.whole_photo_face and max(h, w) <= WHOLE_PHOTO_SIDE
-                 and max(h, w) <= WHOLE_PHOTO_ASPECT * min(h, w))
+        whole = (not faces and self.config.whole_photo_face and WHOLE_PHOTO_MIN <= min(h, w)
+                 and max(h, w) <= min(WHOLE_PHOTO_SIDE, WHOLE_PHOTO_ASPECT * min(h, w))
+                 and float(image.std()) >= WHOLE_PHOTO_CONTRAST)
         found: list[FaceTrackFrames | None] = [None]
         if faces:
             crops = np.stack([ff.crops[ff.faces.index(f)] for f in faces])
@@ -454,7 +456,7 @@ class Analyzer:
         elif whole:  # a tight face crop no detector reads: the photo itself is the face, as FER-2013 frames it
             import cv2
 
-            grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+            grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             side = self.face_model.crop_size
             crop = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA if max(h, w) > side else cv2.INTER_CUBIC)
             probs, used = self.face_model.predict_faces(crop[None], None)
