@@ -662,8 +662,8 @@ def card_extra_lines(res: dict[str, Any]) -> list[str]:
                   "image path; a photo without a face answer counts as wrong; `benchmarks/face_photos.py`): "
                   + "; ".join(f"{k}: face found {100 * r['found']:.1f} %, accuracy {100 * r['accuracy']:.1f} %, UAR "
                               f"{100 * r['uar']:.1f} %" for k, r in ph.items())
-                  + ". The analyzer takes both steps (a framed second try, then the whole photo when it is no larger "
-                  "than 256 px).", ""]
+                  + ". The analyzer takes both steps (a framed second try, then the whole photo when it is 24 to 256 "
+                  "px, near square and not flat).", ""]
     speed = ROOT / "benchmarks" / "results" / "speed" / "speed.json"
     if speed.is_file():
         sp = json.loads(speed.read_text())
