@@ -123,11 +123,13 @@ def test_a_face_crop_no_detector_reads_is_read_whole_and_says_so(analyzer, data,
     assert tl["face_blendshapes"].iloc[0] == 0.0  # the crop network alone
     assert tl.boxes[["x0", "y0", "x1", "y1"]].iloc[0].tolist() == [0, 0, 48, 48]
     assert "whole photo" in tl.plot().axes[1].get_title()
-    assert main(["analyze", str(photo), "--out", str(tmp_path / "out")]) == 0
+    assert main(["analyze", str(photo), "--out", str(tmp_path / "out"), "--annotate"]) == 0
     line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("PrivateTest_10304478"))
     parts = line.split()
     assert parts[1] == "photo" and parts[2] == parts[3] == tl_label and parts[4] == "-"  # no length, no sound
     assert (tmp_path / "out" / "PrivateTest_10304478" / "timeline.png").is_file()
+    annotated = read_image(tmp_path / "out" / "PrivateTest_10304478" / "annotated.png")  # --annotate: the photo
+    assert annotated.shape == (360, 360, 3)  # enlarged so that the box and the bars fit
     # pictures without a face stay faceless: a larger one, a flat one, a speck
     for name, picture in (("wide.png", np.full((480, 640, 3), 90, np.uint8)), ("flat.png", np.full((48, 48, 3), 90,
                           np.uint8)), ("speck.png", read_image(photo)[20:28, 20:28])):

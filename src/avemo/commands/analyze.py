@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
     p.add_argument("--all-faces", action="store_true",
                    help="one timeline per tracked face (a photo: one row per face, up to 4)")
-    p.add_argument("--annotate", action="store_true", help="also write a video with box, label and bars")
+    p.add_argument("--annotate", action="store_true",
+                   help="also write a video (a photo: an image) with box, label and bars")
     p.add_argument("--force", action="store_true", help="redo inputs already analysed")
     p.add_argument("--exact-faces", action="store_true",
                    help="MediaPipe on every sampled frame and full-quality decoding (the default runs MediaPipe "

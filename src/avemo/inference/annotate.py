@@ -1,4 +1,5 @@
-"""Draw an analysis onto its video: the face box, the current label and probability bars; audio kept."""
+"""Draw an analysis onto its video (the face box, the current label and probability bars; audio kept) or its
+photo."""
 
 from __future__ import annotations
 
@@ -51,8 +52,30 @@ def annotate_video(source: str | Path, timeline: EmotionTimeline, out_path: str 
     return write_video(out_path, frames(), fps=float(info.fps or 25.0), audio_from=source)
 
 
-def _draw_panel(image: np.ndarray, probs: np.ndarray, label: object, t: float) -> None:
-    """Label, time and one bar per emotion in the top-left corner (in place)."""
+def annotate_photo(source: str | Path, timeline: EmotionTimeline, out_path: str | Path, *,
+                   min_side: int = 360) -> Path:
+    """Write ``out_path`` (an image; PNG for ``.png``): the photo, enlarged to ``min_side`` pixels on its shorter
+    side if smaller, with every face's box and the first face's fused emotion as bars."""
+    from avemo.media import read_image
+
+    image = read_image(source)
+    factor = max(1.0, min_side / min(image.shape[:2]))
+    if factor > 1.0:
+        image = cv2.resize(image, (round(image.shape[1] * factor), round(image.shape[0] * factor)),
+                           interpolation=cv2.INTER_CUBIC)
+    for x0, y0, x1, y1 in timeline.boxes[["x0", "y0", "x1", "y1"]].to_numpy(dtype=np.float64) * factor:
+        cv2.rectangle(image, (int(x0), int(y0)), (int(x1), int(y1)), (60, 230, 90), 2)
+    if len(timeline):
+        _draw_panel(image, np.nan_to_num(timeline.probabilities("fused")[0]), timeline["label"].iloc[0], None)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{out}: cannot be written")
+    return out
+
+
+def _draw_panel(image: np.ndarray, probs: np.ndarray, label: object, t: float | None) -> None:
+    """Label, time (``None``: none, a photo) and one bar per emotion in the top-left corner (in place)."""
     h = image.shape[0]
     scale = max(0.4, h / 1000)
     row = int(22 * scale / 0.5)
@@ -61,7 +84,7 @@ def _draw_panel(image: np.ndarray, probs: np.ndarray, label: object, t: float) -
     overlay = image.copy()
     cv2.rectangle(overlay, (x0 - 4, y0 - 4), (x0 + bar_w + int(90 * scale / 0.5), y0 + panel_h), (0, 0, 0), -1)
     cv2.addWeighted(overlay, 0.45, image, 0.55, 0, dst=image)
-    text = f"{label if isinstance(label, str) else '-'}  {t:5.1f}s"
+    text = f"{label if isinstance(label, str) else '-'}" + ("" if t is None else f"  {t:5.1f}s")
     cv2.putText(image, text, (x0, y0 + row - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     for i, name in enumerate(EMOTIONS):
         y = y0 + row * (i + 1)

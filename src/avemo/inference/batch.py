@@ -141,9 +141,12 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
                                         (lambda done, total, p=path: on_media(p, done, total)))
             write_outputs(timeline, folder, plotter)
             if annotate and timeline["face"].any():
-                from avemo.inference.annotate import annotate_video
+                from avemo.inference.annotate import annotate_photo, annotate_video
 
-                annotate_video(path, timeline, folder / "annotated.mp4")
+                if timeline.attrs.get("media", {}).get("kind") == "image":
+                    annotate_photo(path, timeline, folder / "annotated.png")
+                else:
+                    annotate_video(path, timeline, folder / "annotated.mp4")
             marker.write_text(json.dumps(stamp, indent=2) + "\n")
             report.done.append(names[path])
             status = "done"
