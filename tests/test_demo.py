@@ -27,3 +27,11 @@ def test_demo_says_no_speech_where_the_voice_has_nothing(
     assert main(["demo", str(clip), "--out", str(tmp_path)]) == 0
     summary = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dominant emotion:"))
     assert "voice: no speech" in summary and "None" not in summary
+
+
+def test_demo_on_a_photo(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = data / "fer2013" / "test" / "happy" / "PrivateTest_10077120.jpg"
+    assert main(["demo", str(photo), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{photo}: photo 48x48; faces: 1 found" in out and "face 1.00" in out
+    assert (tmp_path / photo.stem / "timeline.png").is_file()

@@ -9,7 +9,7 @@ HELP = "analyse one clip and print per-window face, voice and fused emotions (wh
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="a video (or audio) file")
+    p.add_argument("path", help="a video, audio file or photo")
     p.add_argument("--out", default="demo-out", help="where the timeline, summary and plot go (default demo-out)")
 
 
@@ -26,11 +26,19 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
     from avemo.commands.inspect_media import describe
     from avemo.inference.analyzer import Analyzer
     from avemo.inference.batch import write_outputs
+    from avemo.media.image import is_image
 
-    print(describe(args.path))
-    print()
+    photo = is_image(args.path)
+    if not photo:
+        print(describe(args.path))
+        print()
     analyzer = Analyzer("default")
     timeline = analyzer.analyze(args.path)
+    if photo:
+        media = timeline.attrs["media"]
+        faces = ("none found: the whole photo read as one" if timeline.attrs.get("face_whole_photo")
+                 else f"{len(timeline.boxes)} found")
+        print(f"{args.path}: photo {media['width']}x{media['height']}; faces: {faces}\n")
     print(format_timeline(timeline))
     summary = timeline.summary()
     face, voice = summary["face_dominant"] or "no face", summary["voice_dominant"] or "no speech"
