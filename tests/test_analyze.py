@@ -103,9 +103,9 @@ def test_image_gives_one_face_row(analyzer, data):
     image = next((data / "fer2013" / "test" / "happy").glob("PrivateTest_*.jpg"))
     tl = analyzer.analyze(image)
     assert len(tl) == 1 and tl["source"].iloc[0] in {"face", "none"}
-    # a tight crop the detectors miss as it is: found on the framed photo, answered by both face members
+    # a tight crop the detectors miss as it is (here): found on the framed photo, not read whole
     tl = analyzer.analyze(data / "fer2013" / "test" / "angry" / "PrivateTest_10131363.jpg")
-    assert len(tl) == 1 and tl["source"].iloc[0] == "face" and tl["face_blendshapes"].iloc[0] == 1.0
+    assert len(tl) == 1 and tl["source"].iloc[0] == "face" and not tl.attrs["face_whole_photo"]
     assert tl.attrs["media"] == {"kind": "image", "width": 48, "height": 48}
     # its figure is the photo with the face box beside the face's probabilities, not a timeline
     photo, bars = tl.plot().axes
@@ -113,10 +113,14 @@ def test_image_gives_one_face_row(analyzer, data):
     assert bars.get_title().startswith(tl["label"].iloc[0]) and not tl.attrs["face_whole_photo"]
 
 
-def test_a_face_crop_no_detector_reads_is_read_whole_and_says_so(analyzer, data, tmp_path, capsys):
+def test_a_face_crop_no_detector_reads_is_read_whole_and_says_so(analyzer, data, tmp_path, capsys, monkeypatch):
+    from avemo.faces import FaceScanner
     from avemo.media import read_image
 
-    photo = data / "fer2013" / "test" / "angry" / "PrivateTest_10304478.jpg"  # missed even framed
+    # a real face crop that MediaPipe and Haar miss even framed here; they are switched off so that the test does
+    # not rest on how another machine's detectors read this one photo
+    photo = data / "fer2013" / "test" / "angry" / "PrivateTest_10304478.jpg"
+    monkeypatch.setattr(FaceScanner, "detect", lambda self, image, timestamp_ms=None: [])
     tl = analyzer.analyze(photo)
     tl_label = tl["label"].iloc[0]
     assert tl.attrs["face_whole_photo"] and tl["source"].iloc[0] == "face"
