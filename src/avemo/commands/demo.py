@@ -26,19 +26,11 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
     from avemo.commands.inspect_media import describe
     from avemo.inference.analyzer import Analyzer
     from avemo.inference.batch import write_outputs
-    from avemo.media.image import is_image
 
-    photo = is_image(args.path)
-    if not photo:
-        print(describe(args.path))
-        print()
+    print(describe(args.path))
+    print()
     analyzer = Analyzer("default")
     timeline = analyzer.analyze(args.path)
-    if photo:
-        media = timeline.attrs["media"]
-        faces = ("none found: the whole photo read as one" if timeline.attrs.get("face_whole_photo")
-                 else f"{len(timeline.boxes)} found")
-        print(f"{args.path}: photo {media['width']}x{media['height']}; faces: {faces}\n")
     print(format_timeline(timeline))
     summary = timeline.summary()
     face, voice = summary["face_dominant"] or "no face", summary["voice_dominant"] or "no speech"

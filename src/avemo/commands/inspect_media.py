@@ -8,7 +8,7 @@ HELP = "show what the front ends find in a media file: streams, faces per frame,
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="a video or audio file")
+    p.add_argument("path", help="a video, audio file or photo")
     p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
 
 
@@ -18,13 +18,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def describe(path: str, *, fps: float = 5.0) -> str:
-    """A few lines on the file's streams, the faces found and the speech segments."""
+    """A few lines on the file's streams, the faces found and the speech segments (a photo: its size and faces)."""
     import numpy as np
 
     from avemo.audio import VoiceActivityDetector
     from avemo.faces import scan_video
     from avemo.media import probe, read_audio
+    from avemo.media.image import is_image
 
+    if is_image(path):
+        return describe_photo(path)
     info = probe(path)
     lines = [f"{path}: {info.duration:.2f} s"]
     if info.has_video:
@@ -48,4 +51,32 @@ def describe(path: str, *, fps: float = 5.0) -> str:
                      + ", ".join(f"{s.start:.2f}-{s.end:.2f} s" for s in segments))
     else:
         lines.append("  audio: none (no audio track)")
+    return "\n".join(lines)
+
+
+def describe_photo(path: str) -> str:
+    """The photo's size and the faces the analyzer's detection finds in it: as it is, only framed (the second try),
+    or none (then whether ``avemo analyze`` reads it whole as a face crop)."""
+    from avemo.faces import FaceScanner
+    from avemo.inference.analyzer import whole_photo_ok
+    from avemo.media import read_image
+
+    image = read_image(path)
+    h, w = image.shape[:2]
+    with FaceScanner(mode="image", size=None, track=False, max_faces=4, reframe=False) as sc:
+        faces, how = sc.detect(image), ""
+        if not faces:
+            sc.reframe = True
+            faces, how = sc.detect(image), " (only on the framed photo)"
+    lines = [f"{path}: photo {w}x{h}"]
+    if faces:
+        sources = ", ".join(sorted({f.source for f in faces}))
+        lines.append(f"  faces: {len(faces)} found{how} by {sources}")
+        main = max(faces, key=lambda f: f.area * f.score)
+        if main.pose is not None:
+            yaw, pitch, roll = main.pose
+            lines.append(f"  head pose (largest face): yaw {yaw:+.1f}, pitch {pitch:+.1f}, roll {roll:+.1f} degrees")
+    else:
+        lines.append("  faces: none found" + ("; `avemo analyze` reads the whole photo as a face crop"
+                                              if whole_photo_ok(image) else ""))
     return "\n".join(lines)

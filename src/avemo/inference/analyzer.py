@@ -87,6 +87,14 @@ class AnalyzerConfig:
 #: that count as a face crop, and the least contrast (standard deviation of its grey levels: a flat picture is none)
 WHOLE_PHOTO_SIDE, WHOLE_PHOTO_ASPECT, WHOLE_PHOTO_MIN, WHOLE_PHOTO_CONTRAST = 256, 1.5, 24, 8.0
 
+def whole_photo_ok(image: np.ndarray) -> bool:
+    """Whether a photo where no face is found may be read whole as a face crop (``whole_photo_face``): its size,
+    shape and contrast (:data:`WHOLE_PHOTO_SIDE` and after)."""
+    h, w = image.shape[:2]
+    return (WHOLE_PHOTO_MIN <= min(h, w) and max(h, w) <= min(WHOLE_PHOTO_SIDE, WHOLE_PHOTO_ASPECT * min(h, w))
+            and float(image.std()) >= WHOLE_PHOTO_CONTRAST)
+
+
 #: the settings ``--exact-faces`` gives: MediaPipe on every sampled frame, the decoder's full work
 EXACT_FACES: dict[str, Any] = {"landmark_every": 1, "skip_loop_filter": False}
 
@@ -444,9 +452,7 @@ class Analyzer:
         faces = (sorted(ff.faces, key=lambda f: -f.area * f.score) if self.config.all_faces
                  else [ff.main] if ff.main is not None else [])
         h, w = image.shape[:2]
-        whole = (not faces and self.config.whole_photo_face and WHOLE_PHOTO_MIN <= min(h, w)
-                 and max(h, w) <= min(WHOLE_PHOTO_SIDE, WHOLE_PHOTO_ASPECT * min(h, w))
-                 and float(image.std()) >= WHOLE_PHOTO_CONTRAST)
+        whole = not faces and self.config.whole_photo_face and whole_photo_ok(image)
         found: list[FaceTrackFrames | None] = [None]
         if faces:
             crops = np.stack([ff.crops[ff.faces.index(f)] for f in faces])
