@@ -204,6 +204,37 @@ def test_cli_folder_survives_a_corrupt_file_and_reruns_skip(clips, tmp_path, cap
     assert again.loc["skipped", "dominant"] == summary["dominant"] and "failed" in again.index
 
 
+def test_a_folder_plots_each_file_while_the_next_is_analysed_and_loses_no_plot(analyzer, clips, tmp_path):
+    """``avemo analyze`` on many files: the helper draws a file's plot while the next file is analysed, and
+    ``done.json`` is written once the plot is; files are reported in input order; a helper that dies mid-batch
+    leaves the plots to this process (the same picture), none lost."""
+    import matplotlib.image
+
+    from avemo.inference.batch import analyze_to_folder
+    from avemo.inference.plot_worker import PlotWorker
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    inputs = [clips["cremad_hap"], bad, clips["ravdess_wav"], clips["cremad_sad"]]
+    seen: list[tuple[str, str]] = []
+    with PlotWorker() as worker:
+        def progress(path: Path, status: str, message: str) -> None:
+            seen.append((path.name, status))
+            if status == "done" and worker.alive:  # the helper dies after the first file's plot
+                worker._proc.kill()
+                worker._proc.wait()
+        report = analyze_to_folder(inputs, tmp_path / "out", analyzer, on_progress=progress, plotter=worker)
+    assert seen == [(p.name, "failed" if p == bad else "done") for p in inputs]
+    assert [Path(r["input"]).name for r in report.rows] == [p.name for p in inputs] and len(report.done) == 3
+    for p in (clips["cremad_hap"], clips["ravdess_wav"], clips["cremad_sad"]):
+        folder = tmp_path / "out" / p.stem
+        assert (folder / "done.json").is_file(), p.name
+        tl = analyzer.analyze(p)
+        tl.plot(tmp_path / "here.png")
+        assert np.array_equal(matplotlib.image.imread(folder / "timeline.png"),
+                              matplotlib.image.imread(tmp_path / "here.png")), p.name
+
+
 def test_shipped_int8_face_network_agrees_with_the_float_one(data):
     from avemo.datasets import load_fer_image, read_corpus
     from avemo.inference.predictors import FacePredictor

@@ -63,9 +63,11 @@ def run_mode(mode: str, files: list[Path], out: Path) -> dict[str, Any]:
     if mode == "folder":
         from avemo.inference.analyzer import Analyzer
         from avemo.inference.batch import analyze_to_folder
+        from avemo.inference.plot_worker import PlotWorker
 
         t0 = time.perf_counter()
-        report = analyze_to_folder(files, out, Analyzer("default"))
+        with PlotWorker() as plotter:  # as `avemo analyze`: each plot drawn by the helper during the next file
+            report = analyze_to_folder(files, out, Analyzer("default"), plotter=plotter)
         wall = time.perf_counter() - t0
         done, failed = len(report.done), len(report.failed)
     else:
@@ -113,7 +115,8 @@ def run(copies: int = 6, seconds: float = 20.0, modes: tuple[str, ...] = MODES, 
             "command": f"avemo bench batch --copies {copies} --repeat {rounds}"}
 
 
-_LABELS = {"folder": "`avemo analyze FOLDER` (folder mode: CSV, JSON, PNG per file)",
+_LABELS = {"folder": "`avemo analyze FOLDER` (folder mode: CSV, JSON, PNG per file; each plot drawn by a helper "
+                     "process while the next file is analysed)",
            "local": "`avemo batch --engine local`", "ray-1": "`avemo batch --engine ray --workers 1`",
            "ray-2": "`avemo batch --engine ray --workers 2`"}
 

@@ -102,16 +102,34 @@ def failure_message(path: Path, exc: Exception) -> str:
 def write_outputs(timeline: EmotionTimeline, folder: Path, plotter: PlotWorker | None = None) -> list[Path]:
     """Timeline (CSV, JSON), summary (JSON) and timeline plot (PNG, drawn by ``plotter`` when given) into
     ``folder``."""
+    written = _write_tables(timeline, folder)
+    plot = folder / "timeline.png"
+    if plotter is not None:
+        plotter.plot(timeline, plot)
+    else:
+        timeline.plot(plot)
+    return [*written, plot]
+
+
+def _write_tables(timeline: EmotionTimeline, folder: Path) -> list[Path]:
+    """:func:`write_outputs` but the plot."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / name for name in ("timeline.csv", "timeline.json", "summary.json", "timeline.png")]
+    written = [folder / name for name in ("timeline.csv", "timeline.json", "summary.json")]
     timeline.to_csv(written[0], index=False)
     timeline.save_json(written[1])
     written[2].write_text(json.dumps(timeline.summary(), indent=2) + "\n")
-    if plotter is not None:
-        plotter.plot(timeline, written[3])
-    else:
-        timeline.plot(written[3])
     return written
+
+
+@dataclass
+class _Pending:
+    """An input whose outputs are written but for the plot, which the helper draws while the next input is
+    analysed; ``done.json`` is written once the plot is."""
+
+    path: Path
+    folder: Path
+    stamp: dict[str, Any]
+    plot: Callable[[], Path]
 
 
 def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer, *, annotate: bool = False,
@@ -119,27 +137,53 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
                       on_media: Callable[[Path, float, float], None] | None = None,
                       plotter: PlotWorker | None = None) -> BatchReport:
     """Analyse each input into ``out_dir/<name>/``; ``done.json`` there marks it complete for reruns (plots
-    drawn by ``plotter`` when given, see :mod:`avemo.inference.plot_worker`).
+    drawn by ``plotter`` when given, see :mod:`avemo.inference.plot_worker`, each while the next input is
+    analysed).
 
-    ``on_progress(path, status, message)`` is called after each input (status done, skipped or failed);
-    ``on_media(path, seconds_done, duration)`` as each input's media is worked through.
+    ``on_progress(path, status, message)`` is called after each input (status done, skipped or failed), in
+    input order; ``on_media(path, seconds_done, duration)`` as each input's media is worked through.
     """
     report = BatchReport()
     names = output_names(list(inputs))
+    pending: _Pending | None = None
+
+    def record(path: Path, status: str, folder: Path) -> None:
+        if status == "skipped":
+            report.skipped.append(names[path])
+        elif status == "done":
+            report.done.append(names[path])
+        report.rows.append(result_row(path, status, folder, report.failed.get(str(path), "")))
+        if on_progress:
+            on_progress(path, status, report.failed.get(str(path), ""))
+
+    def settle() -> None:
+        """The pending input's plot awaited, then its ``done.json``."""
+        nonlocal pending
+        if pending is None:
+            return
+        item, pending = pending, None
+        try:
+            item.plot()
+            (item.folder / "done.json").write_text(json.dumps(item.stamp, indent=2) + "\n")
+            status = "done"
+        except Exception as exc:  # a plot that failed here too fails its input alone
+            report.failed[str(item.path)] = failure_message(item.path, exc)
+            status = "failed"
+        record(item.path, status, item.folder)
+
     for path in inputs:
         folder = out_dir / names[path]
         marker = folder / "done.json"
         stamp = input_stamp(path, analyzer, annotate)
         if not force and marker.is_file() and json.loads(marker.read_text()) == stamp:
-            report.skipped.append(names[path])
-            report.rows.append(result_row(path, "skipped", folder))
-            if on_progress:
-                on_progress(path, "skipped", "")
+            settle()
+            record(path, "skipped", folder)
             continue
+        plot: Callable[[], Path] | None = None
         try:
             timeline = analyzer.analyze(path, progress=None if on_media is None else
                                         (lambda done, total, p=path: on_media(p, done, total)))
-            write_outputs(timeline, folder, plotter)
+            _write_tables(timeline, folder)
             if annotate and timeline["face"].any():
                 from avemo.inference.annotate import annotate_photo, annotate_video
 
@@ -147,15 +191,19 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
                     annotate_photo(path, timeline, folder / "annotated.png")
                 else:
                     annotate_video(path, timeline, folder / "annotated.mp4")
-            marker.write_text(json.dumps(stamp, indent=2) + "\n")
-            report.done.append(names[path])
-            status = "done"
+            settle()  # the previous input, whose plot was drawn meanwhile
+            if plotter is not None:
+                plot = plotter.submit(timeline, folder / "timeline.png")
+            else:
+                timeline.plot(folder / "timeline.png")
+                plot = lambda f=folder: f / "timeline.png"  # noqa: E731
         except Exception as exc:  # one bad file fails alone, whatever broke
+            settle()
             report.failed[str(path)] = failure_message(path, exc)
-            status = "failed"
-        report.rows.append(result_row(path, status, folder, report.failed.get(str(path), "")))
-        if on_progress:
-            on_progress(path, status, report.failed.get(str(path), ""))
+            record(path, "failed", folder)
+            continue
+        pending = _Pending(path, folder, stamp, plot)
+    settle()
     write_results(report, out_dir)
     return report
 

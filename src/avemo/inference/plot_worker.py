@@ -20,6 +20,7 @@ import select
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +51,36 @@ class PlotWorker:
 
     def plot(self, timeline: Any, path: str | Path) -> Path:
         """Write ``timeline``'s plot to ``path`` (by the helper, else here) and return the path."""
+        return self.submit(timeline, path)()
+
+    def submit(self, timeline: Any, path: str | Path) -> Callable[[], Path]:
+        """Send ``timeline``'s plot to the helper and return at once a function that waits for it (drawing it
+        here if the helper fails) and returns ``path``, so that the caller works on while the helper draws
+        (``avemo analyze`` on a folder analyses the next file). Wait for one plot before submitting the next."""
         path = Path(path)
         proc = self._proc
-        if proc is not None and proc.poll() is None and proc.stdin is not None and proc.stdout is not None:
+        if proc is None or proc.poll() is not None or proc.stdin is None or proc.stdout is None:
+            return lambda: self._here(timeline, path)
+        try:
+            payload = pickle.dumps((timeline, str(path)), protocol=pickle.HIGHEST_PROTOCOL)
+            proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+            proc.stdin.flush()
+        except (OSError, ValueError, pickle.PicklingError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            return lambda: self._here(timeline, path, error)
+
+        def wait() -> Path:
             try:
-                payload = pickle.dumps((timeline, str(path)), protocol=pickle.HIGHEST_PROTOCOL)
-                proc.stdin.write(_HEADER.pack(len(payload)) + payload)
-                proc.stdin.flush()
                 reply = json.loads(self._answer(proc) or b'{"error": "the plot helper exited or hung"}')
-            except (OSError, ValueError, pickle.PicklingError) as exc:
+            except (OSError, ValueError) as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"}
-            if reply.get("ok"):
-                return path
-            log.debug("plot helper failed on %s (%s); drawing here", path, reply.get("error"))
+            return path if reply.get("ok") else self._here(timeline, path, reply.get("error"))
+        return wait
+
+    def _here(self, timeline: Any, path: Path, error: str | None = None) -> Path:
+        """Draw in this process (the helper failed with ``error``, which ends it, or never ran)."""
+        if error is not None:
+            log.debug("plot helper failed on %s (%s); drawing here", path, error)
             self.close(wait=0.0)
         timeline.plot(path)
         return path
