@@ -134,6 +134,35 @@ def test_analyze_shared_clip(server: ServerProcess, clips: dict[str, Path], clip
         assert info.duration == pytest.approx(media["duration"], abs=0.15)
 
 
+def test_analyze_a_photo(server: ServerProcess, clips: dict[str, Path], tmp_path: Path) -> None:
+    """A photo is analysed as ``avemo analyze photo.jpg`` does it (the same probabilities), and its plot is the
+    photo with the face box beside them, drawn from the upload itself."""
+    import cv2
+
+    from avemo.inference.analyzer import Analyzer
+    from avemo.media import iter_frames
+
+    frame = next(f.image for f in iter_frames(clips["ravdess_mp4"], 1.0) if f.time >= 1.0)  # a real face
+    photo = tmp_path / "face.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    r = _post(server, photo, wait=True)
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["status"] == "done" and job["media"]["kind"] == "image" and job["media"]["duration"] == 0
+    assert (job["media"]["width"], job["media"]["height"]) == frame.shape[1::-1] and "video" not in job["links"]
+    (window,) = job["result"]["windows"]
+    assert job["summary"]["face_dominant"] in EMOTIONS and window["voice_neutral"] is None
+    here = Analyzer("default").analyze(photo)
+    assert [window[f"face_{e}"] for e in EMOTIONS] == pytest.approx(list(here.probabilities("face")[0]), abs=1e-4)
+    assert job["result"]["metadata"]["source"] == "face.jpg"
+    png = requests.get(server.url + job["links"]["png"], timeout=30)
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    plot = cv2.imdecode(np.frombuffer(png.content, np.uint8), cv2.IMREAD_COLOR)
+    assert plot.shape[1] > 2 * plot.shape[0]  # the photo beside its bars, not an empty timeline
+    listed = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"]
+    assert next(j for j in listed if j["id"] == job["id"])["media"]["kind"] == "image"
+
+
 def test_async_job_with_progress(server: ServerProcess, clips: dict[str, Path]) -> None:
     r = _post(server, clips["cremad_hap"])
     assert r.status_code == 202, r.text
@@ -209,7 +238,7 @@ def test_bad_uploads_answer_clear_4xx(server: ServerProcess, clips: dict[str, Pa
         ("cut.mp4", mp4[: len(mp4) // 2], 415, "not_media"),  # cut before its index: not openable
         ("notes.mp4", b"hello, this is not a video\n" * 50, 415, "not_media"),
         ("noise.mp4", rng.bytes(20000), 415, "not_media"),
-        ("photo.mp4", jpeg.tobytes(), 415, "unsupported_media"),
+        ("broken.jpg", jpeg.tobytes()[:200], 422, "bad_media"),  # a picture cut short: it does not decode
         ("big.flv", flv + rng.bytes(int(MAX_UPLOAD_MB * 1e6)), 413, "too_large"),
     ]
     for name, content, status, code in cases:

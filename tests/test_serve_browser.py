@@ -193,3 +193,35 @@ def test_live_tab_with_the_fake_camera_and_microphone(browser, server: ServerPro
     status = browser.find_element(By.ID, "live-status")
     _wait(lambda: status.text.startswith("stopped:"), 30, "the session summary")
     assert "events" in status.text
+
+
+def test_a_photo_shows_its_figure_not_a_timeline(browser, server: ServerProcess, clips: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    """A photo dropped on the page: the figure (the photo with its face box beside the probabilities) where a
+    video's player and timeline would be, the face's emotion as the headline, and "photo" in the jobs list."""
+    import cv2
+    from selenium.webdriver.common.by import By
+
+    from avemo.media import iter_frames
+
+    frame = next(f.image for f in iter_frames(clips["ravdess_mp4"], 1.0) if f.time >= 1.0)
+    photo = tmp_path / "portrait.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    browser.get(server.url + "/")
+    browser.find_element(By.ID, "file").send_keys(str(photo))
+    result = browser.find_element(By.ID, "result")
+    _wait(lambda: result.get_attribute("data-state") == "done"
+          and browser.find_element(By.ID, "result-title").text == photo.name, 120, "the photo's job to finish")
+    job = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"][0]
+    assert job["filename"] == photo.name and job["media"]["kind"] == "image"
+    figure = browser.find_element(By.ID, "photo")
+    _wait(lambda: browser.execute_script("return document.getElementById('photo').naturalWidth") > 0, 30,
+          "the figure to load")
+    assert figure.is_displayed() and figure.get_attribute("src").endswith(job["links"]["png"])
+    for hidden in ("player", "no-video", "timeline-wrap"):
+        assert not browser.find_element(By.ID, hidden).is_displayed(), hidden
+    assert browser.find_element(By.ID, "dominant").text.lower() == job["summary"]["face_dominant"]
+    hrefs = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#downloads a")]
+    assert len(hrefs) == 3 and all(requests.get(h, timeout=30).status_code == 200 for h in hrefs)
+    row = next(tr for tr in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr") if photo.name in tr.text)
+    assert "photo" in row.find_elements(By.TAG_NAME, "td")[3].text

@@ -145,5 +145,11 @@ def test_check_media_on_real_and_damaged_files(clips: dict[str, Path], tmp_path:
     image = tmp_path / "image"
     cv2.imwrite(str(image) + ".jpg", np.zeros((32, 32, 3), np.uint8))
     Path(str(image) + ".jpg").rename(image)
-    with pytest.raises(MediaError, match="still image"):
-        check_media(image, "photo.mp4")
+    facts = check_media(image, "photo.mp4")  # a photo, whatever its name says: analysed as the CLI does
+    assert (facts["kind"], facts["width"], facts["height"], facts["duration"]) == ("image", 32, 32, 0.0)
+    assert not facts["has_video"] and not facts["has_audio"] and not facts["playable"]
+    broken = tmp_path / "broken"
+    broken.write_bytes(Path(str(image)).read_bytes()[:8] + b"\0" * 200)  # a PNG/JPEG start, then nothing
+    with pytest.raises(MediaError) as err:
+        check_media(broken, "face.jpg")
+    assert err.value.path == "face.jpg"

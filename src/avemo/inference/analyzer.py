@@ -167,10 +167,10 @@ class Analyzer:
                                          threads=self.config.model_threads)
         return self._voice
 
-    def analyze(self, path: str | Path, *, progress: Callable[[float, float], None] | None = None
-                ) -> EmotionTimeline:
+    def analyze(self, path: str | Path, *, progress: Callable[[float, float], None] | None = None,
+                image: bool | None = None) -> EmotionTimeline:
         """Analyse one file into one timeline (with ``all_faces``, the rows of every face track, told apart
-        by the ``track`` column).
+        by the ``track`` column). ``image``: whether the file is a still picture (default: by its extension).
 
         ``progress(seconds_done, duration)`` is called as the media is worked through (about every
         second of video, or every audio chunk of an audio-only file), possibly from a worker thread.
@@ -180,7 +180,7 @@ class Analyzer:
         path = Path(path)
         times = StageTimes()
         self.last_times = times
-        if is_image(path):
+        if is_image(path) if image is None else image:
             return self._analyze_image(path, times)
         info = probe(path)
         if not info.has_video and not info.has_audio:

@@ -242,8 +242,6 @@ def _job_view(store: JobStore, job: Job, with_result: bool) -> dict[str, Any]:
 
 def _media_error(exc: MediaError) -> ApiError:
     problem = exc.problem
-    if "still image" in problem:
-        return ApiError(415, "unsupported_media", str(exc))
     if "truncated" in problem and "cannot be opened" not in problem:
         return ApiError(422, "truncated", str(exc))
     if "cannot be opened" in problem or "not a media file" in problem:

@@ -66,7 +66,7 @@ def check_media(path: Path, name: str) -> dict[str, Any]:
     with container:
         fmt = container.format.name or ""
         if fmt.startswith("image2") or fmt.endswith("_pipe"):
-            raise MediaError(name, "is a still image; send a video or an audio file")
+            return _check_photo(path, name, fmt)
         if not info.has_video and not info.has_audio:
             raise MediaError(name, "has neither a video nor an audio track")
         if not info.duration or info.duration <= 0:
@@ -116,6 +116,19 @@ def check_media(path: Path, name: str) -> dict[str, Any]:
             "audio_rate": info.audio_rate, "format": fmt, "playable": _playable(fmt, info)}
 
 
+def _check_photo(path: Path, name: str, fmt: str) -> dict[str, Any]:
+    """A still picture's facts (``kind`` image, no duration), checked by decoding it as the analyzer will."""
+    from avemo.media import read_image
+
+    try:
+        h, w = read_image(path).shape[:2]
+    except MediaError as exc:
+        raise MediaError(name, exc.problem) from None
+    return {"kind": "image", "duration": 0.0, "has_video": False, "has_audio": False, "width": w, "height": h,
+            "fps": None, "rotation": None, "video_codec": None, "audio_codec": None, "audio_rate": None,
+            "format": fmt, "playable": False}
+
+
 def _video_stream(container: Any) -> Any:
     from av.stream import Disposition
 
@@ -158,13 +171,16 @@ class JobEngine:
         """Analyse ``media`` into ``folder``; returns the summary and the result files (API name ->
         file name). ``name`` (the client's file name) replaces the server path in the outputs."""
         share = 0.85 if info.get("has_video") and not info.get("playable") else 0.97
+        photo = info.get("kind") == "image"
         timeline = self.analyzer.analyze(media, progress=lambda done, total: progress(
-            share * done / total if total else 0.0))
+            share * done / total if total else 0.0), image=photo)
+        folder.mkdir(parents=True, exist_ok=True)
+        if photo:  # drawn now, while the figure can show the photo itself (its JSON keeps only the client's name)
+            timeline.plot(folder / RESULT_FILES["png"], title=f"avemo — {name}")
         timeline.attrs["source"] = name
         if isinstance(timeline.attrs.get("media"), dict):
             timeline.attrs["media"]["path"] = name
         summary = timeline.summary()
-        folder.mkdir(parents=True, exist_ok=True)
         timeline.to_csv(folder / RESULT_FILES["csv"], index=False)
         timeline.save_json(folder / RESULT_FILES["json"])
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

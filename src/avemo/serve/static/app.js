@@ -122,6 +122,12 @@ function showResult(job) {
   err.textContent = job.status === "failed" ? "Failed: " + job.error : "";
   const player = $("player");
   player.pause();
+  const photo = job.status === "done" && isPhoto(job);  // a photo: its figure instead of player and timeline
+  $("photo").hidden = !photo;
+  result.classList.toggle("photo", photo);
+  $("timeline-wrap").hidden = photo;
+  if (photo) $("photo").src = job.links.png;
+  else $("photo").removeAttribute("src");
   if (job.status !== "done") {
     result.dataset.state = job.status;
     player.removeAttribute("src");
@@ -143,7 +149,11 @@ function showResult(job) {
     face: job.media.has_video === false ? "no video track" : "no face",
     voice: job.media.has_audio === false ? "no audio track" : "no speech",
   };
-  if (job.links.video) {
+  if (photo) {
+    player.removeAttribute("src");
+    player.hidden = true;
+    $("no-video").hidden = true;
+  } else if (job.links.video) {
     player.hidden = false;
     $("no-video").hidden = true;
     player.src = job.links.video;
@@ -176,8 +186,18 @@ function bars(dist) {
   return box;
 }
 
+function isPhoto(job) { return Boolean(job.media && job.media.kind === "image"); }
+
 function renderSummary(job) {
   const s = job.summary || {};
+  if (isPhoto(job)) {
+    $("summary").replaceChildren(
+      el("div", { class: "muted" }, "the face's emotion"),
+      el("div", { class: "dominant", id: "dominant" }, s.face_dominant || "no face found"),
+      el("p", { class: "muted" }, `a photo, ${job.media.width} × ${job.media.height} px · analysed in ${fmtTime(job.elapsed)}`),
+      bars(s.fused_distribution));
+    return;
+  }
   const lines = el("p", { class: "muted" },
     `face: ${s.face_dominant || state.absent.face} · voice: ${s.voice_dominant || state.absent.voice} · ` +
     `face in ${pct(s.face_coverage)} of the windows, speech in ${pct(s.speech_coverage)} · ` +
@@ -191,7 +211,8 @@ function renderSummary(job) {
 }
 
 function renderDownloads(job) {
-  const items = [["csv", "timeline (CSV)"], ["json", "timeline and summary (JSON)"], ["png", "timeline plot (PNG)"]];
+  const items = isPhoto(job) ? [["csv", "result (CSV)"], ["json", "result and summary (JSON)"], ["png", "figure (PNG)"]]
+    : [["csv", "timeline (CSV)"], ["json", "timeline and summary (JSON)"], ["png", "timeline plot (PNG)"]];
   $("downloads").replaceChildren(el("div", { class: "muted" }, "downloads"),
     ...items.filter(([k]) => job.links[k]).map(([k, text]) => el("a", { href: job.links[k], download: "" }, text)));
 }
@@ -354,7 +375,7 @@ async function refreshJobs() {
       el("td", {}, el("a", { href: "#" + job.id, onclick: (e) => { e.preventDefault(); openJob(job.id); } }, job.filename)),
       el("td", { class: "status-" + job.status, title: job.error || "" }, status),
       el("td", {}, (job.summary && job.summary.dominant) || ""),
-      el("td", {}, fmtTime(job.media && job.media.duration)),
+      el("td", {}, isPhoto(job) ? "photo" : fmtTime(job.media && job.media.duration)),
       el("td", {}, fmtDate(job.created)),
       el("td", {}, el("button", { type: "button", class: "small", onclick: () => removeJob(job.id) }, "delete")));
   });
