@@ -153,3 +153,15 @@ def test_check_media_on_real_and_damaged_files(clips: dict[str, Path], tmp_path:
     with pytest.raises(MediaError) as err:
         check_media(broken, "face.jpg")
     assert err.value.path == "face.jpg"
+
+
+def test_the_page_draws_each_emotion_in_the_colour_of_the_png_figures() -> None:
+    """``app.js`` repeats :data:`avemo.labels.EMOTION_COLORS` (the timeline and photo PNGs, annotated videos)."""
+    import re
+
+    from avemo.labels import EMOTION_COLORS
+    from avemo.serve.app import STATIC_DIR
+
+    block = re.search(r"const COLORS = \{(.*?)\};", (STATIC_DIR / "app.js").read_text(), re.S)
+    assert block is not None
+    assert dict(re.findall(r'(\w+): "(#[0-9a-f]{6})"', block.group(1))) == EMOTION_COLORS

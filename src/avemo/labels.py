@@ -18,6 +18,21 @@ EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearfu
 #: The seven classes shared by most corpora (no calm): FER-2013, MELD, SAVEE, MEAD less contempt, ...
 BASIC7: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
+#: One colour per class wherever avemo draws emotions (the timeline and photo figures, annotated videos, the
+#: ``avemo serve`` page, whose ``app.js`` repeats it): hues that follow the emotion (angry red, happy yellow,
+#: sad blue, neutral grey).
+EMOTION_COLORS: dict[str, str] = {
+    "neutral": "#8c8c8c", "calm": "#17becf", "happy": "#f2b705", "sad": "#1f77b4",
+    "angry": "#d62728", "fearful": "#9467bd", "disgust": "#2ca02c", "surprised": "#ff7f0e",
+}
+
+
+def emotion_rgb(name: str) -> tuple[int, int, int]:
+    """:data:`EMOTION_COLORS` of ``name`` as an RGB triple (grey for a name it lacks)."""
+    h = EMOTION_COLORS.get(name, "#7f7f7f")
+    return int(h[1:3], 16), int(h[3:5], 16), int(h[5:7], 16)
+
+
 #: Valence and arousal in [-1, 1] for each canonical class (circumplex placements, Russell 1980).
 VALENCE_AROUSAL: dict[str, tuple[float, float]] = {
     "neutral": (0.0, 0.0),

@@ -10,12 +10,9 @@ import cv2
 import numpy as np
 
 from avemo.inference.result import EmotionTimeline
-from avemo.labels import EMOTIONS
+from avemo.labels import EMOTIONS, emotion_rgb
 
-_COLOURS = {  # RGB, one per emotion
-    "neutral": (180, 180, 180), "calm": (120, 200, 160), "happy": (255, 200, 40), "sad": (70, 120, 230),
-    "angry": (230, 60, 50), "fearful": (160, 90, 200), "disgust": (110, 160, 50), "surprised": (255, 130, 200),
-}
+_COLOURS = {name: emotion_rgb(name) for name in EMOTIONS}  # RGB, one per emotion
 
 
 def annotate_video(source: str | Path, timeline: EmotionTimeline, out_path: str | Path, *,
