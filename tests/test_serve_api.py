@@ -163,6 +163,35 @@ def test_analyze_a_photo(server: ServerProcess, clips: dict[str, Path], tmp_path
     assert next(j for j in listed if j["id"] == job["id"])["media"]["kind"] == "image"
 
 
+def test_a_job_with_text_gets_the_words_and_their_emotions(server: ServerProcess, clips: dict[str, Path]) -> None:
+    """``?text=true``: the speech transcribed as ``avemo analyze --text`` does it (the sentence's words, a text
+    column group, the transcript in the metadata), ``language`` given or detected; bad options are refused before
+    the upload is kept."""
+    wav = clips["ravdess_wav"]
+    for params in ({"text": "true"}, {"text": "true", "language": "en"}):
+        r = requests.post(f"{server.url}/v1/analyze", files={"file": (wav.name, wav.read_bytes())},
+                          params={"wait": "true", **params}, timeout=300)
+        assert r.status_code == 200, r.text
+        job = r.json()
+        assert job["status"] == "done" and job["options"] == {"text": True, **({"language": "en"} if
+                                                                                 "language" in params else {})}
+        windows = job["result"]["windows"]
+        words = " ".join(w["transcript"] or "" for w in windows).lower()
+        assert "door" in words and ("kids" in words or "dogs" in words)
+        assert job["result"]["metadata"]["transcript"]["language"] == "en"
+        for w in windows:
+            assert sum(w[f"text_{e}"] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-3)
+            assert w["weight_text"] == 0  # no emotion word in the sentence: the fusion leaves the text out
+    plain = _post(server, wav, wait=True).json()
+    assert plain["options"] == {} and "transcript" not in plain["result"]["windows"][0]
+    before = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["counts"]
+    for params, needle in (({"language": "en"}, "text=true"), ({"text": "true", "language": "xx"}, "'xx'")):
+        r = requests.post(f"{server.url}/v1/analyze", files={"file": (wav.name, wav.read_bytes())}, params=params,
+                          timeout=60)
+        assert needle in _error(r, 422, "invalid_request")
+    assert requests.get(f"{server.url}/v1/jobs", timeout=30).json()["counts"] == before
+
+
 def test_async_job_with_progress(server: ServerProcess, clips: dict[str, Path]) -> None:
     r = _post(server, clips["cremad_hap"])
     assert r.status_code == 202, r.text

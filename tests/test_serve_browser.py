@@ -225,3 +225,26 @@ def test_a_photo_shows_its_figure_not_a_timeline(browser, server: ServerProcess,
     assert len(hrefs) == 3 and all(requests.get(h, timeout=30).status_code == 200 for h in hrefs)
     row = next(tr for tr in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr") if photo.name in tr.text)
     assert "photo" in row.find_elements(By.TAG_NAME, "td")[3].text
+
+
+def test_transcribed_speech_gets_a_text_row_and_its_words(browser, server: ServerProcess,
+                                                          clips: dict[str, Path]) -> None:
+    """The page's "transcribe" option: the job is sent with ``text=true``, its timeline gains a text row under the
+    fused one, and the line under the timeline gives the window's words."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    box = browser.find_element(By.ID, "opt-text")
+    box.click()
+    assert box.is_selected()
+    browser.find_element(By.ID, "file").send_keys(str(clips["ravdess_wav"]))
+    result = browser.find_element(By.ID, "result")
+    canvas = browser.find_element(By.ID, "timeline")
+    _wait(lambda: result.get_attribute("data-state") == "done" and canvas.get_attribute("data-rows")
+          == "face voice fused text", 180, "the transcribed job's timeline")
+    job = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"][0]
+    assert job["options"] == {"text": True} and job["filename"] == clips["ravdess_wav"].name
+    now = browser.find_element(By.ID, "now").text.lower()
+    assert "text:" in now and ("door" in now or "kids" in now or "talking" in now), now
+    coverage = browser.execute_script(ROW_COVERAGE_JS.replace("r < 3", "r < 4"), LEFT, TOP, ROW_H, GAP)
+    assert coverage[3] > 0.95, coverage  # the text row is drawn all along (pale: words without a feeling)

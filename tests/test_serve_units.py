@@ -62,6 +62,25 @@ def test_store_recover_after_restart(tmp_path: Path) -> None:
     assert [j.id for j in again.list(status="queued")] == ids[:1:-1]
 
 
+def test_store_keeps_options_and_opens_a_database_from_before_them(tmp_path: Path) -> None:
+    """A job keeps its client's analysis options; a jobs database written before options existed opens with its
+    jobs intact (options empty) and takes new jobs with options."""
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    old.executescript("CREATE TABLE jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, status TEXT NOT NULL, "
+                      "filename TEXT NOT NULL, size INTEGER NOT NULL, media TEXT NOT NULL, created REAL NOT NULL, "
+                      "started REAL, finished REAL, progress REAL NOT NULL DEFAULT 0, error TEXT, summary TEXT, "
+                      "files TEXT);")
+    old.execute("INSERT INTO jobs VALUES (?, 1, 'done', 'a.mp4', 5, '{}', 0, 0, 1, 1, NULL, '{}', '{}')", ("a" * 32,))
+    old.commit()
+    old.close()
+    store = JobStore(tmp_path)
+    assert store.get("a" * 32).options == {} and store.get("a" * 32).status == "done"
+    job = store.create(_received(store), filename="b.wav", size=5, media={}, options={"text": True, "language": "en"})
+    assert store.get(job.id).options == {"text": True, "language": "en"} == job.to_dict()["options"]
+
+
 def test_job_ids_never_reach_paths(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
     for bad in ("../etc", "g" * 32, "A" * 32, "0" * 31, "/tmp/x", ""):

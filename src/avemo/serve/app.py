@@ -120,10 +120,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     async def analyze(request: Request, wait: bool = Query(False, description="answer with the result when it "
                                                                                "is ready within the wait limit"),
-                      filename: str | None = Query(None, description="file name for a raw-body upload")
+                      filename: str | None = Query(None, description="file name for a raw-body upload"),
+                      text: bool = Query(False, description="also transcribe the speech offline (Whisper base) and "
+                                                            "give each window's words and their emotions (English "
+                                                            "text model; slower)"),
+                      language: str | None = Query(None, description="with text: the speech's language as a "
+                                                                      "Whisper code (en, de, ...); default detected")
                       ) -> Response:
         if pool.queued >= settings.max_queued:
             raise ApiError(503, "busy", f"{pool.queued} jobs are waiting already; try again later")
+        options = await run_in_threadpool(_options, text, language)
         received = await receive_upload(request, store.new_incoming(), settings.max_upload_bytes)
         try:
             media = await run_in_threadpool(engine.check_media, received.path, received.filename)
@@ -132,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                 f"limit is {settings.max_duration_s:g} s",
                                limit_seconds=settings.max_duration_s)
             job = await run_in_threadpool(store.create, received.path, filename=received.filename,
-                                          size=received.size, media=media)
+                                          size=received.size, media=media, options=options)
         except MediaError as exc:
             raise _media_error(exc) from None
         finally:
@@ -238,6 +244,20 @@ def _job_view(store: JobStore, job: Job, with_result: bool) -> dict[str, Any]:
         doc = json.loads((store.job_dir(job.id) / job.files["json"]).read_text())
         out["result"] = {"windows": doc.get("windows", []), "metadata": doc.get("metadata", {})}
     return out
+
+
+def _options(text: bool, language: str | None) -> dict[str, Any]:
+    """A job's analysis options, checked before its upload is read."""
+    if language is None:
+        return {"text": True} if text else {}
+    if not text:
+        raise ApiError(422, "invalid_request", "language applies to text (the transcript's language); add text=true")
+    from avemo.text.transcribe import whisper_languages
+
+    known = whisper_languages()
+    if language not in known:
+        raise ApiError(422, "invalid_request", f"unknown language {language!r}; Whisper knows {', '.join(known)}")
+    return {"text": True, "language": language}
 
 
 def _media_error(exc: MediaError) -> ApiError:

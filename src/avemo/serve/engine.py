@@ -155,6 +155,7 @@ class JobEngine:
         from avemo.inference.analyzer import Analyzer
 
         self.analyzer = Analyzer("default", **config)
+        self._text_analyzers: dict[str | None, Any] = {}
         self.preview_side = preview_side
 
     @property
@@ -166,13 +167,25 @@ class JobEngine:
         self.analyzer.face_model  # noqa: B018
         self.analyzer.voice_model  # noqa: B018
 
-    def run(self, media: Path, folder: Path, name: str, info: dict[str, Any],
-            progress: Callable[[float], None]) -> tuple[dict[str, Any], dict[str, str]]:
+    def analyzer_for(self, text: bool = False, language: str | None = None) -> Any:
+        """The analyzer of a job's options: the default one, or with ``text`` one that also transcribes (kept per
+        language, sharing the loaded models)."""
+        if not text:
+            return self.analyzer
+        if language not in self._text_analyzers:
+            base = next(iter(self._text_analyzers.values()), self.analyzer)
+            self._text_analyzers[language] = base.with_settings(text=True, language=language)
+        return self._text_analyzers[language]
+
+    def run(self, media: Path, folder: Path, name: str, info: dict[str, Any], progress: Callable[[float], None],
+            *, text: bool = False, language: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
         """Analyse ``media`` into ``folder``; returns the summary and the result files (API name ->
-        file name). ``name`` (the client's file name) replaces the server path in the outputs."""
+        file name). ``name`` (the client's file name) replaces the server path in the outputs. ``text``: also
+        transcribe the speech (``language``: its Whisper code, default detected)."""
         share = 0.85 if info.get("has_video") and not info.get("playable") else 0.97
         photo = info.get("kind") == "image"
-        timeline = self.analyzer.analyze(media, progress=lambda done, total: progress(
+        analyzer = self.analyzer_for(text, language)
+        timeline = analyzer.analyze(media, progress=lambda done, total: progress(
             share * done / total if total else 0.0), image=photo)
         folder.mkdir(parents=True, exist_ok=True)
         if photo:  # drawn now, while the figure can show the photo itself (its JSON keeps only the client's name)

@@ -2,7 +2,7 @@
 
 Layout of ``data_dir``::
 
-    jobs.sqlite3          one row per job (status, progress, times, summary, error)
+    jobs.sqlite3          one row per job (status, progress, times, options, summary, error)
     incoming/             uploads being received (``<random>.part``), moved into a job or deleted
     jobs/<id>/upload      the uploaded file, under this generated name only
     jobs/<id>/...         timeline.csv, timeline.json, summary.json, timeline.png, preview.mp4
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress REAL NOT NULL DEFAULT 0,
     error TEXT,
     summary TEXT,
-    files TEXT
+    files TEXT,
+    options TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);
 """
@@ -60,8 +61,9 @@ def valid_job_id(job_id: str) -> bool:
 
 @dataclass(frozen=True)
 class Job:
-    """One job's row. ``media`` is what the upload check found (duration, streams, codecs);
-    ``files`` maps result names (``csv``, ``json``, ``png``, ``video``) to files in the job folder."""
+    """One job's row. ``media`` is what the upload check found (duration, streams, codecs); ``options`` the
+    client's analysis options (``text``, ``language``); ``files`` maps result names (``csv``, ``json``, ``png``,
+    ``video``) to files in the job folder."""
 
     id: str
     status: str
@@ -75,12 +77,14 @@ class Job:
     error: str | None
     summary: dict[str, Any] | None
     files: dict[str, str]
+    options: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         """The job as the API shows it (no server paths)."""
         elapsed = (self.finished - self.started) if self.finished and self.started else None
         return {"id": self.id, "status": self.status, "filename": self.filename, "size": self.size,
-                "media": self.media, "created": self.created, "started": self.started, "finished": self.finished,
+                "media": self.media, "options": self.options, "created": self.created, "started": self.started,
+                "finished": self.finished,
                 "elapsed": None if elapsed is None else round(elapsed, 3),
                 "progress": round(self.progress, 4), "error": self.error, "summary": self.summary,
                 "downloads": sorted(self.files)}
@@ -101,6 +105,9 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "options" not in columns:  # a database from before per-job options
+            self._db.execute("ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
 
     def close(self) -> None:
         with self._lock:
@@ -124,7 +131,8 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, args).rowcount
 
-    def create(self, received: Path, *, filename: str, size: int, media: dict[str, Any]) -> Job:
+    def create(self, received: Path, *, filename: str, size: int, media: dict[str, Any],
+               options: dict[str, Any] | None = None) -> Job:
         """A queued job owning ``received`` (moved to ``jobs/<id>/upload``)."""
         job_id = new_job_id()
         folder = self.job_dir(job_id)
@@ -133,9 +141,9 @@ class JobStore:
         now = time.time()
         with self._lock:
             seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-            self._db.execute("INSERT INTO jobs (id, seq, status, filename, size, media, created, files) "
-                             "VALUES (?, ?, 'queued', ?, ?, ?, ?, '{}')",
-                             (job_id, seq, filename, size, json.dumps(media), now))
+            self._db.execute("INSERT INTO jobs (id, seq, status, filename, size, media, created, files, options) "
+                             "VALUES (?, ?, 'queued', ?, ?, ?, ?, '{}', ?)",
+                             (job_id, seq, filename, size, json.dumps(media), now, json.dumps(options or {})))
         return self.get(job_id)  # type: ignore[return-value]
 
     def claim(self, job_id: str) -> bool:
@@ -211,4 +219,4 @@ def _job(row: sqlite3.Row) -> Job:
                media=json.loads(row["media"]), created=row["created"], started=row["started"],
                finished=row["finished"], progress=row["progress"], error=row["error"],
                summary=json.loads(row["summary"]) if row["summary"] else None,
-               files=json.loads(row["files"] or "{}"))
+               files=json.loads(row["files"] or "{}"), options=json.loads(row["options"] or "{}"))

@@ -161,7 +161,8 @@ class _Slot(threading.Thread):
         deadline = time.monotonic() + settings.job_timeout_s
         outcome: tuple[str, Any] | None = None
         try:
-            self.conn.send(("job", job_id, str(store.upload_path(job_id)), str(folder), job.filename, job.media))
+            self.conn.send(("job", job_id, str(store.upload_path(job_id)), str(folder), job.filename, job.media,
+                            job.options))
         except (OSError, ValueError):  # the worker died after it said ready
             code = self.proc.exitcode if self.proc is not None else None
             self._kill()
@@ -277,7 +278,7 @@ def worker_main(conn: Any, config: dict[str, Any], parent_pid: int) -> None:
             return
         if msg[0] != "job":
             return
-        _, job_id, media, folder, name, info = msg
+        _, job_id, media, folder, name, info, options = msg
         last = [0.0]
 
         def progress(p: float, job_id: str = job_id, last: list[float] = last) -> None:
@@ -287,7 +288,7 @@ def worker_main(conn: Any, config: dict[str, Any], parent_pid: int) -> None:
                 send(("progress", job_id, float(p)))
 
         try:
-            summary, files = engine.run(Path(media), Path(folder), name, info, progress)
+            summary, files = engine.run(Path(media), Path(folder), name, info, progress, **options)
             send(("done", job_id, summary, files))
         except MediaError as exc:
             send(("failed", job_id, f"{name}: {exc.problem}"))

@@ -26,6 +26,7 @@ taken for another language); a transcript has one language.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import threading
@@ -141,6 +142,14 @@ def _checked_vocabulary(path: Path) -> WhisperVocabulary:
     return WhisperVocabulary(path)
 
 
+def whisper_languages() -> tuple[str, ...]:
+    """The language codes Whisper base knows (``en``, ``de`` ...), read from its shipped vocabulary without
+    loading the model."""
+    from avemo.audio.whisper import shipped_file
+
+    return tuple(_checked_vocabulary(shipped_file("vocabulary.txt")).languages)
+
+
 def compression_ratio(text: str) -> float:
     """Bytes of ``text`` over bytes of its zlib compression (high: the decoder is repeating itself)."""
     raw = text.encode("utf-8")
@@ -203,6 +212,14 @@ class Transcriber:
             raise ModelError(f"{self.path / 'model.bin'}: CTranslate2 cannot load the Whisper model: {err}") from None
 
     # ------------------------------------------------------------------------------------------ public
+    def with_language(self, language: str | None) -> Transcriber:
+        """This transcriber (the same loaded model) for speech in ``language`` (None: detected)."""
+        if language is not None and language not in self.vocab.languages:
+            raise ValueError(f"unknown language {language!r}; Whisper knows {', '.join(self.vocab.languages)}")
+        other = copy.copy(self)
+        other.language = language
+        return other
+
     def transcribe(self, wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE,
                    speech: Sequence[tuple[float, float]] | None = None) -> Transcript:
         """Transcribe a mono wave at 16 kHz. ``speech``: voice-activity intervals in seconds (the analyzer's);

@@ -21,6 +21,7 @@ hold none. The fusion weighs the text by the count and gates it at 0.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -149,6 +150,12 @@ class WindowText:
         self.model = self.bundle.get_model()
         self.emotion_words = EmotionWords.of(self.bundle, self.model)
         self.transcriber = Transcriber(threads=threads, **transcriber)
+
+    def with_language(self, language: str | None) -> WindowText:
+        """The same models, for speech in ``language`` (None: detected)."""
+        other = copy.copy(self)
+        other.transcriber = self.transcriber.with_language(language)
+        return other
 
     def __call__(self, wave: np.ndarray, starts: Sequence[float], ends: Sequence[float], *,
                  speech: Sequence[tuple[float, float]] | None = None) -> tuple[Transcript, pd.DataFrame]:

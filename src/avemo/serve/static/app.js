@@ -6,10 +6,10 @@ const COLORS = {
   neutral: "#8c8c8c", calm: "#17becf", happy: "#f2b705", sad: "#1f77b4",
   angry: "#d62728", fearful: "#9467bd", disgust: "#2ca02c", surprised: "#ff7f0e",
 };
-const ROWS = ["face", "voice", "fused"];
+const ROWS = ["face", "voice", "fused"];  // and "text" below them when the job transcribed the speech
 const $ = (id) => document.getElementById(id);
 
-const state = { job: null, windows: [], labels: [], duration: 0, pollTimer: null, jobsTimer: null };
+const state = { job: null, windows: [], labels: [], rows: ROWS, duration: 0, pollTimer: null, jobsTimer: null };
 
 // ---- small helpers --------------------------------------------------------------------------------
 function el(tag, attrs = {}, ...children) {
@@ -73,7 +73,7 @@ function upload(file) {
   const form = new FormData();
   form.append("file", file, file.name);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/v1/analyze");
+  xhr.open("POST", "/v1/analyze" + ($("opt-text").checked ? "?text=true" : ""));
   xhr.responseType = "json";
   xhr.upload.onprogress = (e) => { if (e.lengthComputable) setProgress("uploading " + file.name, e.loaded / e.total); };
   xhr.onload = () => {
@@ -134,6 +134,7 @@ function showResult(job) {
     player.hidden = true;
     $("no-video").hidden = true;
     state.windows = [];
+    state.rows = ROWS;
     drawTimeline();
     $("summary").replaceChildren();
     $("downloads").replaceChildren();
@@ -145,9 +146,11 @@ function showResult(job) {
   state.windows = res.windows;
   state.labels = (res.metadata && res.metadata.labels) || Object.keys(COLORS);
   state.duration = Math.max(job.media.duration || 0, ...state.windows.map((w) => w.end));
+  state.rows = state.windows.some((w) => "transcript" in w) ? [...ROWS, "text"] : ROWS;
   state.absent = {  // what an empty row means in this file
     face: job.media.has_video === false ? "no video track" : "no face",
     voice: job.media.has_audio === false ? "no audio track" : "no speech",
+    text: "no words",
   };
   if (photo) {
     player.removeAttribute("src");
@@ -236,7 +239,7 @@ function segments() {
 function drawTimeline() {
   const dpr = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || 800;
-  const height = TOP + ROWS.length * (ROW_H + GAP) + AXIS;
+  const height = TOP + state.rows.length * (ROW_H + GAP) + AXIS;
   canvas.style.height = height + "px";
   canvas.width = Math.round(width * dpr);
   canvas.height = Math.round(height * dpr);
@@ -246,7 +249,7 @@ function drawTimeline() {
   ctx.font = "12px system-ui, sans-serif";
   ctx.textAlign = "left";
   const segs = segments();
-  ROWS.forEach((row, r) => {
+  state.rows.forEach((row, r) => {
     const y0 = TOP + r * (ROW_H + GAP);
     ctx.fillStyle = "#eef0f3";
     ctx.fillRect(LEFT, y0, width - LEFT - 8, ROW_H);
@@ -265,6 +268,10 @@ function drawTimeline() {
         ctx.fillRect(x0, y0 + ROW_H * (1 - acc - p), Math.max(1, x1 - x0), ROW_H * p);
         acc += p;
       }
+      if (any && row === "text" && w.text_emotion_words === 0) {  // words the fusion leaves out: pale
+        ctx.fillStyle = "rgba(255, 255, 255, 0.6)";
+        ctx.fillRect(x0, y0, Math.max(1, x1 - x0), ROW_H);
+      }
       if (!any) {  // no face / no speech in this window
         ctx.fillStyle = "#c9ced6";
         for (let x = x0; x < x1; x += 6) ctx.fillRect(x, y0, 1, ROW_H);
@@ -272,7 +279,7 @@ function drawTimeline() {
     }
   });
   // time axis
-  const yAxis = TOP + ROWS.length * (ROW_H + GAP) - GAP + 6;
+  const yAxis = TOP + state.rows.length * (ROW_H + GAP) - GAP + 6;
   ctx.fillStyle = "#66707a";
   ctx.textBaseline = "top";
   const step = niceStep(state.duration);
@@ -283,6 +290,7 @@ function drawTimeline() {
     ctx.fillText(t.toFixed(step < 1 ? 1 : 0) + " s", x, yAxis + 1);
   }
   canvas.dataset.windows = String(state.windows.length);
+  canvas.dataset.rows = state.rows.join(" ");
   // keep a copy of the drawn timeline: the cursor is drawn over it, and moved by restoring it
   const base = document.createElement("canvas");
   base.width = canvas.width;
@@ -309,7 +317,7 @@ function drawCursor() {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   const x = xOf(cursorTime, width);
   ctx.fillStyle = "#111";
-  ctx.fillRect(x - 1, 0, 2, TOP + ROWS.length * (ROW_H + GAP) - GAP + 2);
+  ctx.fillRect(x - 1, 0, 2, TOP + state.rows.length * (ROW_H + GAP) - GAP + 2);
   canvas.dataset.cursor = cursorTime.toFixed(3);
   canvas.dataset.cursorX = String(Math.round(x));
 }
@@ -342,7 +350,10 @@ function showNow(t) {
     .map((k) => `${k.slice(7)} ${pct(w[k])}`).join(", ");
   $("now").textContent = `${t.toFixed(1)} s — window ${w.start.toFixed(1)}–${w.end.toFixed(1)} s · face: ${top("face")} · ` +
     `voice: ${top("voice")} · fused: ${top("fused")}${w.uncertain ? " (uncertain)" : ""}` +
-    (weights ? ` · weights: ${weights}` : "");
+    (weights ? ` · weights: ${weights}` : "") +
+    (state.rows.includes("text") ? ` · text: ${top("text")}` +
+      (w.text_emotion_words === 0 ? " (pale, left out of the fused answer: no feeling stated)" : "") +
+      (w.transcript ? ` — “${w.transcript}”` : "") : "");
 }
 
 canvas.addEventListener("click", (e) => {
