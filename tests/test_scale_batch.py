@@ -95,6 +95,21 @@ def test_cli_reads_a_manifest_and_records_a_missing_file(clips, tmp_path):
     assert status.loc["missing", "status"] == "failed" and "file not found" in status.loc["missing", "error"]
 
 
+def test_text_runs_give_every_file_the_text_columns(clips, tmp_path, capsys):
+    """``avemo batch --text``: the speech's words and their emotions, as ``avemo analyze --text``; a file without
+    sound gets the same columns, empty, so the dataset has one schema; a bad --language fails before any file."""
+    out = tmp_path / "out"
+    assert main(["batch", str(clips["ravdess_wav"]), str(clips["ravdess_mp4"]), "--out", str(out), "--text"]) == 0
+    spoken, silent = (store.load_timeline(out, p.stem) for p in (clips["ravdess_wav"], clips["ravdess_mp4"]))
+    assert "door" in " ".join(spoken["transcript"]).lower() and spoken.attrs["transcript"]["language"] == "en"
+    assert spoken["text_words"].gt(0).all() and spoken.probabilities("text").sum(1) == pytest.approx(1.0, abs=1e-4)
+    assert list(silent.columns) == list(spoken.columns) and silent["text_words"].eq(0).all()
+    assert np.isnan(silent.probabilities("text")).all() and "transcript" not in silent.attrs
+    assert silent["source"].eq("face").all() and silent["weight_text"].eq(0).all()
+    assert main(["batch", str(clips["ravdess_wav"]), "--out", str(tmp_path / "o2"), "--text", "--language", "xx"]) == 2
+    assert "'xx'" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
 def test_a_file_its_workers_died_on_twice_is_recorded_not_retried(clips, tmp_path):
     settings = BatchSettings()
     path = clips["ravdess_wav"]

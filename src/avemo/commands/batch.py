@@ -25,6 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-faces", action="store_true", help="rows for every tracked face (a track column)")
     p.add_argument("--exact-faces", action="store_true",
                    help="MediaPipe on every sampled frame and full-quality decoding (slower)")
+    p.add_argument("--text", action="store_true",
+                   help="also transcribe the speech offline (Whisper base) and give each window's words and their "
+                        "emotions (text_* columns, as avemo analyze --text)")
+    p.add_argument("--language", default=None,
+                   help="with --text: the speech's language as a Whisper code (en, de, ...); default: detected")
     p.add_argument("--face-model", help="face bundle name or folder")
     p.add_argument("--voice-model", help="voice bundle name or folder")
     p.add_argument("--fusion-model", help="fusion bundle name or folder")
@@ -51,10 +56,19 @@ def run(args: argparse.Namespace) -> int:
                                 ("fusion", args.fusion_model)) if v}
     from avemo.inference.analyzer import EXACT_FACES
 
+    if args.language and not args.text:
+        raise AvemoError("--language applies to --text (the transcript's language); add --text")
     config = {"window": args.window, "hop": args.hop, "fps": args.fps, "all_faces": args.all_faces,
+              **({"text": True, "language": args.language} if args.text else {}),
               **(EXACT_FACES if args.exact_faces else {})}
     settings = BatchSettings(models, config)
     settings.analyzer()  # bad settings or bundle names fail here, once, not on every file
+    if args.language:
+        from avemo.text.transcribe import whisper_languages
+
+        if args.language not in whisper_languages():
+            raise AvemoError(f"--language: unknown language {args.language!r}; Whisper knows "
+                             f"{', '.join(whisper_languages())}")
     count = {"n": 0}
 
     def on_file(record: dict) -> None:

@@ -405,9 +405,13 @@ class Analyzer:
         face_labels = self.face_model.labels if face is not None else EMOTIONS
         probs: dict[str, np.ndarray] = {"face": face_probs, "voice": voice_probs}
         labels: dict[str, tuple[str, ...]] = {"face": face_labels}
+        if text is None and self.config.text:  # asked for, but no sound (a silent video, a photo): empty columns,
+            from avemo.text.windows import text_windows  # so every result of a --text run has the same columns
+
+            text = (None, text_windows([], starts, ends, model=_no_words, labels=EMOTIONS))
         if text is not None:
             probs["text"] = text[1][prob_columns("text")].to_numpy(dtype=np.float32)
-            labels["text"] = self.text_model.bundle.labels
+            labels["text"] = self.text_model.bundle.labels if text[0] is not None else EMOTIONS
         flags = {"face_blendshapes": blendshape_share, "speech_fraction": speech_frac}
         if text is not None:
             flags["text_emotion_words"] = text[1]["text_emotion_words"].to_numpy(dtype=np.float64)
@@ -437,7 +441,7 @@ class Analyzer:
         cols.update(evidence_columns(probs, labels))
         out = EmotionTimeline(pd.DataFrame(cols))
         out.attrs.update(self._metadata(path, info))
-        if text is not None:
+        if text is not None and text[0] is not None:
             out.attrs["transcript"] = text[0].to_dict()
         if face is not None:  # per sampled frame: time, track and box (EmotionTimeline.boxes), for drawing
             track_col = np.full(len(face.times), -1 if track is None else track)
@@ -492,6 +496,10 @@ class Analyzer:
         out.attrs["media"] = {"kind": "image", "width": int(w), "height": int(h)}
         out.attrs["face_whole_photo"] = bool(whole)
         return out
+
+
+def _no_words(sentences: list[str]) -> np.ndarray:  # the text model of a window list without words: never called
+    raise AssertionError("no words to score")
 
 
 def analyze(path_or_paths: str | Path | list[str | Path], *, window: float = 3.0, fps: float = 5.0,
