@@ -182,3 +182,22 @@ def test_transcription_and_text_scoring_import_no_torch(clips: dict[str, Path]) 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "TORCH []" in proc.stdout
     assert "forget" in proc.stdout.lower()  # "Don't forget a jacket"
+
+
+def test_an_analyzer_with_other_settings_shares_the_loaded_models():
+    """``Analyzer.with_settings``: a warm analyzer's networks and Whisper model serve the new one (``avemo serve``
+    keeps one analyzer per job option); another language reuses the loaded Whisper model; an unknown one is
+    refused with the code named."""
+    from avemo.errors import AvemoError
+    from avemo.inference.analyzer import Analyzer
+
+    warm = Analyzer("default", text=True, language="en")
+    warm.face_model, warm.voice_model, warm.text_model  # noqa: B018
+    german = warm.with_settings(language="de", window=2.0)
+    assert german.face_model is warm.face_model and german.voice_model is warm.voice_model
+    assert german.text_model.transcriber._model is warm.text_model.transcriber._model
+    assert (german.text_model.transcriber.language, warm.text_model.transcriber.language) == ("de", "en")
+    assert german.config.window == 2.0 and german.config.text and german.fusion is warm.fusion
+    assert warm.with_settings(face_tta="none").face_model is not warm.face_model  # other views: its own network
+    with pytest.raises(AvemoError, match="'xx'"):
+        warm.with_settings(language="xx")

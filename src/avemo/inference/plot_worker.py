@@ -74,7 +74,7 @@ class PlotWorker:
                 reply = json.loads(self._answer(proc) or b'{"error": "the plot helper exited or hung"}')
             except (OSError, ValueError) as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"}
-            return path if reply.get("ok") else self._here(timeline, path, reply.get("error"))
+            return path if reply.get("ok") else self._here(timeline, path, str(reply.get("error", reply)))
         return wait
 
     def _here(self, timeline: Any, path: Path, error: str | None = None) -> Path:
