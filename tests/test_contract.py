@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -239,3 +240,30 @@ def test_analysis_imports_no_torch(clips: dict[str, Path], tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "TORCH []" in proc.stdout
     assert (tmp_path / "out" / clip.stem / "timeline.csv").is_file()
+
+
+def test_an_install_without_torch_analyses_and_says_what_training_needs(clips: dict[str, Path], tmp_path: Path
+                                                                         ) -> None:
+    """torch is the ``train`` extra, not a dependency: with it missing (an import of it fails, as in an install
+    without it) the analysing commands work, and a command that trains says which extra it needs."""
+    fake = tmp_path / "no-torch" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'torch\'", name="torch")\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(ROOT / "src")])}
+
+    def avemo(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "avemo", *args], capture_output=True, text=True, timeout=600,
+                              cwd=ROOT, env=env)
+
+    clip, out = clips["cremad_hap"], tmp_path / "out"
+    done = avemo("analyze", str(clip), str(clips["ravdess_wav"]), "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / clip.stem / "timeline.png").is_file() and (out / clips["ravdess_wav"].stem / "summary.json").is_file()
+    assert avemo("batch", str(clip), "--out", str(tmp_path / "batch")).returncode == 0
+    assert avemo("inspect", str(clip)).returncode == 0
+    exported = avemo("export", "--out", str(tmp_path / "onnx"))  # copies the shipped ONNX networks: no torch
+    assert exported.returncode == 0 and (tmp_path / "onnx" / "face.fervideo.onnx").is_file(), exported.stderr
+    for args in (("train", str(ROOT / "recipes" / "face_fer2013.yaml")), ("evaluate", "face_fer2013")):
+        refused = avemo(*args)
+        assert refused.returncode == 2 and "avemo[train]" in refused.stderr, (args, refused.stderr[-2000:])
+        assert "Traceback" not in refused.stderr

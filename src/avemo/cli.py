@@ -55,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     except AvemoError as exc:
         print(f"avemo {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        print(f"avemo {args.command}: error: this command needs PyTorch, which this install lacks (analysing needs "
+              "none): pip install 'avemo[train]' (for the CPU build first: pip install torch==2.13.0 --index-url "
+              "https://download.pytorch.org/whl/cpu)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
