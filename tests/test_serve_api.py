@@ -192,6 +192,31 @@ def test_a_job_with_text_gets_the_words_and_their_emotions(server: ServerProcess
     assert requests.get(f"{server.url}/v1/jobs", timeout=30).json()["counts"] == before
 
 
+def test_a_job_sets_its_own_windows_and_face_rate(server: ServerProcess, clips: dict[str, Path]) -> None:
+    """``window``, ``hop`` and ``fps`` per job (the server's defaults otherwise); values out of bounds are refused
+    before the upload is kept."""
+    wav = clips["ravdess_wav"]
+    r = requests.post(f"{server.url}/v1/analyze", files={"file": (wav.name, wav.read_bytes())},
+                      params={"wait": "true", "window": "2", "hop": "0.5", "fps": "2"}, timeout=300)
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["options"] == {"window": 2.0, "hop": 0.5, "fps": 2.0}
+    windows = job["result"]["windows"]
+    starts = [w["start"] for w in windows]
+    assert starts[:3] == pytest.approx([0.0, 0.5, 1.0]) and all(w["end"] - w["start"] <= 2.0 + 1e-6 for w in windows)
+    config = job["result"]["metadata"]["config"]
+    assert (config["window"], config["hop"], config["fps"]) == (2.0, 0.5, 2.0)
+    plain = _post(server, wav, wait=True).json()["result"]["metadata"]["config"]
+    assert (plain["window"], plain["hop"], plain["fps"]) == (3.0, 1.0, 5.0)  # the next job has the defaults again
+    before = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["counts"]
+    for params, needle in (({"window": "0"}, "window must be within"), ({"fps": "100"}, "fps must be within"),
+                           ({"hop": "nan"}, "hop must be within")):
+        r = requests.post(f"{server.url}/v1/analyze", files={"file": (wav.name, wav.read_bytes())}, params=params,
+                          timeout=60)
+        assert needle in _error(r, 422, "invalid_request")
+    assert requests.get(f"{server.url}/v1/jobs", timeout=30).json()["counts"] == before
+
+
 def test_async_job_with_progress(server: ServerProcess, clips: dict[str, Path]) -> None:
     r = _post(server, clips["cremad_hap"])
     assert r.status_code == 202, r.text

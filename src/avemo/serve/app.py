@@ -125,11 +125,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                             "give each window's words and their emotions (English "
                                                             "text model; slower)"),
                       language: str | None = Query(None, description="with text: the speech's language as a "
-                                                                      "Whisper code (en, de, ...); default detected")
+                                                                      "Whisper code (en, de, ...); default detected"),
+                      window: float | None = Query(None, description="window length, seconds (default 3)"),
+                      hop: float | None = Query(None, description="step between windows, seconds (default 1)"),
+                      fps: float | None = Query(None, description="face sampling rate, frames per second "
+                                                                  "(default 5)")
                       ) -> Response:
         if pool.queued >= settings.max_queued:
             raise ApiError(503, "busy", f"{pool.queued} jobs are waiting already; try again later")
-        options = await run_in_threadpool(_options, text, language)
+        options = await run_in_threadpool(_options, text, language, {"window": window, "hop": hop, "fps": fps})
         received = await receive_upload(request, store.new_incoming(), settings.max_upload_bytes)
         try:
             media = await run_in_threadpool(engine.check_media, received.path, received.filename)
@@ -246,18 +250,27 @@ def _job_view(store: JobStore, job: Job, with_result: bool) -> dict[str, Any]:
     return out
 
 
-def _options(text: bool, language: str | None) -> dict[str, Any]:
-    """A job's analysis options, checked before its upload is read."""
-    if language is None:
-        return {"text": True} if text else {}
-    if not text:
-        raise ApiError(422, "invalid_request", "language applies to text (the transcript's language); add text=true")
-    from avemo.text.transcribe import whisper_languages
+def _options(text: bool, language: str | None, numbers: dict[str, float | None]) -> dict[str, Any]:
+    """A job's analysis options (those the client gave), checked before its upload is read."""
+    out: dict[str, Any] = {"text": True} if text else {}
+    if language is not None:
+        if not text:
+            raise ApiError(422, "invalid_request", "language applies to text (the transcript's language); add "
+                                                   "text=true")
+        from avemo.text.transcribe import whisper_languages
 
-    known = whisper_languages()
-    if language not in known:
-        raise ApiError(422, "invalid_request", f"unknown language {language!r}; Whisper knows {', '.join(known)}")
-    return {"text": True, "language": language}
+        known = whisper_languages()
+        if language not in known:
+            raise ApiError(422, "invalid_request", f"unknown language {language!r}; Whisper knows {', '.join(known)}")
+        out["language"] = language
+    for name, value in numbers.items():
+        if value is None:
+            continue
+        low, high = engine.OPTION_BOUNDS[name]
+        if not low <= value <= high:  # NaN fails too
+            raise ApiError(422, "invalid_request", f"{name} must be within {low:g} to {high:g}, got {value:g}")
+        out[name] = float(value)
+    return out
 
 
 def _media_error(exc: MediaError) -> ApiError:

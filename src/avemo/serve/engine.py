@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 #: the result files of a job (API name -> file in the job folder); the plot is drawn when first asked for
 RESULT_FILES = {"csv": "timeline.csv", "json": "timeline.json", "png": "timeline.png"}
+#: the analysis settings a job may set (``POST /v1/analyze?...``), with the bounds the service accepts
+JOB_OPTIONS = ("text", "language", "window", "hop", "fps")
+OPTION_BOUNDS = {"window": (0.5, 60.0), "hop": (0.1, 60.0), "fps": (0.5, 30.0)}
+_VARIANTS = 8
 
 # what browsers play as they are (container demuxer names as FFmpeg gives them); anything else with
 # a picture gets an H.264 preview
@@ -155,7 +159,8 @@ class JobEngine:
         from avemo.inference.analyzer import Analyzer
 
         self.analyzer = Analyzer("default", **config)
-        self._text_analyzers: dict[str | None, Any] = {}
+        self._variants: dict[tuple, Any] = {}  # analyzers for other job options, oldest first
+        self._text_base: Any = None  # the last of them that transcribes (its Whisper model is shared)
         self.preview_side = preview_side
 
     @property
@@ -167,24 +172,33 @@ class JobEngine:
         self.analyzer.face_model  # noqa: B018
         self.analyzer.voice_model  # noqa: B018
 
-    def analyzer_for(self, text: bool = False, language: str | None = None) -> Any:
-        """The analyzer of a job's options: the default one, or with ``text`` one that also transcribes (kept per
-        language, sharing the loaded models)."""
-        if not text:
+    def analyzer_for(self, **options: Any) -> Any:
+        """The analyzer of a job's options (:data:`JOB_OPTIONS`; the rest as the server's): the default one, or one
+        made for them that shares the loaded networks (and, with ``text``, the Whisper model); the last
+        :data:`_VARIANTS` such analyzers are kept."""
+        config = self.analyzer.config
+        full = {k: options.get(k, getattr(config, k)) for k in JOB_OPTIONS}
+        if all(full[k] == getattr(config, k) for k in JOB_OPTIONS):
             return self.analyzer
-        if language not in self._text_analyzers:
-            base = next(iter(self._text_analyzers.values()), self.analyzer)
-            self._text_analyzers[language] = base.with_settings(text=True, language=language)
-        return self._text_analyzers[language]
+        key = tuple(sorted(full.items()))
+        if key not in self._variants:
+            base = self._text_base if full["text"] and self._text_base is not None else self.analyzer
+            self._variants[key] = base.with_settings(**full)
+            if full["text"]:
+                self._text_base = self._variants[key]
+            while len(self._variants) > _VARIANTS:
+                self._variants.pop(next(iter(self._variants)))
+        return self._variants[key]
 
     def run(self, media: Path, folder: Path, name: str, info: dict[str, Any], progress: Callable[[float], None],
-            *, text: bool = False, language: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+            **options: Any) -> tuple[dict[str, Any], dict[str, str]]:
         """Analyse ``media`` into ``folder``; returns the summary and the result files (API name ->
-        file name). ``name`` (the client's file name) replaces the server path in the outputs. ``text``: also
-        transcribe the speech (``language``: its Whisper code, default detected)."""
+        file name). ``name`` (the client's file name) replaces the server path in the outputs. ``options``: the
+        job's analysis settings (:data:`JOB_OPTIONS`: ``text`` also transcribes the speech, ``language`` its
+        Whisper code; ``window``, ``hop``, ``fps``)."""
         share = 0.85 if info.get("has_video") and not info.get("playable") else 0.97
         photo = info.get("kind") == "image"
-        analyzer = self.analyzer_for(text, language)
+        analyzer = self.analyzer_for(**options)
         timeline = analyzer.analyze(media, progress=lambda done, total: progress(
             share * done / total if total else 0.0), image=photo)
         folder.mkdir(parents=True, exist_ok=True)
