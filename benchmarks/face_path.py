@@ -1,6 +1,7 @@
 """What the analyzer's fast face path costs in accuracy: MediaPipe on every other sampled frame, the faces
-carried to the frame after by optical flow, and the decoder's deblocking filter skipped, against the exact path
-(MediaPipe on every frame, full decoding), frame by frame on the same videos.
+carried to the frame after by optical flow, the decoder's deblocking filter skipped, and one view of the face
+network per frame (mirrored on every other frame) instead of two, against the exact path (MediaPipe on every
+frame, full decoding, both views), frame by frame on the same videos.
 
 For each sampled frame both paths give a face crop; the shipped face model (the analyzer's settings)
 classifies both. Reported per video: frames, faces found by each path, top-label agreement, mean
@@ -35,14 +36,22 @@ VARIANTS = {
     # the decoder's deblocking filter skipped (H.264 / HEVC with key frames at least every 10 s; the clips'
     # MPEG-4 and VP6 have no such filter, so they do not move)
     "deblocking skipped": {"skip_loop_filter": True},
-    "every 2nd frame + deblocking skipped (the default)": {"landmark_every": 2, "skip_loop_filter": True},
+    "every 2nd frame + deblocking skipped (the default until stop 30)": {"landmark_every": 2,
+                                                                         "skip_loop_filter": True},
+    # one view per frame, mirrored on every other sampled frame, instead of both views on every frame
+    "views alternate": {"alternate": True},
+    "every 2nd frame + deblocking skipped + views alternate (the default)": {"landmark_every": 2,
+                                                                             "skip_loop_filter": True,
+                                                                             "alternate": True},
 }
 
 
 def scan(path: Path, model: FacePredictor, cfg: AnalyzerConfig, **opts) -> dict[float, tuple]:
-    """time -> (probabilities, eye centres, source) of the main face of each sampled frame."""
+    """time -> (probabilities, eye centres, source) of the main face of each sampled frame (with ``alternate``,
+    one view per frame, mirrored on every other sampled frame, as the analyzer's default)."""
     out = {}
     side = opts.pop("detect_side", cfg.detect_side)
+    alternate = opts.pop("alternate", False)
     for ff in iter_scan_video(path, cfg.fps, size=model.crop_size, grey=True, max_side=side,
                               decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref, **opts):
         m = ff.main
@@ -51,7 +60,8 @@ def scan(path: Path, model: FacePredictor, cfg: AnalyzerConfig, **opts) -> dict[
             continue
         out[round(ff.time, 3)] = (ff.main_crop, m.eye_centres(), m.source)
     crops = [v[0] for v in out.values() if v is not None]
-    probs = iter(model.predict(np.stack(crops))) if crops else iter(())
+    mirror = np.array([k % 2 == 1 for k, v in enumerate(out.values()) if v is not None]) if alternate else None
+    probs = iter(model.predict_faces(np.stack(crops), mirror=mirror)[0]) if crops else iter(())
     return {t: None if v is None else (next(probs), v[1], v[2]) for t, v in out.items()}
 
 
@@ -101,7 +111,7 @@ def main() -> None:
               "phone, portrait (60 s, 1080x1920 H.264)": build_video("phone-portrait-1080p", 60.0)}
     videos.update({f"{p.parent.name}/{p.name}": p for p in clips})
     cfg = AnalyzerConfig()
-    model = FacePredictor(DEFAULT_MODELS["face"], tta=cfg.face_tta, int8=cfg.face_int8, threads=1)
+    model = FacePredictor(DEFAULT_MODELS["face"], tta="flip", int8=cfg.face_int8, threads=1)  # exact: both views
     rows: dict[str, dict] = {name: {} for name in VARIANTS}
     for vname, path in videos.items():
         exact = scan(path, model, cfg, landmark_every=1)

@@ -235,6 +235,25 @@ def test_a_folder_plots_each_file_while_the_next_is_analysed_and_loses_no_plot(a
                               matplotlib.image.imread(tmp_path / "here.png")), p.name
 
 
+def test_alternate_views_mirror_every_other_frame_and_keep_the_windows(analyzer, clips, data):
+    """The default face views: one per frame, the mirror on every other sampled frame. A mirrored view is the
+    network on the mirrored crop; both views averaged are the flip setting; on a real clip a window pools both
+    views at half the network's cost and stays within 0.02 of the two-view probabilities; a photo keeps both."""
+    from avemo.datasets import load_fer_image, read_corpus
+    from avemo.inference.predictors import FacePredictor
+
+    private = [s for s in read_corpus("fer2013", data / "fer2013") if s.split == "private_test"][::300][:12]
+    crops = np.stack([load_fer_image(s) for s in private])
+    model = FacePredictor(int8=False, tta="flip")
+    plain, mirrored = (model.logits(crops, mirror=np.full(len(crops), m)) for m in (False, True))
+    np.testing.assert_allclose(mirrored, FacePredictor(int8=False, tta="none").logits(crops[:, :, ::-1]), atol=1e-4)
+    np.testing.assert_allclose((plain + mirrored) / 2, model.logits(crops), atol=1e-4)
+    assert analyzer.config.face_tta == "alternate" and analyzer.face_model.tta == "flip"  # photos: both views
+    both = Analyzer("default", face_tta="flip").analyze(clips["ravdess_mp4"])
+    alternate = analyzer.analyze(clips["ravdess_mp4"])
+    assert np.abs(alternate.probabilities("face") - both.probabilities("face")).mean() < 0.02
+
+
 def test_shipped_int8_face_network_agrees_with_the_float_one(data):
     from avemo.datasets import load_fer_image, read_corpus
     from avemo.inference.predictors import FacePredictor

@@ -151,7 +151,9 @@ def run_speed_benchmark(seconds: float = 60.0, *, video: Path | None = None, aud
 
 #: The configurations compared side by side in one run of ``avemo bench speed``.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default: MediaPipe on every 2nd frame + optical flow, deblocking skipped, int8 face network, face views flip": {},
+    "default: MediaPipe on every 2nd frame + optical flow, deblocking skipped, int8 face network, face views "
+    "alternate (one a frame, mirrored on every other)": {},
+    "face views: flip (both on every frame; the default until stop 30)": {"face_tta": "flip"},
     "exact face path (`--exact-faces`): MediaPipe on every frame, deblocking on": {"landmark_every": 1,
                                                                                   "skip_loop_filter": False},
     "deblocking on (the decoder's loop filter not skipped)": {"skip_loop_filter": False},

@@ -54,9 +54,11 @@ class AnalyzerConfig:
     audio_chunk: float = 20.0  #: seconds of audio decoded at a time (memory is flat in file length)
     model_threads: int | None = 1  #: onnxruntime threads per network (None: torch's); the paths already overlap
     face_int8: bool = True  #: run the face bundle's shipped int8 network when it has one (onnx backend)
-    #: face test-time views: "flip" (2 views; FER-2013 PrivateTest cost in BENCHMARKS.md), "none",
-    #: "tencrop" (10 views, 5x the cost), or None for the bundle's setting (face.fer2013: flip, chosen on PublicTest)
-    face_tta: str | None = "flip"
+    #: face test-time views: "alternate" (a video's sampled frames seen as they are and mirrored in turn, one view
+    #: each: a window pools both views at the cost of one; a photo gets both), "flip" (both views on every frame;
+    #: FER-2013 PrivateTest cost in BENCHMARKS.md), "none", "tencrop" (10 views, 5x the cost), or None for the
+    #: bundle's setting (face.fer2013: flip, chosen on PublicTest)
+    face_tta: str | None = "alternate"
     #: also transcribe the speech (Whisper base, offline) and score each window's words with the text bundle
     #: (``text_*`` columns, ``transcript``); off by default: 1.77x the default analysis's wall time on the 60 s
     #: speed video (``avemo bench text``, BENCHMARKS.md)
@@ -160,8 +162,9 @@ class Analyzer:
     @property
     def face_model(self) -> FacePredictor:
         if self._face is None:
+            tta = "flip" if self.config.face_tta == "alternate" else self.config.face_tta
             self._face = FacePredictor(self.model_names["face"], backend=self.config.backend,
-                                       tta=self.config.face_tta, threads=self.config.model_threads,
+                                       tta=tta, threads=self.config.model_threads,
                                        int8=self.config.face_int8)
         return self._face
 
@@ -249,37 +252,41 @@ class Analyzer:
         from avemo.faces import iter_scan_video
 
         cfg = self.config
-        pending: list[tuple[int, np.ndarray, Any]] = []
+        pending: list[tuple[int, np.ndarray, Any, bool]] = []
         jobs: list[tuple[list[int], Any]] = []
         stamps: dict[int, list[float]] = {}
         boxes: dict[int, list[tuple[float, ...]]] = {}
 
-        def classify(crops: np.ndarray, faces: list) -> tuple[np.ndarray, np.ndarray]:
+        alternate = cfg.face_tta == "alternate"
+
+        def classify(crops: np.ndarray, faces: list, mirror: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             t = time.perf_counter()
-            out = self.face_model.predict_faces(crops, self.face_model.features(faces))
+            out = self.face_model.predict_faces(crops, self.face_model.features(faces),
+                                                mirror if alternate else None)
             times.add("face model", time.perf_counter() - t)
             return out
 
         # the face network runs in its own thread, overlapping decoding and MediaPipe
         with ThreadPoolExecutor(max_workers=1) as worker:
             def flush() -> None:
-                jobs.append(([tid for tid, _, _ in pending],
-                              worker.submit(classify, np.stack([crop for _, crop, _ in pending]),
-                                            [face for _, _, face in pending])))
+                jobs.append(([tid for tid, _, _, _ in pending],
+                              worker.submit(classify, np.stack([crop for _, crop, _, _ in pending]),
+                                            [face for _, _, face, _ in pending],
+                                            np.array([m for _, _, _, m in pending], dtype=bool))))
                 pending.clear()
 
             reported, scan_s = 0.0, {}
-            for ff in iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
+            for k, ff in enumerate(iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
                                       size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
                                       decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref,
                                       skip_loop_filter=cfg.skip_loop_filter, landmark_every=cfg.landmark_every,
-                                      seconds=scan_s):
+                                      seconds=scan_s)):
                 faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
                 for face in faces:
                     # main-face mode: one series of each frame's main face, whatever its track id (a face
                     # that leaves the picture for longer than the tracker's gap comes back as a new track)
                     tid = int(face.track_id) if cfg.all_faces and face.track_id is not None else 0
-                    pending.append((tid, ff.crops[ff.faces.index(face)], face))
+                    pending.append((tid, ff.crops[ff.faces.index(face)], face, k % 2 == 1))  # mirrored: odd frames
                     stamps.setdefault(tid, []).append(ff.time)
                     boxes.setdefault(tid, []).append(tuple(face.box))
                 if len(pending) >= batch:

@@ -80,28 +80,37 @@ class FacePredictor:
         """Side of the aligned crop the face path must deliver."""
         return self.bundle.input_size
 
-    def logits(self, crops: np.ndarray) -> np.ndarray:
-        """Logits ``(N, C)`` over the bundle's own labels, averaged over the test-time views."""
+    def logits(self, crops: np.ndarray, mirror: np.ndarray | None = None) -> np.ndarray:
+        """Logits ``(N, C)`` over the bundle's own labels, averaged over the test-time views; with ``mirror``
+        (``(N,)`` bool) one view per crop instead, the centre crop, mirrored where ``mirror`` is set (the
+        analyzer mirrors every other frame of a video: a window pools both views at half the cost)."""
         from avemo.models.face_input import face_input, face_views
 
         pre = self.bundle.preprocessing
         x = face_input(crops, size=pre.resize, mean=pre.mean, std=pre.std)
         out = []
         for i in range(0, len(x), self.batch_size):
+            if mirror is not None:
+                both = face_views(x[i:i + self.batch_size], crop=pre.crop, mode="flip")  # (2, n, ...)
+                pick = np.asarray(mirror[i:i + self.batch_size], dtype=np.intp)
+                out.append(self.network(np.ascontiguousarray(both[pick, np.arange(len(pick))])))
+                continue
             views = face_views(x[i:i + self.batch_size], crop=pre.crop, mode=self.tta)
             v, n = views.shape[:2]
             out.append(self.network(views.reshape(v * n, *views.shape[2:])).reshape(v, n, -1).mean(0))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
 
-    def members(self, crops: np.ndarray, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def members(self, crops: np.ndarray, features: np.ndarray | None = None, mirror: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities ``(N, C)`` over the bundle's own labels, and which faces used the blendshape member.
 
         ``features``: ``(N, F)`` expression features (:func:`avemo.faces.expression_features.face_features`;
-        NaN rows where a face has no landmarks), or None (the crop network alone)."""
+        NaN rows where a face has no landmarks), or None (the crop network alone); ``mirror``: see
+        :meth:`logits`."""
         from avemo.faces.expression_model import combine_members
 
         pre = self.bundle.preprocessing
-        crop = softmax(self.logits(crops))
+        crop = softmax(self.logits(crops, mirror))
         blend = None
         if self.blendshapes is not None and features is not None and len(crop):
             f = np.asarray(features, dtype=np.float32)
@@ -116,12 +125,13 @@ class FacePredictor:
         """Probabilities ``(N, C)`` over the bundle's own labels."""
         return self.members(crops, features)[0]
 
-    def predict_faces(self, crops: np.ndarray, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_faces(self, crops: np.ndarray, features: np.ndarray | None = None, mirror: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities ``(N, len(EMOTIONS))`` (0 for classes the bundle does not have), and which faces used
-        the blendshape member."""
+        the blendshape member (``mirror``: see :meth:`logits`)."""
         if len(crops) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32), np.zeros(0, dtype=bool)
-        probs, used = self.members(np.asarray(crops), features)
+        probs, used = self.members(np.asarray(crops), features, mirror)
         return project_probs(probs, self.labels, EMOTIONS), used
 
     def predict(self, crops: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
