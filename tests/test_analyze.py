@@ -438,6 +438,7 @@ def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):
     assert main(["analyze", str(clips["cremad_sad"]), "--out", str(tmp_path), "--exact-faces"]) == 0
     meta = json.loads((tmp_path / "1001_DFA_SAD_XX" / "done.json").read_text())
     assert meta["config"]["landmark_every"] == 1 and meta["config"]["skip_loop_filter"] is False
+    assert meta["config"]["face_tta"] == "flip"  # both views on every frame
     default = Analyzer("default").config
     assert default.landmark_every == 2 and default.skip_loop_filter  # faces carried by flow, deblocking skipped
 

@@ -21,9 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write a video (a photo: an image) with box, label and bars")
     p.add_argument("--force", action="store_true", help="redo inputs already analysed")
     p.add_argument("--exact-faces", action="store_true",
-                   help="MediaPipe on every sampled frame and full-quality decoding (the default runs MediaPipe "
-                        "on every 2nd frame, carries faces by optical flow between and lets the decoder skip its "
-                        "deblocking filter; about 25%% faster)")
+                   help="MediaPipe on every sampled frame, full-quality decoding and both face views on every "
+                        "frame (the default runs MediaPipe on every 2nd frame, carries faces by optical flow "
+                        "between, lets the decoder skip its deblocking filter and mirrors every other frame's "
+                        "face; about 30%% faster)")
     p.add_argument("--text", action="store_true",
                    help="also transcribe the speech offline (Whisper base) and give each window's words and their "
                         "emotions (text_* columns; English only; about 9 s of CPU per minute of speech; the fusion "

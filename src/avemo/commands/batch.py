@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
     p.add_argument("--all-faces", action="store_true", help="rows for every tracked face (a track column)")
     p.add_argument("--exact-faces", action="store_true",
-                   help="MediaPipe on every sampled frame and full-quality decoding (slower)")
+                   help="MediaPipe on every sampled frame, full-quality decoding and both face views on every "
+                        "frame (slower)")
     p.add_argument("--text", action="store_true",
                    help="also transcribe the speech offline (Whisper base) and give each window's words and their "
                         "emotions (text_* columns, as avemo analyze --text)")

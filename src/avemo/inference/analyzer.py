@@ -97,8 +97,9 @@ def whole_photo_ok(image: np.ndarray) -> bool:
             and float(image.std()) >= WHOLE_PHOTO_CONTRAST)
 
 
-#: the settings ``--exact-faces`` gives: MediaPipe on every sampled frame, the decoder's full work
-EXACT_FACES: dict[str, Any] = {"landmark_every": 1, "skip_loop_filter": False}
+#: the settings ``--exact-faces`` gives: MediaPipe on every sampled frame, the decoder's full work, both views of
+#: the face network on every frame
+EXACT_FACES: dict[str, Any] = {"landmark_every": 1, "skip_loop_filter": False, "face_tta": "flip"}
 
 
 @dataclass
