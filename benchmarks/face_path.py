@@ -75,8 +75,21 @@ def window_labels(frames: dict, window: float, hop: float) -> list[int | None]:
     return labels
 
 
+def window_probs(frames: dict, window: float, hop: float) -> list[np.ndarray | None]:
+    """Face probabilities of each analyzer window (the mean of its frames'), as the timeline has them."""
+    times = np.array(sorted(frames))
+    out = []
+    for s in np.arange(0.0, max(times[-1] - window, 0.0) + hop / 2, hop):
+        ps = [frames[t][0] for t in times[(times >= s) & (times < s + window)] if frames[t] is not None]
+        out.append(np.mean(ps, axis=0) if ps else None)
+    return out
+
+
 def compare(exact: dict, fast: dict, cfg: AnalyzerConfig) -> dict:
     both = [t for t in exact if exact[t] is not None and fast.get(t) is not None]
+    wdiff = [float(np.abs(a - b).mean()) for a, b in zip(window_probs(exact, cfg.window, cfg.hop),
+                                                          window_probs(fast, cfg.window, cfg.hop))
+             if a is not None and b is not None]
     we, wf = window_labels(exact, cfg.window, cfg.hop), window_labels(fast, cfg.window, cfg.hop)
     agree = [exact[t][0].argmax() == fast[t][0].argmax() for t in both]
     diff = [float(np.abs(exact[t][0] - fast[t][0]).mean()) for t in both]
@@ -96,6 +109,7 @@ def compare(exact: dict, fast: dict, cfg: AnalyzerConfig) -> dict:
             "label_agreement": float(np.mean(agree)) if agree else float("nan"),
             "windows": len(we), "window_label_agreement": float(np.mean([a == b for a, b in zip(we, wf)])),
             "mean_abs_prob_diff": float(np.mean(diff)) if diff else float("nan"),
+            "window_mean_abs_prob_diff": float(np.mean(wdiff)) if wdiff else float("nan"),
             "eye_error_iod_all_frames": float(np.mean(eye_all)) if eye_all else float("nan"),
             "eye_error_iod_mean": float(np.mean(eye_err)) if eye_err else float("nan"),
             "eye_error_iod_max": float(np.max(eye_err)) if eye_err else float("nan")}
@@ -120,7 +134,7 @@ def main() -> None:
             rows[name][vname] = r = compare(exact, scan(path, model, cfg, **opts), cfg)
             print(f"{name:34s} {vname:45s} frames {r['frames']:4d} faces {r['faces_exact']}/{r['faces_fast']} "
                   f"agree {r['label_agreement']:.3f} windows {r['window_label_agreement']:.3f} "
-                  f"|dp| {r['mean_abs_prob_diff']:.4f} "
+                  f"|dp| {r['mean_abs_prob_diff']:.4f} windows |dp| {r['window_mean_abs_prob_diff']:.4f} "
                   f"eye err all {r['eye_error_iod_all_frames']:.3f} carried {r['eye_error_iod_mean']:.3f} "
                   f"(max {r['eye_error_iod_max']:.3f})", flush=True)
     out = Path(args.out)

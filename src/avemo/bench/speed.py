@@ -371,6 +371,10 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict
     return "\n".join(lines)
 
 
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4f}"
+
+
 def render_face_path(path: dict[str, Any]) -> list[str]:
     """The table of ``benchmarks/face_path.py``: what the fast face path changes, frame by frame."""
     lines = [f"What the fast face path changes (`{path['command']}`, commit `{path['commit']}`): each variant "
@@ -380,15 +384,20 @@ def render_face_path(path: dict[str, Any]) -> list[str]:
              "carried by flow). The control row changes only MediaPipe's input size, to show how much the exact "
              "path moves by itself. The benchmark videos loop one 3.5 s clip, so their 58 windows are far from "
              "independent; the deblocking filter exists in H.264 and HEVC only (the clips' MPEG-4 and VP6 do not "
-             "move).", "",
+             "move). The *views alternate* rows give each frame one view of the face network (mirrored on every "
+             "other sampled frame) where the exact path gives two: a single frame moves more (the frame columns), "
+             "a window, which pools both views, much less (the window Δp). Δp: the mean absolute difference of the "
+             "face probabilities (the crop network's, the blendshape member left out).", "",
              "| variant | video | frames (carried) | frame labels agree | window labels agree | mean abs Δp "
-             "| eye error all | eye error carried (max) |", "|---|---|---|---|---|---|---|---|"]
+             "(frames) | mean abs Δp (windows) | eye error all | eye error carried (max) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, videos in path["rows"].items():
         for video, r in videos.items():
             carried = f"{r['eye_error_iod_mean']:.3f} ({r['eye_error_iod_max']:.3f})" if r["carried"] else "–"
             lines.append(f"| {name} | {video} | {r['frames']} ({r['carried']}) | {r['label_agreement']:.3f} "
                          f"| {r['window_label_agreement']:.3f} ({r['windows']}) | {r['mean_abs_prob_diff']:.4f} "
-                         f"| {r['eye_error_iod_all_frames']:.3f} | {carried} |")
+                         f"| {_num(r.get('window_mean_abs_prob_diff'))} | {r['eye_error_iod_all_frames']:.3f} "
+                         f"| {carried} |")
     return lines + [""]
 
 
