@@ -309,9 +309,14 @@ def run_all(seconds: float = 60.0, variants: dict[str, dict[str, Any]] | None = 
     range of all of them."""
     variants = variants or VARIANTS
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
-    for _ in range(max(1, repeat)):
-        for name, cfg in variants.items():
-            runs[name].append(run_speed_benchmark(seconds, **dict(cfg)))
+    names = list(variants)
+    run_speed_benchmark(seconds, **dict(variants[names[0]]))  # a warm-up run, not kept (files into the page cache)
+    rounds = max(1, repeat)
+    for k in range(rounds):
+        # each round starts at another row, so that no row always runs first (or after the same one)
+        start = k * len(names) // rounds
+        for name in names[start:] + names[:start]:
+            runs[name].append(run_speed_benchmark(seconds, **dict(variants[name])))
     rows = {}
     for name, rs in runs.items():
         walls = sorted(r["wall_s"] for r in rs)
@@ -336,8 +341,9 @@ def render(result: dict[str, Any], tta: dict[str, Any] | None = None, path: dict
              f"torch {m['torch']}. "
              f"Commit `{result['commit']}`, {result['date']}. Command: `avemo bench speed`. Each run is a fresh "
              "process (models loaded before timing; peak RSS includes them). "
-             f"{result.get('repeat', 1)} rounds, the rows in turn in each round, all in one run: wall time is the "
-             "median run [min–max], and the stage and CPU times are those of the median run.",
+             f"After a warm-up run, {result.get('repeat', 1)} rounds, the rows in turn in each round, each round "
+             "starting at another row, all in one run: wall time is the median run [min–max], and the stage and "
+             "CPU times are those of the median run.",
              "", "| configuration | wall (s) | × real time | CPU (s) | decode | faces | face model | audio decode "
              "| VAD | voice model | fusion | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["rows"].items():
