@@ -27,9 +27,14 @@ EMOTION_COLORS: dict[str, str] = {
 }
 
 
+def emotion_color(name: str) -> str:
+    """:data:`EMOTION_COLORS` of ``name`` (grey for a name it lacks), as ``#rrggbb``."""
+    return EMOTION_COLORS.get(name, "#7f7f7f")
+
+
 def emotion_rgb(name: str) -> tuple[int, int, int]:
-    """:data:`EMOTION_COLORS` of ``name`` as an RGB triple (grey for a name it lacks)."""
-    h = EMOTION_COLORS.get(name, "#7f7f7f")
+    """:func:`emotion_color` as an RGB triple."""
+    h = emotion_color(name)
     return int(h[1:3], 16), int(h[3:5], 16), int(h[5:7], 16)
 
 

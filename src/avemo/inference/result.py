@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from avemo.errors import AvemoError
-from avemo.labels import EMOTION_COLORS, EMOTIONS
+from avemo.labels import EMOTIONS, emotion_color
 
 MODALITIES: tuple[str, ...] = ("face", "voice", "fused")
 
@@ -178,11 +178,10 @@ class EmotionTimeline(pd.DataFrame):
         weight in the fused answer with the uncertain windows shaded, one group of panels per face track (saved
         when ``path``). A single window is drawn across its span. A photo's result is drawn as the photo with its
         face box beside the face's probabilities (:meth:`plot_photo`)."""
-
         if self.attrs.get("media", {}).get("kind") == "image":
             return self.plot_photo(path, title=title)
         labels = self.labels
-        colors = [EMOTION_COLORS.get(name, "#7f7f7f") for name in labels]
+        colors = [emotion_color(name) for name in labels]
         tracks, mods = self.tracks, self.modalities
         weights = self.weight_columns
         panels = len(mods) + (1 if weights else 0)
@@ -240,7 +239,7 @@ class EmotionTimeline(pd.DataFrame):
         from avemo.media import read_image
 
         labels = self.labels
-        colors = [EMOTION_COLORS.get(name, "#7f7f7f") for name in labels]
+        colors = [emotion_color(name) for name in labels]
         source = Path(str(self.attrs.get("source", "")))
         fig = _figure((9.0, 4.0), path)
         ax_img, ax_bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 1.3]})
