@@ -199,5 +199,6 @@ def test_an_analyzer_with_other_settings_shares_the_loaded_models():
     assert (german.text_model.transcriber.language, warm.text_model.transcriber.language) == ("de", "en")
     assert german.config.window == 2.0 and german.config.text and german.fusion is warm.fusion
     assert warm.with_settings(face_tta="none").face_model is not warm.face_model  # other views: its own network
+    assert warm.with_settings(face_tta="flip").face_model is warm.face_model  # "alternate" runs the flip network
     with pytest.raises(AvemoError, match="'xx'"):
         warm.with_settings(language="xx")

@@ -147,10 +147,10 @@ class Analyzer:
         changes leave them as they are (``text=True`` on a warm analyzer loads only the transcriber)."""
         other = Analyzer(self.model_names, **{**asdict(self.config), **changes})
         same = {k: getattr(self.config, k) == getattr(other.config, k) for k in
-                ("backend", "model_threads", "face_tta", "face_int8", "language")}
+                ("backend", "model_threads", "face_int8", "language")}
         if same["backend"] and same["model_threads"]:
             other._voice = self._voice
-            if same["face_tta"] and same["face_int8"]:
+            if same["face_int8"] and self._network_views == other._network_views:  # "alternate" is "flip" there
                 other._face = self._face
         if self._text is not None:
             try:
@@ -161,11 +161,16 @@ class Analyzer:
         return other
 
     @property
+    def _network_views(self) -> str | None:
+        """The face network's own views: "alternate" is decided frame by frame here, so the network keeps both
+        (what a photo gets)."""
+        return "flip" if self.config.face_tta == "alternate" else self.config.face_tta
+
+    @property
     def face_model(self) -> FacePredictor:
         if self._face is None:
-            tta = "flip" if self.config.face_tta == "alternate" else self.config.face_tta
             self._face = FacePredictor(self.model_names["face"], backend=self.config.backend,
-                                       tta=tta, threads=self.config.model_threads,
+                                       tta=self._network_views, threads=self.config.model_threads,
                                        int8=self.config.face_int8)
         return self._face
 
