@@ -434,6 +434,41 @@ def test_the_avemo_script_exits_with_its_status_and_everything_written(clips, tm
     assert sorted(rows["status"]) == ["done", "failed"]
 
 
+def test_ctrl_c_on_a_folder_keeps_every_finished_file_and_a_rerun_goes_on(clips, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group: the command and its plot helper) during a batch: the
+    command says so and exits 130 without a traceback; every file reported done has its plot and ``done.json``,
+    ``results.csv`` lists them; the same command run again skips them and does the rest."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(12):
+        shutil.copy(clips["cremad_hap"], src / f"clip{i:02d}.flv")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "avemo", "analyze", str(src), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while not (out / "clip00" / "done.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr + stdout and "run the same command again" in stderr, stderr[-2000:]
+    rows = pd.read_csv(out / "results.csv")
+    assert 1 <= len(rows) < 12 and set(rows["status"]) == {"done"}
+    for name in rows["folder"]:
+        assert (out / name / "done.json").is_file() and (out / name / "timeline.png").stat().st_size > 0, name
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{12 - len(rows)} analysed, {len(rows)} already done, 0 failed" in again.stderr
+
+
 def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):
     assert main(["analyze", str(clips["cremad_sad"]), "--out", str(tmp_path), "--exact-faces"]) == 0
     meta = json.loads((tmp_path / "1001_DFA_SAD_XX" / "done.json").read_text())

@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from avemo.inference.analyzer import EXACT_FACES, Analyzer
-    from avemo.inference.batch import analyze_to_folder, expand_inputs
+    from avemo.inference.batch import BatchInterrupted, analyze_to_folder, expand_inputs
 
     console = Console(stderr=True)
     inputs = expand_inputs(args.inputs)
@@ -86,11 +86,20 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
             progress.update(media, completed=done, total=total, visible=True,
                             description=f"  {path.name}: {done:.0f} / {total:.0f} s of media")
 
-        report = analyze_to_folder(inputs, out, analyzer, annotate=args.annotate, force=args.force,
-                                   on_progress=step, on_media=within, plotter=plotter)
+        try:
+            report = analyze_to_folder(inputs, out, analyzer, annotate=args.annotate, force=args.force,
+                                       on_progress=step, on_media=within, plotter=plotter)
+            interrupted = False
+        except BatchInterrupted as stop:  # Ctrl-C: the finished files are kept and listed
+            report, interrupted = stop.report, True
     _print_results(console, report.rows, out)
     console.print(f"{len(report.done)} analysed, {len(report.skipped)} already done, "
                   f"{len(report.failed)} failed -> {out} (one row per file: {out / 'results.csv'})", soft_wrap=True)
+    if interrupted:
+        left = len(inputs) - len(report.rows)
+        console.print(f"interrupted with {left} of {len(inputs)} file{'s' * (len(inputs) != 1)} not finished: "
+                      "run the same command again to go on (finished files are skipped)", soft_wrap=True)
+        return 130
     return 1 if report.failed else 0
 
 

@@ -80,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
 
     ray_settings = RaySettings(address=args.address, workers=args.workers, num_cpus=args.workers,
                                object_store_mb=args.object_store_mb)
-    result = run_batch(inputs, Path(args.out), settings, engine=args.engine, ray_settings=ray_settings,
-                       force=args.force, on_file=on_file)
+    try:
+        result = run_batch(inputs, Path(args.out), settings, engine=args.engine, ray_settings=ray_settings,
+                           force=args.force, on_file=on_file)
+    except KeyboardInterrupt:  # each finished file was written as it finished
+        console.print(f"interrupted ({count['n']} files finished in this run); every finished file is kept in "
+                      f"{args.out}: run the same command again to go on (finished files are skipped)", soft_wrap=True)
+        return 130
     done = sum(r["status"] == "done" for r in result.records)
     console.print(f"{done} analysed, {len(result.skipped)} already done, {len(result.failed)} failed in "
                   f"{result.seconds:.1f} s -> {args.out}/timelines (Parquet), {args.out}/status.parquet")

@@ -66,6 +66,15 @@ class BatchReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`analyze_to_folder`, raised after the finished inputs were settled (plot, ``done.json``)
+    and ``results.csv`` written; ``report`` holds them, so a rerun goes on where this one stopped."""
+
+    def __init__(self, report: BatchReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
 #: one row per input of a batch: its outputs' folder and the headline of its ``summary.json``, or the failure
 RESULT_COLUMNS = ("input", "status", "folder", "duration", "dominant", "face_dominant", "voice_dominant",
                   "uncertain_share", "error")
@@ -171,38 +180,43 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
             status = "failed"
         record(item.path, status, item.folder)
 
-    for path in inputs:
-        folder = out_dir / names[path]
-        marker = folder / "done.json"
-        stamp = input_stamp(path, analyzer, annotate)
-        if not force and marker.is_file() and json.loads(marker.read_text()) == stamp:
-            settle()
-            record(path, "skipped", folder)
-            continue
-        plot: Callable[[], Path] | None = None
-        try:
-            timeline = analyzer.analyze(path, progress=None if on_media is None else
-                                        (lambda done, total, p=path: on_media(p, done, total)))
-            _write_tables(timeline, folder)
-            if annotate and timeline["face"].any():
-                from avemo.inference.annotate import annotate_photo, annotate_video
+    try:
+        for path in inputs:
+            folder = out_dir / names[path]
+            marker = folder / "done.json"
+            stamp = input_stamp(path, analyzer, annotate)
+            if not force and marker.is_file() and json.loads(marker.read_text()) == stamp:
+                settle()
+                record(path, "skipped", folder)
+                continue
+            plot: Callable[[], Path] | None = None
+            try:
+                timeline = analyzer.analyze(path, progress=None if on_media is None else
+                                            (lambda done, total, p=path: on_media(p, done, total)))
+                _write_tables(timeline, folder)
+                if annotate and timeline["face"].any():
+                    from avemo.inference.annotate import annotate_photo, annotate_video
 
-                if timeline.attrs.get("media", {}).get("kind") == "image":
-                    annotate_photo(path, timeline, folder / "annotated.png")
+                    if timeline.attrs.get("media", {}).get("kind") == "image":
+                        annotate_photo(path, timeline, folder / "annotated.png")
+                    else:
+                        annotate_video(path, timeline, folder / "annotated.mp4")
+                settle()  # the previous input, whose plot was drawn meanwhile
+                if plotter is not None:
+                    plot = plotter.submit(timeline, folder / "timeline.png")
                 else:
-                    annotate_video(path, timeline, folder / "annotated.mp4")
-            settle()  # the previous input, whose plot was drawn meanwhile
-            if plotter is not None:
-                plot = plotter.submit(timeline, folder / "timeline.png")
-            else:
-                timeline.plot(folder / "timeline.png")
-                plot = lambda f=folder: f / "timeline.png"  # noqa: E731
-        except Exception as exc:  # one bad file fails alone, whatever broke
-            settle()
-            report.failed[str(path)] = failure_message(path, exc)
-            record(path, "failed", folder)
-            continue
-        pending = _Pending(path, folder, stamp, plot)
+                    timeline.plot(folder / "timeline.png")
+                    plot = lambda f=folder: f / "timeline.png"  # noqa: E731
+            except Exception as exc:  # one bad file fails alone, whatever broke
+                settle()
+                report.failed[str(path)] = failure_message(path, exc)
+                record(path, "failed", folder)
+                continue
+            pending = _Pending(path, folder, stamp, plot)
+    except KeyboardInterrupt as exc:  # Ctrl-C: what is finished is kept (the pending plot awaited), then stop
+        settle()
+        write_results(report, out_dir)
+        raise BatchInterrupted(report) from exc
     settle()
     write_results(report, out_dir)
     return report

@@ -119,6 +119,11 @@ class PlotWorker:
 
 def main() -> None:
     """The helper: import what plotting needs, then draw each timeline sent on stdin until it closes."""
+    import signal
+
+    # Ctrl-C in a terminal reaches the whole process group: the caller decides (it awaits the plot under way,
+    # then closes stdin), so the helper neither dies mid-plot nor prints a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import matplotlib.backends.backend_agg  # noqa: F401  (the imports are the point: paid before any request)
     import matplotlib.figure  # noqa: F401
 
