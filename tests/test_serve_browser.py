@@ -248,3 +248,37 @@ def test_transcribed_speech_gets_a_text_row_and_its_words(browser, server: Serve
     assert "text:" in now and ("door" in now or "kids" in now or "talking" in now), now
     coverage = browser.execute_script(ROW_COVERAGE_JS.replace("r < 3", "r < 4"), LEFT, TOP, ROW_H, GAP)
     assert coverage[3] > 0.95, coverage  # the text row is drawn all along (pale: words without a feeling)
+
+
+def test_the_settings_go_with_the_upload_and_a_bad_one_is_said_before_it(browser, server: ServerProcess,
+                                                                         clips: dict[str, Path]) -> None:
+    """The page's analysis settings: the window, step and face rate given go with the upload (the job's options,
+    its windows' lengths and steps, the summary line); a value out of the server's bounds is refused with the
+    server's reason shown, and no job is made."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    browser.find_element(By.CSS_SELECTOR, "#settings summary").click()
+    language = browser.find_element(By.ID, "opt-language")
+    assert not language.is_enabled()  # the language goes with transcription only
+    before = len(requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"])
+    browser.find_element(By.ID, "opt-window").send_keys("90")
+    browser.find_element(By.ID, "file").send_keys(str(clips["ravdess_wav"]))
+    notice = browser.find_element(By.ID, "notice")
+    _wait(lambda: notice.is_displayed() and "window must be within 0.5 to 60" in notice.text, 30, "the refusal")
+    assert len(requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"]) == before
+
+    browser.get(server.url + "/")
+    browser.find_element(By.CSS_SELECTOR, "#settings summary").click()
+    for name, value in (("window", "2"), ("hop", "0.5"), ("fps", "2")):
+        browser.find_element(By.ID, f"opt-{name}").send_keys(value)
+    browser.find_element(By.ID, "file").send_keys(str(clips["ravdess_wav"]))
+    result = browser.find_element(By.ID, "result")
+    _wait(lambda: result.get_attribute("data-state") == "done", 180, "the job with settings")
+    job = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"][0]
+    assert job["options"] == {"window": 2.0, "hop": 0.5, "fps": 2.0}, job["options"]
+    windows = requests.get(f"{server.url}/v1/jobs/{job['id']}", timeout=30).json()["result"]["windows"]
+    starts = [w["start"] for w in windows]
+    assert len(windows) >= 3 and all(abs(b - a - 0.5) < 1e-6 for a, b in zip(starts, starts[1:]))
+    assert all(abs(w["end"] - w["start"] - 2.0) < 1e-6 for w in windows[:-1])
+    assert "2 s windows, every 0.5 s, 2 face frames/s" in browser.find_element(By.ID, "summary").text

@@ -68,12 +68,30 @@ function setProgress(label, fraction) {
   $("progress-bar").style.width = ((fraction || 0) * 100).toFixed(1) + "%";
 }
 
+$("opt-text").addEventListener("change", (e) => { $("opt-language").disabled = !e.target.checked; });
+
+// the upload's query: the transcription option and the settings given (empty fields keep the server's defaults)
+function analyzeQuery() {
+  const q = new URLSearchParams();
+  if ($("opt-text").checked) {
+    q.set("text", "true");
+    const language = $("opt-language").value.trim().toLowerCase();
+    if (language) q.set("language", language);
+  }
+  for (const name of ["window", "hop", "fps"]) {
+    const value = $("opt-" + name).value.trim();
+    if (value) q.set(name, value);
+  }
+  const query = q.toString();
+  return query ? "?" + query : "";
+}
+
 function upload(file) {
   showNotice("");
   const form = new FormData();
   form.append("file", file, file.name);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/v1/analyze" + ($("opt-text").checked ? "?text=true" : ""));
+  xhr.open("POST", "/v1/analyze" + analyzeQuery());
   xhr.responseType = "json";
   xhr.upload.onprogress = (e) => { if (e.lengthComputable) setProgress("uploading " + file.name, e.loaded / e.total); };
   xhr.onload = () => {
@@ -206,11 +224,23 @@ function renderSummary(job) {
     `face in ${pct(s.face_coverage)} of the windows, speech in ${pct(s.speech_coverage)} · ` +
     `${fmtTime(job.media.duration)}, ${s.windows} window${s.windows === 1 ? "" : "s"} · ` +
     `analysed in ${fmtTime(job.elapsed)}` +
-    (s.uncertain_share != null ? ` · uncertain in ${pct(s.uncertain_share)} of the windows` : ""));
+    (s.uncertain_share != null ? ` · uncertain in ${pct(s.uncertain_share)} of the windows` : "") +
+    settingsText(job.options));
   $("summary").replaceChildren(
     el("div", { class: "muted" }, "dominant emotion (face and voice fused)"),
     el("div", { class: "dominant", id: "dominant" }, s.dominant || "—"),
     lines, bars(s.fused_distribution));
+}
+
+// the settings a job was given, where they differ from the defaults
+function settingsText(options) {
+  const o = options || {};
+  const parts = [];
+  if (o.window != null) parts.push(`${o.window} s windows`);
+  if (o.hop != null) parts.push(`every ${o.hop} s`);
+  if (o.fps != null) parts.push(`${o.fps} face frames/s`);
+  if (o.language) parts.push(`speech taken as ${o.language}`);
+  return parts.length ? " · " + parts.join(", ") : "";
 }
 
 function renderDownloads(job) {
