@@ -270,3 +270,66 @@ def test_latency_stats() -> None:
     st = latency_stats([10.0, 20.0, 30.0, 40.0, 1000.0])
     assert st["median"] == 30.0 and st["max"] == 1000.0 and 40.0 < st["p95"] < 1000.0
     assert latency_stats([]) == {}
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]) -> Path:
+    """8 s of the RAVDESS actor saying her sentence twice or more, H.264 + AAC."""
+    from avemo.serve.harness import looped_clip
+
+    return looped_clip(8.0, tmp_path_factory.mktemp("live-talk") / "talk_8s.mp4", video=clips["ravdess_mp4"],
+                       audio=clips["ravdess_wav"])
+
+
+def test_text_transcribes_each_utterance_and_plain_words_sit_out(analyzer: LiveAnalyzer, talk: Path) -> None:
+    """``text``: each utterance is transcribed once it ends (a pause), beside the frames; its words and their
+    emotions ride on the events that follow; a sentence that states no feeling ("Kids are talking by the door")
+    sits out of the fusion (weight 0), as in the offline ``--text`` analysis. Without ``text`` nothing changes."""
+    events: list[LiveEvent] = []
+    s = analyzer.run(talk, events.append, speed=2.0, text=True, language="en")
+    _check_events(events)
+    said = [e for e in events if e.transcript is not None]
+    assert s.utterances is not None and s.utterances >= 2 and said, s.format()
+    assert "utterances transcribed" in s.format() and s.stage_ms["text"] > 0
+    assert events[0].transcript is None  # the first words come after the first pause
+    for e in said:
+        assert "talking by the door" in e.transcript.lower(), e.transcript
+        _check_probs(e.text)
+        assert e.text_emotion_words == 0 and e.weights is not None and e.weights["text"] == 0.0
+    from rich.console import Console
+
+    from avemo.commands.live import _panel, event_line
+
+    console = Console(record=True, width=120)
+    console.print(_panel(said[0]))
+    shown = console.export_text()
+    assert f'said: "{said[0].transcript}"' in shown and "not fused" in shown and "text" in shown
+    assert said[0].transcript in event_line(said[0])
+    plain: list[LiveEvent] = []
+    s = analyzer.run(talk, plain.append, speed=4.0, duration=3.0)
+    assert s.utterances is None and all(e.transcript is None and e.text is None for e in plain)
+    assert all("text" not in (e.weights or {}) for e in plain)
+
+
+def test_words_that_state_a_feeling_join_the_fusion(analyzer: LiveAnalyzer, talk: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fusion side of live text: the transcription is replaced by a fixed English sentence stating a feeling
+    (no such speech is in the shared data); the real text bundle scores it, its gate opens and the words weigh
+    in the fused answer of the events that follow."""
+    model = analyzer.text_model("en")
+    monkeypatch.setattr(model, "utterance", lambda wave: model.sentence("I feel so angry about this", "en"))
+    events: list[LiveEvent] = []
+    analyzer.run(talk, events.append, speed=2.0, text=True, language="en")
+    said = [e for e in events if e.transcript is not None]
+    assert said and all(e.transcript == "I feel so angry about this" for e in said)
+    for e in said:
+        assert e.text_emotion_words >= 1 and max(e.text, key=e.text.get) == "angry"
+        assert e.weights["text"] > 0.05 and sum(e.weights.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_cli_text_settings_are_checked_before_anything_runs(capsys: pytest.CaptureFixture[str],
+                                                             clips: dict[str, Path]) -> None:
+    assert cli.main(["live", "--source", str(clips["cremad_hap"]), "--language", "en"]) == 2
+    assert "--language applies to --text" in capsys.readouterr().err
+    assert cli.main(["live", "--source", str(clips["cremad_hap"]), "--text", "--language", "xx"]) == 2
+    assert "unknown language 'xx'" in capsys.readouterr().err

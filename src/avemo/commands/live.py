@@ -33,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="face test-time views (default: the bundle's own; fewer views, less latency)")
     p.add_argument("--threads", type=int, default=1,
                    help="threads for the face and voice networks (default 1: fastest for one frame at a time)")
+    p.add_argument("--text", action="store_true",
+                   help="also transcribe each utterance (Whisper base, offline) and fuse its words' emotions, as "
+                        "avemo analyze --text does (English text model; words count once the utterance ends)")
+    p.add_argument("--language", default=None,
+                   help="with --text: the speech's language as a Whisper code (en, de, ...); default detected")
 
 
 def bars(probs: dict[str, float] | None) -> str:
@@ -45,7 +50,8 @@ def bars(probs: dict[str, float] | None) -> str:
 def event_line(ev: Any) -> str:
     """One terminal line for an event."""
     label = f"{ev.label:<9} {ev.confidence:.2f}" if ev.label else f"{'—':<9} {'':4}"
-    return f"{ev.time:7.2f}s  {label}  {ev.source:<5} {ev.latency_ms:6.0f} ms  {bars(ev.smoothed)}"
+    words = f'  "{ev.transcript}"' if getattr(ev, "transcript", None) else ""
+    return f"{ev.time:7.2f}s  {label}  {ev.source:<5} {ev.latency_ms:6.0f} ms  {bars(ev.smoothed)}{words}"
 
 
 def _panel(ev: Any):
@@ -54,15 +60,20 @@ def _panel(ev: Any):
     now = f"[bold]{ev.label.upper()}[/bold] {ev.confidence:.2f}" if ev.label else "no face, no speech"
     table = Table(title=f"avemo live — {ev.time:.2f} s   {now}   ({ev.source}, {ev.latency_ms:.0f} ms)",
                   show_header=True, header_style="bold")
+    columns = {"face": ev.face, "voice": ev.voice, **({"text": ev.text} if ev.transcript is not None else {}),
+               "smoothed": ev.smoothed}
     table.add_column("emotion")
-    for col in ("face", "voice", "smoothed"):
+    for col in columns:
         table.add_column(col, min_width=14)
     for name in (ev.smoothed or ev.face or ev.voice or {}):
         row = [f"[bold]{name}[/bold]" if name == ev.label else name]
-        for probs in (ev.face, ev.voice, ev.smoothed):
+        for probs in columns.values():
             p = probs.get(name) if probs else None
             row.append("" if p is None else f"{'█' * round(p * 12):<12} {p:.2f}")
         table.add_row(*row)
+    if ev.transcript is not None:
+        said = ev.transcript or "(no words)"
+        table.caption = f'said: "{said}"' + ("" if ev.text_emotion_words else " (no feeling stated: not fused)")
     return table
 
 
@@ -71,14 +82,18 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from avemo.errors import AvemoError
     from avemo.inference.live import LiveAnalyzer
     from avemo.media.live import check_source, parse_source
 
     check_source(parse_source(args.source, args.mic))  # a bad source fails before the models load
+    if args.language and not args.text:
+        raise AvemoError("--language applies to --text (the transcript's language); add --text")
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
                                 ("fusion", args.fusion_model)) if v}
     analyzer = LiveAnalyzer(models or "default", fps=args.fps, hop=args.hop, smooth=args.smooth,
-                            window=args.window, threads=args.threads, face_tta=args.face_tta)
+                            window=args.window, threads=args.threads, face_tta=args.face_tta, text=args.text,
+                            language=args.language)
     out = None
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ class LiveEvent:
     time: float  #: media time, seconds
     label: str | None
     confidence: float | None
-    source: str  #: "av", "face", "voice" or "none"
+    source: str  #: "av", "face", "voice", "text" (words alone) or "none"
     face: dict[str, float] | None
     voice: dict[str, float] | None
     fused: dict[str, float] | None
@@ -31,6 +31,9 @@ class LiveEvent:
     speech_fraction: float | None = None
     weights: dict[str, float] | None = None
     uncertain: bool | None = None
+    text: dict[str, float] | None = None  #: the emotions of the latest utterance's words (live ``text``)
+    transcript: str | None = None  #: those words, while they count (``window`` s after the utterance)
+    text_emotion_words: int | None = None  #: how many of them state a feeling (none: the text sits out)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +57,8 @@ class LiveSummary:
     stage_ms: dict[str, float]  #: mean milliseconds per call of each stage
     label_share: dict[str, float]
     interrupted: bool = False
+    utterances: int | None = None  #: utterances sent to the transcriber (live ``text``)
+    utterances_dropped: int | None = None  #: of those, dropped while it was busy
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,7 +71,9 @@ class LiveSummary:
             lines.append(f"latency frame->label: median {lat['median']:.0f} ms, p95 {lat['p95']:.0f} ms, "
                          f"max {lat['max']:.0f} ms")
         lines.append(f"frames: {self.frames} delivered, {self.processed} analysed, {self.dropped} dropped; "
-                     f"voice steps: {self.voice_steps}")
+                     f"voice steps: {self.voice_steps}" + ("" if self.utterances is None else
+                                                           f"; utterances transcribed: {self.utterances}"
+                                                           f" ({self.utterances_dropped} dropped)"))
         if self.stage_ms:
             lines.append("stages (mean ms): " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items()))
         return "\n".join(lines)

@@ -15,28 +15,36 @@ Data flow (producers run in their own threads; the consumer runs in the caller's
   that were skipped this way are counted as ``dropped``.
 - Every ``hop`` s of audio the last ``window`` s are checked with Silero VAD; with enough speech the
   voice model runs and its probabilities stand until the next hop (none without speech).
-- Face and voice probabilities are fused by the fusion bundle (as in the offline analyzer) and smoothed
-  with an exponential moving average of time constant ``smooth`` s (media time).
+- Face and voice probabilities (and with ``text`` the latest utterance's words) are fused by the fusion bundle
+  (as in the offline analyzer) and smoothed with an exponential moving average of time constant ``smooth`` s
+  (media time).
 
-Latency (budget: 300 ms from a frame to its label). Measured on the shared clips played in real
-time on the 2-core development machine while other jobs kept it at a load of 10-11, with the
-shipped bundles of the time (face network with ten-crop views), no frame dropped at 5 fps: over
-57 events, median 87 ms, p95 112 ms, max 149 ms (a later run: max 213 ms). The ten-crop views cost
-55-73 ms of that per frame; the face bundle now ships with flip views (2 passes): on the quiet
-machine, 12 s of 720p video gave median 19 ms, p95 23 ms, max 25 ms. Per call otherwise: MediaPipe + alignment
-11-26 ms, VAD over 3 s 7-26 ms, voice network 3-9 ms. One network thread (``threads=1``) matters:
-with two, the face network took 2-4x longer per frame on the loaded machine (see
-:class:`LiveAnalyzer`).
+Latency (budget: 300 ms from a frame to its label). Measured on the 12 s 720p talking-face video of
+``avemo bench speed`` played in real time on the 2-core development machine (AMD EPYC), with the shipped
+bundles (``face.fervideo`` with flip views, ``voice.multi6`` on Whisper's encoder), two runs: median 27-28 ms,
+p95 52-60 ms, max 64-76 ms, no frame dropped; per call MediaPipe + alignment 16 ms, the face network 11 ms, VAD
+over 3 s 8 ms, the voice model 40-45 ms. One network thread (``threads=1``) matters: with two, the face network
+took 2-4x longer per frame on a loaded machine (see :class:`LiveAnalyzer`).
+
+With ``text`` each utterance (speech up to a pause of ``pause`` s, or ``max_utterance`` s at most) goes to a
+thread of its own that transcribes it (Whisper base, the offline ``--text`` model, without word times: the
+utterance is scored whole) and scores its words with the text bundle; the words then ride on the events of the
+next ``window`` s and join the fusion as offline (the text sits out unless its words state a feeling). On the
+same video: 0.8 s of transcription per utterance (about 3.5 s of speech) beside the frames, whose latency became
+median 28 ms, p95 69-76 ms, max 90-91 ms, no frame dropped; the words arrive about a second after the
+utterance ends.
 """
 
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,6 +134,66 @@ class _Producer(threading.Thread):
             self.inbox.producer_done()
 
 
+@dataclass
+class _Words:
+    """One transcribed utterance: media times, its words, their emotions (projected on EMOTIONS, or None where
+    the text model does not serve its language) and how many words state a feeling (the fusion's gate)."""
+    start: float
+    end: float
+    transcript: str
+    probs: np.ndarray | None
+    emotion_words: float
+    ms: float
+
+
+class _TextWorker(threading.Thread):
+    """Transcribes finished utterances beside the live loop (Whisper takes 0.2-1 s of CPU per utterance, which
+    the frames must not wait for); at most ``backlog`` utterances wait, the oldest dropped beyond that."""
+
+    def __init__(self, model: Any, sample_rate: int, backlog: int = 2) -> None:  # model: a WindowText
+        super().__init__(daemon=True, name="avemo-live-text")
+        self.model, self.sample_rate = model, sample_rate
+        self.jobs: queue.Queue[tuple[float, float, np.ndarray] | None] = queue.Queue()
+        self.backlog = backlog
+        self.lock = threading.Lock()
+        self.done: list[_Words] = []
+        self.submitted = self.dropped = 0
+        self.error: BaseException | None = None
+
+    def submit(self, start: float, end: float, wave: np.ndarray) -> None:
+        while self.jobs.qsize() >= self.backlog:
+            try:
+                self.jobs.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                break
+        self.submitted += 1
+        self.jobs.put((start, end, wave))
+
+    def take(self) -> list[_Words]:
+        with self.lock:
+            out, self.done = self.done, []
+            return out
+
+    def finish(self, timeout: float) -> None:
+        """Transcribe what is queued (up to ``timeout`` s), then end."""
+        self.jobs.put(None)
+        self.join(timeout)
+
+    def run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            start, end, wave = job
+            t0 = time.perf_counter()
+            try:
+                sentence, probs, emotion_words = self.model.utterance(wave)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+                self.error = exc
+                return
+            words = _Words(start, end, sentence, probs, emotion_words, (time.perf_counter() - t0) * 1000.0)
+            with self.lock:
+                self.done.append(words)
+
+
 # ---- the analyzer ----------------------------------------------------------------------------------
 class LiveAnalyzer:
     """Loads the models once; :meth:`run` then plays any number of sources.
@@ -145,12 +213,18 @@ class LiveAnalyzer:
         backend: ``"onnx"`` (onnxruntime) or ``"torch"`` for the face and voice networks.
         face_tta: the face network's test-time views (None: the bundle's own; ``face.fer2013``
             uses ``"flip"``, two passes per frame; ``"tencrop"`` is ten, ``"none"`` one).
+        text: also transcribe each utterance (Whisper base, offline, in a thread of its own) and fuse its words'
+            emotions as the offline ``--text`` analysis does; an utterance ends at a pause of ``pause`` s or
+            after ``max_utterance`` s, and its words count for events up to ``window`` s after it (the default
+            of :meth:`run`, which can turn it on or off per run).
+        language: with ``text``, the speech's language (a Whisper code); None: detected per utterance.
     """
 
     def __init__(self, models: str | dict[str, str] = "default", *, fps: float = 5.0, hop: float = 1.0,
                  smooth: float = 1.0, window: float = 3.0, min_speech: float = 0.25,
                  detect_side: int = 320, decode_side: int = 720, threads: int | None = 1,
-                 backend: str = "onnx", face_tta: str | None = None) -> None:
+                 backend: str = "onnx", face_tta: str | None = None, text: bool = False,
+                 language: str | None = None, pause: float = 0.5, max_utterance: float = 10.0) -> None:
         for name, value in (("fps", fps), ("hop", hop), ("window", window)):
             if not (value > 0 and math.isfinite(value)):
                 raise AvemoError(f"live setting {name} must be a positive number, got {value!r}")
@@ -165,7 +239,34 @@ class LiveAnalyzer:
         self.voice_model = VoicePredictor(names["voice"], backend=backend, threads=threads)
         self.sample_rate = self.voice_model.sample_rate
         self.fusion = Fusion(names["fusion"])
+        self.pause, self.max_utterance = float(pause), float(max_utterance)
+        if language is not None and not text:
+            raise AvemoError("live setting language applies to text (the transcript's language)")
+        self.text, self.language = text, language
+        self._text_models: dict[str | None, Any] = {}
+        self._text_lock = threading.Lock()
+        self._text_warm = False
+        if text:
+            self.text_model(language)  # loaded now: an unknown language fails before any source opens
         self._warm = False
+
+    def text_model(self, language: str | None = None) -> Any:
+        """The transcriber + text bundle (:class:`avemo.text.windows.WindowText`) for speech in ``language``
+        (None: detected), loaded on first use and shared by runs."""
+        with self._text_lock:
+            if language not in self._text_models:
+                from avemo.text.windows import WindowText
+
+                try:
+                    if not self._text_models:
+                        model = WindowText(self.model_names.get("text", "text.carer"), threads=1,
+                                           language=language, word_times=False)  # an utterance is scored whole
+                    else:
+                        model = next(iter(self._text_models.values())).with_language(language)
+                except ValueError as err:  # an unknown language code
+                    raise AvemoError(f"live setting language: {err}") from None
+                self._text_models[language] = model
+            return self._text_models[language]
 
     def _warm_up(self) -> None:
         """First calls are slow (lazy initialisation); pay that before the clock starts."""
@@ -178,13 +279,21 @@ class LiveAnalyzer:
         self._warm = True
 
     def run(self, source: str | Path | LiveSource, on_event: Callable[[LiveEvent], None] | None = None,
-            duration: float | None = None, *, mic: str | None = None, speed: float = 1.0) -> LiveSummary:
+            duration: float | None = None, *, mic: str | None = None, speed: float = 1.0,
+            text: bool | None = None, language: str | None = None) -> LiveSummary:
         """Play ``source`` (see :func:`parse_source`, or a :class:`LiveSource`), call ``on_event`` for
         every label, and return a :class:`LiveSummary`. Stops at the end of the source, after
         ``duration`` s of media time, or on Ctrl-C (``interrupted``). ``speed`` > 1 plays files and
-        streams faster than real time."""
+        streams faster than real time. ``text`` / ``language``: this run's (default: the analyzer's)."""
         if not (speed > 0 and math.isfinite(speed)):
             raise AvemoError(f"live setting speed must be a positive number, got {speed!r}")
+        text = self.text if text is None else text
+        if language is not None and not text:
+            raise AvemoError("live setting language applies to text (the transcript's language)")
+        text_model = self.text_model(language if language is not None else self.language) if text else None
+        if text_model is not None and not self._text_warm:  # the encoder's first call builds its kernels
+            text_model.utterance(np.zeros(self.sample_rate, np.float32))
+            self._text_warm = True
         if isinstance(source, LiveSource):
             opened = source
         else:
@@ -192,7 +301,7 @@ class LiveAnalyzer:
         session = None
         try:
             self._warm_up()
-            session = _Session(self, opened, on_event)
+            session = _Session(self, opened, on_event, text_model)
             session.warm_up()
             return session.play(duration, speed if opened.paced else None)
         finally:
@@ -203,7 +312,8 @@ class LiveAnalyzer:
 class _Session:
     """The consumer's state during one run."""
 
-    def __init__(self, owner: LiveAnalyzer, opened: LiveSource, on_event: Callable[[LiveEvent], None] | None):
+    def __init__(self, owner: LiveAnalyzer, opened: LiveSource, on_event: Callable[[LiveEvent], None] | None,
+                 text_model: Any = None):
         from avemo.audio import VoiceActivityDetector
         from avemo.faces import FaceScanner
 
@@ -224,6 +334,7 @@ class _Session:
         self.speech: float | None = None
         self.last_cell: int | None = None
         self.face_time = -math.inf  # media time of the last frame analysed
+        self.last_face: np.ndarray | None = None  # its face probabilities
         self.event_time = -math.inf  # media time of the last event
         self.ema: np.ndarray | None = None
         self.ema_time = 0.0
@@ -232,6 +343,11 @@ class _Session:
         self.stages: dict[str, list[float]] = {}  # stage -> [total ms, calls]
         self.labels: dict[str, int] = {}
         self.events = self.labelled = self.processed = self.dropped = self.voice_steps = 0
+        self.texts = _TextWorker(text_model, self.sample_rate) if text_model is not None and opened.has_audio else None
+        self.text_audio = np.zeros(0, np.float32)  # audio not yet sent to the transcriber, ending at audio_end
+        self.text_heard = False  # whether it holds speech
+        self.words: _Words | None = None  # the latest transcribed utterance
+        self.text_labels = text_model.bundle.labels if text_model is not None else None
 
     def warm_up(self) -> None:
         if self.scanner is not None:  # MediaPipe builds its graph on the first frame
@@ -243,10 +359,15 @@ class _Session:
     def close(self) -> None:
         if self.scanner is not None:
             self.scanner.close()
+        if self.texts is not None and self.texts.is_alive():
+            self.texts.finish(timeout=0.0)
 
     def _timed(self, stage: str, t0: float) -> None:
+        self._timed_ms(stage, (time.perf_counter() - t0) * 1000.0)
+
+    def _timed_ms(self, stage: str, ms: float) -> None:
         total = self.stages.setdefault(stage, [0.0, 0])
-        total[0] += (time.perf_counter() - t0) * 1000.0
+        total[0] += ms
         total[1] += 1
 
     # ---- the loop --------------------------------------------------------------------------------
@@ -259,6 +380,8 @@ class _Session:
         for p in producers:
             p.start_wall = start
             p.start()
+        if self.texts is not None:
+            self.texts.start()
         interrupted = False
         try:
             while inbox.wait(timeout=0.1):
@@ -270,6 +393,7 @@ class _Session:
                 if frame is not None:
                     self.media_time = max(self.media_time, frame.time)
                     self._face_step(frame)
+                self._text_arrived()
                 if duration is not None and self.media_time >= duration:
                     break
                 if any(p.error is not None for p in producers):
@@ -277,6 +401,10 @@ class _Session:
             else:
                 if self.audio_end > self.voice_at + 0.25:  # the tail since the last hop
                     self._voice_step()
+                if self.texts is not None:  # the last utterance's words, once transcribed
+                    self._send_text(self.audio_end, ended=True)
+                    self.texts.finish(timeout=60.0)
+                    self._text_arrived()
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -286,6 +414,8 @@ class _Session:
         for p in producers:
             if p.error is not None:
                 raise p.error
+        if self.texts is not None and self.texts.error is not None:
+            raise self.texts.error
         wall = time.perf_counter() - start
         return self._summary(inbox, wall, speed or 1.0, interrupted)
 
@@ -293,6 +423,53 @@ class _Session:
         self.audio = np.concatenate([self.audio, chunk])[-self.window_n:]
         self.audio_end, self.audio_wall = t, wall
         self.media_time = max(self.media_time, t)
+        if self.texts is not None:  # bounded: an utterance is sent after max_utterance s at the latest
+            keep = int((self.a.max_utterance + 2 * self.a.hop + self.a.window) * self.sample_rate)
+            self.text_audio = np.concatenate([self.text_audio, chunk])[-keep:]
+
+    def _text_step(self, segs: list, seconds: float) -> None:
+        """After a voice step's VAD (``segs``, seconds into the last ``seconds`` of audio): send the utterance
+        to the transcriber when the speech has paused for ``pause`` s or has gone on for ``max_utterance`` s."""
+        a, end = self.a, self.audio_end
+        last = end - seconds + segs[-1].end if segs else None
+        if not segs and not self.text_heard:  # silence: keep one window, where an utterance may be starting
+            self.text_audio = self.text_audio[-self.window_n:]
+            return
+        if not self.text_heard:  # an utterance starts: the silence before it is not transcribed
+            onset = end - seconds + segs[0].start - a.pause / 2
+            drop = int((onset - (end - self.text_audio.size / self.sample_rate)) * self.sample_rate)
+            self.text_audio = self.text_audio[max(drop, 0):]
+            self.text_heard = True
+        length = self.text_audio.size / self.sample_rate
+        if last is None or end - last >= a.pause:
+            self._send_text(end if last is None else min(end, last + a.pause / 2), ended=True)
+        elif length >= a.max_utterance:
+            self._send_text(end, ended=False)
+
+    def _send_text(self, cut: float, ended: bool) -> None:
+        """Send the held audio up to media time ``cut`` to the transcriber (if it holds speech)."""
+        assert self.texts is not None
+        start = self.audio_end - self.text_audio.size / self.sample_rate
+        n = int(round((cut - start) * self.sample_rate))
+        if self.text_heard and n >= self.sample_rate // 4:
+            self.texts.submit(start, cut, self.text_audio[:n].copy())
+        self.text_audio = self.text_audio[max(n, 0):]
+        self.text_heard = not ended
+
+    def _text_arrived(self) -> None:
+        """Take the transcriber's finished utterances; a new one is shown at once (an event now)."""
+        if self.texts is None:
+            return
+        done = self.texts.take()
+        if not done:
+            return
+        for words in done:
+            self._timed_ms("text", words.ms)
+        self.words = done[-1]
+        t = max(self.media_time, self.audio_end)
+        if t > self.event_time:  # events go forward in media time
+            face = self.last_face if self.face_time >= t - self.a.hop else None
+            self._emit(t, face, time.perf_counter())
 
     def _voice_step(self) -> None:
         from avemo.audio import Window, segments_from_probs, speech_fraction
@@ -307,6 +484,8 @@ class _Session:
         segs = segments_from_probs(self.vad.probabilities(self.audio, self.sample_rate), n_samples=self.audio.size)
         self.speech = speech_fraction(segs, 0.0, seconds)
         self._timed("vad", t0)
+        if self.texts is not None:
+            self._text_step(segs, seconds)
         self.voice_steps += 1
         self.voice = None
         if self.speech >= a.min_speech:
@@ -334,18 +513,27 @@ class _Session:
             t0 = time.perf_counter()
             face = self.a.face_model.predict(crop[None], self.a.face_model.features([ff.main]))[0]
             self._timed("face model", t0)
+        self.last_face = face
         self._emit(frame.time, face, frame.wall)
 
     def _emit(self, t: float, face: np.ndarray | None, captured: float) -> None:
         nan = np.full((1, len(EMOTIONS)), np.nan, np.float32)
         voice = self.voice
-        details = self.a.fusion.fuse_details({"face": nan if face is None else face[None],
-                                              "voice": nan if voice is None else voice[None]},
-                                             {"face": self.face_labels})
+        words = self.words if self.words is not None and self.words.end >= t - self.a.window else None
+        text = words.probs if words is not None else None
+        probs = {"face": nan if face is None else face[None], "voice": nan if voice is None else voice[None]}
+        labels = {"face": self.face_labels}
+        evidence = None
+        if self.texts is not None:
+            probs["text"] = nan if text is None else text[None]
+            labels["text"] = self.text_labels
+            evidence = self.a.fusion.evidence_from(
+                {"text_emotion_words": np.array([np.nan if words is None else words.emotion_words])}, 1)
+        details = self.a.fusion.fuse_details(probs, labels, evidence)
         fused = details.fused[0]
         present = not np.isnan(fused).any()
         weights = {m: round(float(w), 4) for m, w in zip(details.modalities, details.weights[0])
-                   if m in ("face", "voice")} if present else None
+                   if m in probs} if present else None
         label = confidence = None
         if present:
             fused = fused / fused.sum()
@@ -358,14 +546,16 @@ class _Session:
             k = int(self.ema.argmax())
             label, confidence = EMOTIONS[k], round(float(self.ema[k]), 5)
         source = {(True, True): "av", (True, False): "face", (False, True): "voice"}.get(
-            (face is not None, voice is not None), "none")
+            (face is not None, voice is not None), "text" if text is not None else "none")
         latency = (time.perf_counter() - captured) * 1000.0
         event = LiveEvent(time=round(float(t), 4), label=label, confidence=confidence, source=source,
                           face=as_dict(face), voice=as_dict(voice), fused=as_dict(fused) if present else None,
                           smoothed=as_dict(self.ema) if present else None, latency_ms=round(latency, 2),
                           speech_fraction=None if self.speech is None else round(self.speech, 3),
                           weights=weights,
-                          uncertain=None if confidence is None else confidence < self.a.fusion.UNCERTAIN_BELOW)
+                          uncertain=None if confidence is None else confidence < self.a.fusion.UNCERTAIN_BELOW,
+                          text=as_dict(text), transcript=None if words is None else words.transcript,
+                          text_emotion_words=None if words is None else int(words.emotion_words))
         self.latencies.append(latency)
         self.event_time = t
         self.events += 1
@@ -384,4 +574,6 @@ class _Session:
             latency_ms=latency_stats(self.latencies),
             stage_ms={k: round(ms / n, 2) for k, (ms, n) in self.stages.items()},
             label_share={k: round(v / total, 4) for k, v in sorted(self.labels.items(), key=lambda kv: -kv[1])},
-            interrupted=interrupted)
+            interrupted=interrupted,
+            utterances=None if self.texts is None else self.texts.submitted,
+            utterances_dropped=None if self.texts is None else self.texts.dropped)

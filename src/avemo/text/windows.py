@@ -157,6 +157,23 @@ class WindowText:
         other.transcriber = self.transcriber.with_language(language)
         return other
 
+    def utterance(self, wave: np.ndarray) -> tuple[str, np.ndarray | None, float]:
+        """One utterance as a whole (live analysis; 16 kHz, cut at pauses by the caller): its words, their emotions
+        over :data:`EMOTIONS` (None without words or in a language the text bundle does not serve) and how many
+        state a feeling (NaN then)."""
+        wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+        transcript = self.transcriber.transcribe(wave, speech=[(0.0, wave.size / 16000)])  # already cut at pauses
+        return self.sentence(transcript.text, transcript.language)
+
+    def sentence(self, text: str, language: str | None) -> tuple[str, np.ndarray | None, float]:
+        """:meth:`utterance` for words already transcribed."""
+        if not text or language not in self.bundle.languages:
+            return text, None, float("nan")
+        logits = np.asarray(self.model([text]), dtype=np.float64)
+        probs = project_probs(_softmax(logits).astype(np.float32), self.bundle.labels, EMOTIONS)[0]
+        count = float(self.emotion_words.count([text])[0]) if self.emotion_words is not None else float("nan")
+        return text, probs, count
+
     def __call__(self, wave: np.ndarray, starts: Sequence[float], ends: Sequence[float], *,
                  speech: Sequence[tuple[float, float]] | None = None) -> tuple[Transcript, pd.DataFrame]:
         """``wave``: mono 16 kHz; ``speech``: the analyzer's voice-activity intervals (seconds), if it has them."""
