@@ -420,6 +420,40 @@ def test_live_websocket_with_a_real_clip(server: ServerProcess, clips: dict[str,
     assert summary["dropped_pieces"] == {"video": 0, "audio": 0} and summary["bad_frames"] == 0
 
 
+def test_live_websocket_transcribes_with_text(server: ServerProcess, clips: dict[str, Path]) -> None:
+    """``"text": true`` in the start message: the utterance's words come back on the events (the last one when the
+    client stops); a language without text, or one Whisper does not know, is refused with the reason."""
+    from websockets.sync.client import connect
+
+    from avemo.media import read_audio
+
+    audio = read_audio(clips["ravdess_wav"], 16000)
+    url = server.url.replace("http://", "ws://") + "/v1/live"
+    events: list[dict] = []
+    with connect(url, max_size=None, open_timeout=30) as ws:
+        ws.send(json.dumps({"type": "start", "video": False, "audio": True, "text": True, "language": "en"}))
+        while (msg := json.loads(ws.recv(timeout=180)))["type"] != "ready":
+            assert msg["type"] == "loading", msg
+        assert msg["text"] is True
+        for i in range(0, len(audio), 1600):  # the feed is not paced: pieces as fast as the socket takes them
+            piece = (np.clip(audio[i:i + 1600], -1, 1) * 32767).astype("<i2").tobytes()
+            ws.send(_piece(2, (i + 1600) / 16000, piece))
+        ws.send(json.dumps({"type": "stop"}))
+        while (msg := json.loads(ws.recv(timeout=120)))["type"] != "summary":
+            events.append(msg)
+    said = [e for e in events if e.get("transcript")]
+    assert said and "talking by the door" in said[-1]["transcript"].lower(), events[-3:]
+    assert said[-1]["text_emotion_words"] == 0 and said[-1]["weights"]["text"] == 0.0
+    assert msg["utterances"] >= 1
+    for start, needle in (({"language": "en"}, "language applies to text"),
+                          ({"text": True, "language": "xx"}, "unknown language 'xx'")):
+        with connect(url, open_timeout=30) as ws:
+            ws.send(json.dumps({"type": "start", "video": False, "audio": True, **start}))
+            while (msg := json.loads(ws.recv(timeout=180)))["type"] == "loading":
+                pass
+            assert msg["type"] == "error" and msg["code"] == "bad_message" and needle in msg["message"], msg
+
+
 def test_live_websocket_refuses_bad_input(server: ServerProcess) -> None:
     from websockets.sync.client import connect
 

@@ -195,6 +195,23 @@ def test_live_tab_with_the_fake_camera_and_microphone(browser, server: ServerPro
     assert "events" in status.text
 
 
+def test_live_tab_transcribes_when_asked(browser, server: ServerProcess) -> None:
+    """The live tab's "transcribe" option: the fake microphone's sentence comes back as words under the label,
+    said not to weigh (it states no feeling)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    browser.find_element(By.ID, "tab-live").click()
+    browser.find_element(By.ID, "live-text").click()
+    browser.find_element(By.ID, "live-start").click()
+    words = browser.find_element(By.ID, "live-words")
+    _wait(lambda: words.is_displayed() and "door" in words.text.lower(), 150, "the sentence's words")
+    assert "not fused" in words.text
+    browser.find_element(By.ID, "live-stop").click()
+    status = browser.find_element(By.ID, "live-status")
+    _wait(lambda: status.text.startswith("stopped:"), 60, "the session summary")
+
+
 def test_a_photo_shows_its_figure_not_a_timeline(browser, server: ServerProcess, clips: dict[str, Path],
                                                  tmp_path: Path) -> None:
     """A photo dropped on the page: the figure (the photo with its face box beside the probabilities) where a

@@ -466,10 +466,9 @@ class _Session:
         for words in done:
             self._timed_ms("text", words.ms)
         self.words = done[-1]
-        t = max(self.media_time, self.audio_end)
-        if t > self.event_time:  # events go forward in media time
-            face = self.last_face if self.face_time >= t - self.a.hop else None
-            self._emit(t, face, time.perf_counter())
+        t = max(self.media_time, self.audio_end, self.event_time + 0.001)  # events go forward in media time
+        face = self.last_face if self.face_time >= t - self.a.hop else None
+        self._emit(t, face, time.perf_counter())
 
     def _voice_step(self) -> None:
         from avemo.audio import Window, segments_from_probs, speech_fraction

@@ -4,14 +4,18 @@ the running emotion labels with their latency.
 Protocol (all times are the client's media clock, seconds from the session's start)::
 
     client                                            server
-    {"type": "start", "video": true, "audio": true} ─►
+    {"type": "start", "video": true, "audio": true,
+     "text": false, "language": null}              ─►  text: also transcribe each utterance (language: a
+                                                       Whisper code; default detected)
                                                    ◄─ {"type": "loading"}  (first session: models load)
                                                    ◄─ {"type": "ready", "sample_rate": 16000, "fps": 5, ...}
     binary: 0x01 | float64 LE time | JPEG bytes    ─►  a camera frame captured at `time`
     binary: 0x02 | float64 LE time | int16 LE PCM  ─►  mono audio at "sample_rate" ending at `time`
                                                    ◄─ {"type": "event", "time", "label", "confidence",
                                                        "source", "face", "voice", "fused", "smoothed",
-                                                       "latency_ms", "speech_fraction"}
+                                                       "latency_ms", "speech_fraction", "weights",
+                                                       "uncertain"; with text: "text", "transcript",
+                                                       "text_emotion_words"}
     {"type": "stop"}                               ─►
                                                    ◄─ {"type": "summary", ...}  then the socket closes
 
@@ -34,6 +38,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from avemo.errors import AvemoError
 from avemo.serve import engine
 from avemo.serve.settings import Settings
 
@@ -117,6 +122,9 @@ async def live_session(ws: WebSocket, settings: Settings, slots: asyncio.Semapho
             if not isinstance(start, dict) or start.get("type") != "start":
                 raise ValueError
             video, audio = bool(start.get("video", True)), bool(start.get("audio", True))
+            text, language = bool(start.get("text", False)), start.get("language")
+            if language is not None and not isinstance(language, str):
+                raise ValueError
         except (TimeoutError, ValueError, TypeError, KeyError):
             await _close(ws, "bad_message", 'the first message must be {"type": "start", "video": true, "audio": true}')
             return
@@ -125,17 +133,27 @@ async def live_session(ws: WebSocket, settings: Settings, slots: asyncio.Semapho
         if not (video or audio):
             await _close(ws, "bad_message", "a live session needs video, audio or both")
             return
+        if language is not None and not text:
+            await _close(ws, "bad_message", "language applies to text (the transcript's language); add \"text\": true")
+            return
         await ws.send_json({"type": "loading"})
         analyzer = await run_in_threadpool(engine.live_analyzer)
+        if text:
+            try:  # loaded once (the first text session waits for Whisper), an unknown language refused here
+                await run_in_threadpool(analyzer.text_model, language)
+            except AvemoError as exc:
+                await _close(ws, "bad_message", str(exc))
+                return
         loop = asyncio.get_running_loop()
         out: asyncio.Queue = asyncio.Queue()
         feed = engine.LiveFeed(
-            analyzer, video=video, audio=audio, max_seconds=settings.live_max_s,
+            analyzer, video=video, audio=audio, max_seconds=settings.live_max_s, text=text, language=language,
             on_event=lambda ev: loop.call_soon_threadsafe(out.put_nowait, ("event", ev)),
             on_end=lambda summary, error: loop.call_soon_threadsafe(out.put_nowait, ("end", summary, error)))
         feed.start()
         await ws.send_json({"type": "ready", "sample_rate": feed.sample_rate, "fps": analyzer.fps,
                             "hop": analyzer.hop, "window": analyzer.window, "models": analyzer.model_names,
+                            "text": text and audio,
                             "max_seconds": settings.live_max_s})
         sender = asyncio.create_task(_send_events(ws, out))
         receiver = asyncio.create_task(_receive_pieces(ws, feed, settings))

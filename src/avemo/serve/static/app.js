@@ -490,7 +490,9 @@ async function liveStart() {
   $("live-stop").disabled = false;
   liveStatus("connecting");
   const hasAudio = live.stream.getAudioTracks().length > 0;
-  ws.onopen = () => ws.send(JSON.stringify({ type: "start", video: true, audio: hasAudio }));
+  const text = hasAudio && $("live-text").checked;
+  $("live-words").hidden = true;
+  ws.onopen = () => ws.send(JSON.stringify({ type: "start", video: true, audio: hasAudio, text }));
   ws.onmessage = (msg) => onLiveMessage(JSON.parse(msg.data), hasAudio);
   ws.onclose = () => { if (!live.summary) liveStatus("stopped"); liveCleanup(); };
   ws.onerror = () => liveError("The connection to the server failed.");
@@ -595,8 +597,15 @@ function showLiveEvent(ev) {
   $("live-count").textContent = String(live.events);
   $("live-label").textContent = ev.label || "—";
   $("live-conf").textContent = ev.confidence != null ? ev.confidence.toFixed(2) : "";
-  const sources = { av: "face and voice", face: "face only", voice: "voice only", none: "no face, no speech" };
+  const sources = { av: "face and voice", face: "face only", voice: "voice only", text: "words only",
+                    none: "no face, no speech" };
   $("live-source").textContent = sources[ev.source] || ev.source;
+  if (ev.transcript != null) {  // the latest utterance's words, while they count
+    const fused = ev.weights && ev.weights.text > 0;
+    $("live-words").textContent = `said: “${ev.transcript || "…"}”` +
+      (fused ? ` (words weigh ${pct(ev.weights.text)})` : " (no feeling stated: not fused)");
+    $("live-words").hidden = false;
+  }
   state.labels = state.labels.length ? state.labels : Object.keys(COLORS);
   $("live-bars").replaceChildren(...bars(ev.smoothed).childNodes);
   live.latencies.push(ev.latency_ms);
