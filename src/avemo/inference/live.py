@@ -460,6 +460,8 @@ class _Session:
         """Take the transcriber's finished utterances; a new one is shown at once (an event now)."""
         if self.texts is None:
             return
+        if self.texts.error is not None:  # the transcriber failed: the run stops with its error
+            raise self.texts.error
         done = self.texts.take()
         if not done:
             return
