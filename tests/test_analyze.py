@@ -394,6 +394,32 @@ def test_two_faces_main_face_by_default_and_one_timeline_each_with_all_faces(fac
     assert set(both.summary()["tracks"]) == {str(t) for t in both.tracks}
 
 
+def test_every_face_is_drawn_in_its_own_emotion_with_all_faces(faces_360, tmp_path):
+    """``--annotate`` with ``--all-faces``: each followed face has its box drawn in the colour of its own window's
+    fused emotion (not only the face seen longest)."""
+    from avemo.inference.annotate import annotate_video
+    from avemo.labels import emotion_rgb
+    from avemo.media import iter_frames
+
+    rav, cre = faces_360
+    frames = [np.concatenate([rav[i % len(rav)], cre[i % len(cre)]], axis=1) for i in range(30)]
+    path = _compose(tmp_path / "two.mp4", frames, 10)
+    both = Analyzer("default", all_faces=True).analyze(path)
+    assert len(both.tracks) == 2
+    out = annotate_video(path, both, tmp_path / "annotated.mp4")
+    frame = next(f for f in iter_frames(out, None) if f.time >= 1.45)
+    boxes = both.boxes
+    for track in both.tracks:
+        mine = boxes[boxes["track"] == track]
+        row = mine.iloc[int((mine["time"] - frame.time).abs().argmin())]
+        windows = both[both["track"] == track]
+        label = windows["label"].iloc[int(((windows["start"] + windows["end"]) / 2 - frame.time).abs().argmin())]
+        x0, x1, y1 = int(row["x0"]), int(row["x1"]), int(row["y1"])
+        edge = frame.image[y1 - 1:y1 + 2, x0 + 4:x1 - 4].reshape(-1, 3).astype(float)  # the box's lower side
+        near = np.abs(edge - np.array(emotion_rgb(label))).max(axis=1) < 60
+        assert near.mean() > 0.5, (track, label, edge.mean(axis=0))
+
+
 def test_portrait_phone_video_is_analysed_upright(faces_360, tmp_path):
     rav, _ = faces_360
     # a phone held upright records landscape pixels plus a rotation flag: store the portrait frames

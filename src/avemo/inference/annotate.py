@@ -18,32 +18,50 @@ _COLOURS = {name: emotion_rgb(name) for name in EMOTIONS}  # RGB, one per emotio
 def annotate_video(source: str | Path, timeline: EmotionTimeline, out_path: str | Path, *,
                    decode_side: int | None = None) -> Path:
     """Write ``out_path`` (mp4): every frame of ``source`` with the face box and the fused emotion of the
-    window around it (of the face seen longest, when several faces were followed); the source's audio is kept."""
+    window around it; the source's audio is kept. With several faces followed (``all_faces``) every face gets its
+    box in the colour of its own fused emotion, marked with its track and label, and the bars show the face seen
+    longest."""
     from avemo.media import iter_frames, probe, write_video
 
     info = probe(source)
     side = decode_side or int(timeline.attrs.get("config", {}).get("decode_side", 720))
-    if len(timeline.tracks) > 1:
-        main = timeline.groupby("track")["face"].sum().idxmax()
-        timeline = timeline[timeline["track"] == main]
+    tracks = timeline.tracks
+    main = timeline.groupby("track")["face"].sum().idxmax() if len(tracks) > 1 else tracks[0]
     table = timeline.boxes
-    if len(timeline.tracks) == 1 and timeline.tracks[0] is not None:
-        table = table[table["track"] == timeline.tracks[0]]
-    boxes = table[["time", "x0", "y0", "x1", "y1"]].to_numpy(dtype=np.float32)
-    centres = ((timeline["start"] + timeline["end"]) / 2).to_numpy(dtype=np.float64)
-    fused = np.nan_to_num(timeline.probabilities("fused"))
+    per_track = []  # (track, boxes (time x0 y0 x1 y1), window centres, labels) of every face
+    for track in tracks:
+        rows = timeline if track is None else timeline[timeline["track"] == track]
+        mine = table if track is None else table[table["track"] == track]
+        per_track.append((track, mine[["time", "x0", "y0", "x1", "y1"]].to_numpy(dtype=np.float32),
+                          ((rows["start"] + rows["end"]) / 2).to_numpy(dtype=np.float64), rows["label"].to_numpy()))
+    shown = timeline if main is None else timeline[timeline["track"] == main]
+    centres = ((shown["start"] + shown["end"]) / 2).to_numpy(dtype=np.float64)
+    fused = np.nan_to_num(shown.probabilities("fused"))
+    several = len(tracks) > 1
 
     def frames() -> Iterator[np.ndarray]:
         for fr in iter_frames(source, None, max_side=side):
             image = fr.image.copy()
-            if len(boxes):
+            for track, boxes, mids, labels in per_track:
+                if not len(boxes):
+                    continue
                 k = int(np.abs(boxes[:, 0] - fr.time).argmin())
-                if abs(boxes[k, 0] - fr.time) <= 0.5:
-                    x0, y0, x1, y1 = (int(v) for v in boxes[k, 1:])
+                if abs(boxes[k, 0] - fr.time) > 0.5:
+                    continue
+                x0, y0, x1, y1 = (int(v) for v in boxes[k, 1:])
+                label = labels[int(np.abs(mids - fr.time).argmin())] if len(mids) else None
+                if not several:
                     cv2.rectangle(image, (x0, y0), (x1, y1), (60, 230, 90), 2)
+                    continue
+                colour = _COLOURS.get(label, (200, 200, 200))
+                cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
+                scale = max(0.4, image.shape[0] / 1000)
+                cv2.putText(image, f"{track}: {label if isinstance(label, str) else '-'}", (x0, max(12, y0 - 6)),
+                            cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
             if len(centres):
                 w = int(np.abs(centres - fr.time).argmin())
-                _draw_panel(image, fused[w], timeline["label"].iloc[w], fr.time)
+                _draw_panel(image, fused[w], shown["label"].iloc[w], fr.time, None if main is None or not several
+                            else f"face {main}")
             yield image
 
     return write_video(out_path, frames(), fps=float(info.fps or 25.0), audio_from=source)
@@ -71,8 +89,10 @@ def annotate_photo(source: str | Path, timeline: EmotionTimeline, out_path: str 
     return out
 
 
-def _draw_panel(image: np.ndarray, probs: np.ndarray, label: object, t: float | None) -> None:
-    """Label, time (``None``: none, a photo) and one bar per emotion in the top-left corner (in place)."""
+def _draw_panel(image: np.ndarray, probs: np.ndarray, label: object, t: float | None, who: str | None = None
+                ) -> None:
+    """Label, time (``None``: none, a photo), whose (``who``, e.g. "face 1") and one bar per emotion in the top-left
+    corner (in place)."""
     h = image.shape[0]
     scale = max(0.4, h / 1000)
     row = int(22 * scale / 0.5)
@@ -81,7 +101,8 @@ def _draw_panel(image: np.ndarray, probs: np.ndarray, label: object, t: float | 
     overlay = image.copy()
     cv2.rectangle(overlay, (x0 - 4, y0 - 4), (x0 + bar_w + int(90 * scale / 0.5), y0 + panel_h), (0, 0, 0), -1)
     cv2.addWeighted(overlay, 0.45, image, 0.55, 0, dst=image)
-    text = f"{label if isinstance(label, str) else '-'}" + ("" if t is None else f"  {t:5.1f}s")
+    text = (f"{who}: " if who else "") + f"{label if isinstance(label, str) else '-'}" + (
+        "" if t is None else f"  {t:5.1f}s")
     cv2.putText(image, text, (x0, y0 + row - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     for i, name in enumerate(EMOTIONS):
         y = y0 + row * (i + 1)
