@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -299,3 +300,48 @@ def test_the_settings_go_with_the_upload_and_a_bad_one_is_said_before_it(browser
     assert len(windows) >= 3 and all(abs(b - a - 0.5) < 1e-6 for a, b in zip(starts, starts[1:]))
     assert all(abs(w["end"] - w["start"] - 2.0) < 1e-6 for w in windows[:-1])
     assert "2 s windows, every 0.5 s, 2 face frames/s" in browser.find_element(By.ID, "summary").text
+
+
+def test_every_face_gets_its_timeline_and_its_box(browser, server: ServerProcess, clips: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    """*Every face* in the settings: a video of two people gives a button per face; the main face is chosen first,
+    the other one's button redraws the timeline and the summary from its own windows, and the chosen face is
+    boxed on the playing video where it is (the left person on the left, the right one on the right)."""
+    import cv2
+    from selenium.webdriver.common.by import By
+
+    from avemo.media import iter_frames, write_video
+
+    rav = [cv2.resize(f.image, (360, 360)) for f in iter_frames(clips["ravdess_mp4"], 10.0)]
+    cre = [cv2.resize(f.image, (480, 360)) for f in iter_frames(clips["cremad_hap"], 10.0)]
+    two = write_video(tmp_path / "two_people.mp4",
+                      (np.concatenate([rav[i % len(rav)], cre[i % len(cre)]], axis=1) for i in range(40)), 10.0)
+    browser.get(server.url + "/")
+    browser.find_element(By.CSS_SELECTOR, "#settings summary").click()
+    browser.find_element(By.ID, "opt-all-faces").click()
+    browser.find_element(By.ID, "file").send_keys(str(two))
+    result = browser.find_element(By.ID, "result")
+    _wait(lambda: result.get_attribute("data-state") == "done"
+          and browser.find_element(By.ID, "result-title").text == two.name, 180, "the two-face job")
+    job = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"][0]
+    assert job["options"] == {"all_faces": True}
+    full = requests.get(f"{server.url}/v1/jobs/{job['id']}", timeout=30).json()
+    windows = full["result"]["windows"]
+    assert sorted({w["track"] for w in windows}) == [0, 1]
+    tracks = browser.find_element(By.ID, "tracks")
+    buttons = tracks.find_elements(By.TAG_NAME, "button")
+    assert tracks.is_displayed() and [b.text for b in buttons] == ["face 0", "face 1"]
+    canvas = browser.find_element(By.ID, "timeline")
+    for button in (buttons[1], buttons[0]):
+        button.click()
+        track = int(button.get_attribute("data-track"))
+        assert tracks.get_attribute("data-track") == str(track) and "active" in button.get_attribute("class")
+        assert canvas.get_attribute("data-windows") == str(sum(w["track"] == track for w in windows))
+        mine = full["summary"]["tracks"][str(track)]
+        assert browser.find_element(By.ID, "dominant").text.lower() == (mine["dominant"] or "—")
+        browser.execute_script("const p = document.getElementById('player'); p.currentTime = 2.0;")
+        box = browser.find_element(By.ID, "facebox")
+        _wait(lambda b=box, t=track: b.is_displayed() and b.get_attribute("data-track") == str(t), 30, "the face box")
+        player = browser.find_element(By.ID, "player")
+        centre = box.location["x"] + box.size["width"] / 2 - player.location["x"]
+        assert (centre < player.size["width"] * 360 / 840) == (track == 0), (track, centre, player.size)

@@ -129,11 +129,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       window: float | None = Query(None, description="window length, seconds (default 3)"),
                       hop: float | None = Query(None, description="step between windows, seconds (default 1)"),
                       fps: float | None = Query(None, description="face sampling rate, frames per second "
-                                                                  "(default 5)")
+                                                                  "(default 5)"),
+                      all_faces: bool = Query(False, description="a timeline for every face (up to 4; windows told "
+                                                                 "apart by their track) instead of the main face's")
                       ) -> Response:
         if pool.queued >= settings.max_queued:
             raise ApiError(503, "busy", f"{pool.queued} jobs are waiting already; try again later")
         options = await run_in_threadpool(_options, text, language, {"window": window, "hop": hop, "fps": fps})
+        if all_faces:
+            options["all_faces"] = True
         received = await receive_upload(request, store.new_incoming(), settings.max_upload_bytes)
         try:
             media = await run_in_threadpool(engine.check_media, received.path, received.filename)

@@ -62,8 +62,8 @@ def valid_job_id(job_id: str) -> bool:
 @dataclass(frozen=True)
 class Job:
     """One job's row. ``media`` is what the upload check found (duration, streams, codecs); ``options`` the
-    client's analysis options (``text``, ``language``); ``files`` maps result names (``csv``, ``json``, ``png``,
-    ``video``) to files in the job folder."""
+    client's analysis options (:data:`avemo.serve.engine.JOB_OPTIONS`); ``files`` maps result names (``csv``,
+    ``json``, ``png``, ``video``) to files in the job folder."""
 
     id: str
     status: str

@@ -9,7 +9,8 @@ const COLORS = {
 const ROWS = ["face", "voice", "fused"];  // and "text" below them when the job transcribed the speech
 const $ = (id) => document.getElementById(id);
 
-const state = { job: null, windows: [], labels: [], rows: ROWS, duration: 0, pollTimer: null, jobsTimer: null };
+const state = { job: null, windows: [], all: [], boxes: [], track: null, labels: [], rows: ROWS, duration: 0,
+                pollTimer: null, jobsTimer: null };
 
 // ---- small helpers --------------------------------------------------------------------------------
 function el(tag, attrs = {}, ...children) {
@@ -82,6 +83,7 @@ function analyzeQuery() {
     const value = $("opt-" + name).value.trim();
     if (value) q.set(name, value);
   }
+  if ($("opt-all-faces").checked) q.set("all_faces", "true");
   const query = q.toString();
   return query ? "?" + query : "";
 }
@@ -152,7 +154,11 @@ function showResult(job) {
     player.hidden = true;
     $("no-video").hidden = true;
     state.windows = [];
+    state.all = [];
+    state.boxes = [];
     state.rows = ROWS;
+    $("tracks").hidden = true;
+    $("facebox").hidden = true;
     drawTimeline();
     $("summary").replaceChildren();
     $("downloads").replaceChildren();
@@ -161,7 +167,9 @@ function showResult(job) {
     return;
   }
   const res = job.result || { windows: [], metadata: {} };
+  state.all = res.windows;
   state.windows = res.windows;
+  state.boxes = faceBoxes(job, res.metadata || {});
   state.labels = (res.metadata && res.metadata.labels) || Object.keys(COLORS);
   state.duration = Math.max(job.media.duration || 0, ...state.windows.map((w) => w.end));
   state.rows = state.windows.some((w) => "transcript" in w) ? [...ROWS, "text"] : ROWS;
@@ -184,10 +192,9 @@ function showResult(job) {
     $("no-video").hidden = false;
   }
   renderLegend();
-  renderSummary(job);
+  renderTracks(job);
   renderDownloads(job);
   result.dataset.state = "done";
-  drawTimeline();
   showNow(0);
 }
 
@@ -209,8 +216,69 @@ function bars(dist) {
 
 function isPhoto(job) { return Boolean(job.media && job.media.kind === "image"); }
 
+// ---- several faces (all_faces): one timeline each, chosen with buttons; the chosen face boxed on the video ----
+function renderTracks(job) {
+  const tracks = [...new Set(state.all.map((w) => w.track).filter((t) => t != null))].sort((a, b) => a - b);
+  const bar = $("tracks");
+  state.track = null;
+  if (tracks.length < 2 || isPhoto(job)) {  // one face (or a photo, whose figure shows every face)
+    bar.hidden = true;
+    selectTrack(job, tracks.length ? tracks[0] : null);
+    return;
+  }
+  const faceShare = (t) => { const ws = state.all.filter((w) => w.track === t); return ws.filter((w) => w.face).length / ws.length; };
+  const main = tracks.reduce((a, b) => (faceShare(b) > faceShare(a) ? b : a));
+  bar.replaceChildren(el("span", { class: "muted" }, `${tracks.length} faces:`),
+    ...tracks.map((t) => el("button", { type: "button", "data-track": String(t),
+                                        onclick: () => selectTrack(job, t) }, `face ${t}`)));
+  bar.hidden = false;
+  selectTrack(job, main);
+}
+
+function selectTrack(job, track) {
+  state.track = track;
+  state.windows = track == null ? state.all : state.all.filter((w) => w.track === track);
+  for (const b of $("tracks").querySelectorAll("button")) b.classList.toggle("active", b.dataset.track === String(track));
+  $("tracks").dataset.track = track == null ? "" : String(track);
+  renderSummary(job);
+  drawTimeline();
+  showBox(cursorTime);
+}
+
+// face boxes per sampled frame, as shares of the picture (the analysis's decoded frames: longer side decode_side)
+function faceBoxes(job, metadata) {
+  const m = job.media || {};
+  const turned = Math.abs(m.rotation || 0) % 180 === 90;
+  const w = turned ? m.height : m.width, h = turned ? m.width : m.height;
+  const side = (metadata.config || {}).decode_side || 640;
+  if (!w || !h) return [];
+  const s = Math.max(w, h) > side ? side / Math.max(w, h) : 1;
+  return (metadata.face_boxes || []).map(([t, track, x0, y0, x1, y1]) =>
+    ({ t, track, x0: x0 / (w * s), y0: y0 / (h * s), x1: x1 / (w * s), y1: y1 / (h * s) }));
+}
+
+function showBox(t) {
+  const box = $("facebox");
+  const player = $("player");
+  const mine = state.track == null || $("tracks").hidden ? [] : state.boxes.filter((b) => b.track === state.track);
+  let best = null;
+  for (const b of mine) if (!best || Math.abs(b.t - t) < Math.abs(best.t - t)) best = b;
+  if (!best || Math.abs(best.t - t) > 0.5 || player.hidden || !player.videoWidth) { box.hidden = true; return; }
+  // the picture inside the element (letterboxed when their shapes differ)
+  const ew = player.clientWidth, eh = player.clientHeight;
+  const k = Math.min(ew / player.videoWidth, eh / player.videoHeight);
+  const pw = player.videoWidth * k, ph = player.videoHeight * k, ox = (ew - pw) / 2, oy = (eh - ph) / 2;
+  Object.assign(box.style, { left: `${ox + best.x0 * pw}px`, top: `${oy + best.y0 * ph}px`,
+                             width: `${(best.x1 - best.x0) * pw}px`, height: `${(best.y1 - best.y0) * ph}px` });
+  const seg = windowAt(t);
+  box.style.borderColor = (seg && COLORS[seg.w.label]) || "#fff";
+  box.dataset.track = String(state.track);
+  box.hidden = false;
+}
+
 function renderSummary(job) {
-  const s = job.summary || {};
+  const all = job.summary || {};
+  const s = state.track != null && all.tracks ? (all.tracks[String(state.track)] || all) : all;
   if (isPhoto(job)) {
     $("summary").replaceChildren(
       el("div", { class: "muted" }, "the face's emotion"),
@@ -240,6 +308,7 @@ function settingsText(options) {
   if (o.hop != null) parts.push(`every ${o.hop} s`);
   if (o.fps != null) parts.push(`${o.fps} face frames/s`);
   if (o.language) parts.push(`speech taken as ${o.language}`);
+  if (o.all_faces) parts.push("every face");
   return parts.length ? " · " + parts.join(", ") : "";
 }
 
@@ -356,6 +425,7 @@ function setCursor(t) {
   cursorTime = t;
   drawCursor();
   showNow(t);
+  showBox(t);
 }
 
 function windowAt(t) {
