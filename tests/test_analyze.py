@@ -177,7 +177,7 @@ def test_cli_folder_survives_a_corrupt_file_and_reruns_skip(clips, tmp_path, cap
     out = tmp_path / "out"
     assert main(["analyze", str(src), "--out", str(out), "--annotate"]) == 1  # one failure reported
     folder = out / "1001_DFA_HAP_XX"
-    for name in ("timeline.csv", "timeline.json", "summary.json", "timeline.png", "annotated.mp4"):
+    for name in ("timeline.csv", "timeline.json", "summary.json", "timeline.png", "annotated.mp4", "timeline.vtt"):
         assert (folder / name).is_file(), name
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["dominant"] in EMOTIONS
@@ -202,6 +202,44 @@ def test_cli_folder_survives_a_corrupt_file_and_reruns_skip(clips, tmp_path, cap
     assert "1 already done" in capsys.readouterr().err
     again = pd.read_csv(out / "results.csv").set_index("status")
     assert again.loc["skipped", "dominant"] == summary["dominant"] and "failed" in again.index
+
+
+def test_subtitles_give_each_window_its_stretch_and_what_each_modality_says(analyzer, clips, faces_360, tmp_path):
+    """``timeline.vtt``: one cue per labelled window, back to back from the first window's start to the last one's
+    end (each around its centre), with the fused label and the face's and the voice's own answers; with several
+    faces one cue per face, marked; with ``--text`` the window's words."""
+    import re
+
+    def cues(vtt: str) -> list[tuple[float, float, str]]:
+        assert vtt.startswith("WEBVTT\n")
+        out = []
+        for block in vtt.strip().split("\n\n")[1:]:
+            number, times, *text = block.split("\n")
+            a, b = (sum(float(x) * m for x, m in zip(t.split(":"), (3600, 60, 1))) for t in times.split(" --> "))
+            out.append((a, b, "\n".join(text)))
+        return out
+
+    tl = analyzer.analyze(clips["ravdess_mp4"])
+    got = cues(tl.to_vtt(tmp_path / "t.vtt"))
+    assert (tmp_path / "t.vtt").read_text(encoding="utf-8") == tl.to_vtt()
+    labelled = tl[tl["label"].notna()]
+    assert len(got) == len(labelled) >= 2
+    assert got[0][0] == pytest.approx(tl["start"].iloc[0]) and got[-1][1] == pytest.approx(tl["end"].iloc[-1], abs=1e-3)
+    assert all(a[1] == pytest.approx(b[0], abs=1e-3) for a, b in zip(got, got[1:]))  # back to back
+    for (_, _, text), (_, row) in zip(got, labelled.iterrows()):
+        assert text.startswith(f"{row['label']} {row['confidence']:.2f}")
+        face = EMOTIONS[int(np.nanargmax([row[f"face_{e}"] for e in EMOTIONS]))]
+        assert f"face {face} " in text and "voice" not in text  # a video without sound
+
+    rav, cre = faces_360
+    frames = [np.concatenate([rav[i % len(rav)], cre[i % len(cre)]], axis=1) for i in range(30)]
+    both = Analyzer("default", all_faces=True).analyze(_compose(tmp_path / "two.mp4", frames, 10))
+    marks = [re.match(r"face (\d+): ", text) for _, _, text in cues(both.to_vtt())]
+    assert all(marks) and {int(m.group(1)) for m in marks} == set(both.tracks)
+
+    words = Analyzer("default", text=True, language="en").analyze(clips["ravdess_wav"])
+    said = [text for _, _, text in cues(words.to_vtt()) if "\n" in text]
+    assert said and all("door" in text.split("\n")[1].lower() for text in said)
 
 
 def test_a_folder_plots_each_file_while_the_next_is_analysed_and_loses_no_plot(analyzer, clips, tmp_path):

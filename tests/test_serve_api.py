@@ -115,6 +115,9 @@ def test_analyze_shared_clip(server: ServerProcess, clips: dict[str, Path], clip
     assert doc["windows"] == windows and doc["summary"]["dominant"] == summary["dominant"]
     png = requests.get(server.url + links["png"], timeout=30)
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    vtt = requests.get(server.url + links["vtt"], timeout=30)
+    assert vtt.headers["content-type"].startswith("text/vtt") and vtt.text.startswith("WEBVTT")
+    assert vtt.text.count(" --> ") == sum(w["label"] is not None for w in windows)
 
     # a video the browser can play: the original (wav) or an H.264 preview (FLV, MPEG-4 part 2), with ranges
     video = requests.get(server.url + links["video"], timeout=30)
@@ -150,6 +153,7 @@ def test_analyze_a_photo(server: ServerProcess, clips: dict[str, Path], tmp_path
     job = r.json()
     assert job["status"] == "done" and job["media"]["kind"] == "image" and job["media"]["duration"] == 0
     assert (job["media"]["width"], job["media"]["height"]) == frame.shape[1::-1] and "video" not in job["links"]
+    assert "vtt" not in job["links"]  # no subtitles for a still picture
     (window,) = job["result"]["windows"]
     assert job["summary"]["face_dominant"] in EMOTIONS and window["voice_neutral"] is None
     here = Analyzer("default").analyze(photo)
@@ -247,7 +251,7 @@ def test_raw_upload_and_client_names_never_reach_the_disk(server: ServerProcess,
     assert r.json()["filename"] == "evil.flv" and r.json()["status"] == "done"
     r = _post(server, clips["cremad_sad"], name="../../x/../evil2.flv", wait=True)
     assert r.json()["filename"] == "evil2.flv"
-    allowed = {"upload", "preview.mp4", "timeline.csv", "timeline.json", "timeline.png", "summary.json"}
+    allowed = {"upload", "preview.mp4", "timeline.csv", "timeline.json", "timeline.png", "timeline.vtt", "summary.json"}
     for path in server.data_dir.rglob("*"):
         rel = path.relative_to(server.data_dir)
         assert "evil" not in str(rel)

@@ -120,8 +120,12 @@ def test_upload_result_timeline_cursor_and_seek(browser, server: ServerProcess, 
     assert all(c > 0.95 for c in coverage), coverage
     assert browser.find_element(By.ID, "dominant").text.lower() == job["summary"]["dominant"]
     hrefs = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#downloads a")]
-    assert len(hrefs) == 3 and all(requests.get(h, timeout=30).status_code == 200 for h in hrefs)
+    assert len(hrefs) == 4 and all(requests.get(h, timeout=30).status_code == 200 for h in hrefs)
     assert clip.name in browser.find_element(By.ID, "jobs").text
+    # the labels as subtitles: a track of the player, loaded by the browser with one cue per labelled window
+    _wait(lambda: browser.execute_script("const t = document.querySelector('#player track'); if (!t) return -1;"
+                                         "t.track.mode = 'hidden'; return t.track.cues ? t.track.cues.length : 0;")
+          == sum(w["label"] is not None for w in windows), 30, "the subtitle cues")
 
     # the video plays and the cursor follows it
     _wait(lambda: browser.execute_script("return document.getElementById('player').readyState") >= 2, 60,

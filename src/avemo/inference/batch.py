@@ -109,8 +109,8 @@ def failure_message(path: Path, exc: Exception) -> str:
 
 
 def write_outputs(timeline: EmotionTimeline, folder: Path, plotter: PlotWorker | None = None) -> list[Path]:
-    """Timeline (CSV, JSON), summary (JSON) and timeline plot (PNG, drawn by ``plotter`` when given) into
-    ``folder``."""
+    """Timeline (CSV, JSON), summary (JSON), subtitles (WebVTT) and timeline plot (PNG, drawn by ``plotter`` when
+    given) into ``folder``."""
     written = _write_tables(timeline, folder)
     plot = folder / "timeline.png"
     if plotter is not None:
@@ -127,6 +127,9 @@ def _write_tables(timeline: EmotionTimeline, folder: Path) -> list[Path]:
     timeline.to_csv(written[0], index=False)
     timeline.save_json(written[1])
     written[2].write_text(json.dumps(timeline.summary(), indent=2) + "\n")
+    if timeline.attrs.get("media", {}).get("kind") != "image":  # subtitles for what plays over time
+        written.append(folder / "timeline.vtt")
+        timeline.to_vtt(written[-1])
     return written
 
 

@@ -299,6 +299,42 @@ class EmotionTimeline(pd.DataFrame):
             Path(path).write_text(text + "\n")
         return text
 
+    def to_vtt(self, path: str | Path | None = None) -> str:
+        """WebVTT subtitles of the timeline (written to ``path`` when given): one cue per window, from midway after
+        the previous window's centre to midway before the next one's, with the fused label and what the face and
+        the voice say (and the window's words with ``--text``); with several faces, one cue per face, marked.
+        Players (VLC, a browser's ``<track>``) show them over the video."""
+        lines = ["WEBVTT", ""]
+        cues: list[tuple[float, float, str]] = []
+        several = len(self.tracks) > 1
+        for track in self.tracks:
+            rows = self if track is None else self[self["track"] == track]
+            starts, ends = rows["start"].to_numpy(dtype=float), rows["end"].to_numpy(dtype=float)
+            mids = (starts + ends) / 2
+            probs = {m: rows.probabilities(m) for m in ("face", "voice") if m in self.modalities}
+            for i in range(len(rows)):
+                row = rows.iloc[i]
+                if not isinstance(row["label"], str):
+                    continue
+                begin = starts[0] if i == 0 else (mids[i - 1] + mids[i]) / 2
+                end = ends[-1] if i == len(rows) - 1 else (mids[i] + mids[i + 1]) / 2
+                parts = [f"{row['label']} {row['confidence']:.2f}" + (" (uncertain)" if row.get("uncertain") else "")]
+                for modality, all_p in probs.items():
+                    p = all_p[i]
+                    if not np.isnan(p).any():
+                        parts.append(f"{modality} {EMOTIONS[int(p.argmax())]} {p.max():.2f}")
+                text = ("face " + str(track) + ": " if several else "") + " · ".join(parts)
+                said = row.get("transcript")
+                if isinstance(said, str) and said:
+                    text += f"\n“{said}”"
+                cues.append((float(begin), float(max(end, begin + 0.001)), text))
+        for n, (begin, end, text) in enumerate(sorted(cues, key=lambda c: c[0]), 1):
+            lines += [str(n), f"{_vtt_time(begin)} --> {_vtt_time(end)}", text, ""]
+        out = "\n".join(lines)
+        if path is not None:
+            Path(path).write_text(out, encoding="utf-8")
+        return out
+
     @classmethod
     def load_json(cls, path: str | Path) -> EmotionTimeline:
         """Read back what :meth:`save_json` wrote (an :class:`AvemoError` naming the file for anything else)."""
@@ -313,6 +349,11 @@ class EmotionTimeline(pd.DataFrame):
         out = cls(pd.DataFrame.from_records(doc["windows"]))
         out.attrs.update(doc["metadata"])
         return out
+
+
+def _vtt_time(seconds: float) -> str:
+    ms = int(round(max(0.0, seconds) * 1000))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
 #: what an empty window of a modality's row means

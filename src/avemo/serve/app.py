@@ -54,7 +54,7 @@ _OPEN_PATHS = frozenset({"/healthz"})
 _MEDIA_TYPES = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm", "wav": "audio/wav",
                 "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg"}
 _DOWNLOADS = {"timeline.csv": ("csv", "text/csv"), "timeline.json": ("json", "application/json"),
-              "plot.png": ("png", "image/png")}
+              "plot.png": ("png", "image/png"), "timeline.vtt": ("vtt", "text/vtt")}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

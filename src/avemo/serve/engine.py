@@ -29,7 +29,7 @@ from avemo.errors import AvemoError, MediaError
 log = logging.getLogger(__name__)
 
 #: the result files of a job (API name -> file in the job folder); the plot is drawn when first asked for
-RESULT_FILES = {"csv": "timeline.csv", "json": "timeline.json", "png": "timeline.png"}
+RESULT_FILES = {"csv": "timeline.csv", "json": "timeline.json", "png": "timeline.png", "vtt": "timeline.vtt"}
 #: the analysis settings a job may set (``POST /v1/analyze?...``), with the bounds the service accepts
 JOB_OPTIONS = ("text", "language", "window", "hop", "fps", "all_faces")
 OPTION_BOUNDS = {"window": (0.5, 60.0), "hop": (0.1, 60.0), "fps": (0.5, 30.0)}
@@ -210,8 +210,10 @@ class JobEngine:
         summary = timeline.summary()
         timeline.to_csv(folder / RESULT_FILES["csv"], index=False)
         timeline.save_json(folder / RESULT_FILES["json"])
+        if not photo:
+            timeline.to_vtt(folder / RESULT_FILES["vtt"])
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        files = dict(RESULT_FILES)
+        files = {k: v for k, v in RESULT_FILES.items() if not (photo and k == "vtt")}
         if info.get("playable"):
             files["video"] = media.name
         elif info.get("has_video"):

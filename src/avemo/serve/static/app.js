@@ -142,6 +142,7 @@ function showResult(job) {
   err.textContent = job.status === "failed" ? "Failed: " + job.error : "";
   const player = $("player");
   player.pause();
+  for (const t of player.querySelectorAll("track")) t.remove();
   const photo = job.status === "done" && isPhoto(job);  // a photo: its figure instead of player and timeline
   $("photo").hidden = !photo;
   result.classList.toggle("photo", photo);
@@ -186,6 +187,9 @@ function showResult(job) {
     player.hidden = false;
     $("no-video").hidden = true;
     player.src = job.links.video;
+    if (job.links.vtt) {  // the labels as subtitles (the player's captions menu)
+      player.append(el("track", { kind: "subtitles", label: "emotions", srclang: "en", src: job.links.vtt }));
+    }
   } else {
     player.removeAttribute("src");
     player.hidden = true;
@@ -314,7 +318,8 @@ function settingsText(options) {
 
 function renderDownloads(job) {
   const items = isPhoto(job) ? [["csv", "result (CSV)"], ["json", "result and summary (JSON)"], ["png", "figure (PNG)"]]
-    : [["csv", "timeline (CSV)"], ["json", "timeline and summary (JSON)"], ["png", "timeline plot (PNG)"]];
+    : [["csv", "timeline (CSV)"], ["json", "timeline and summary (JSON)"], ["png", "timeline plot (PNG)"],
+       ["vtt", "subtitles (WebVTT)"]];
   $("downloads").replaceChildren(el("div", { class: "muted" }, "downloads"),
     ...items.filter(([k]) => job.links[k]).map(([k, text]) => el("a", { href: job.links[k], download: "" }, text)));
 }
