@@ -533,6 +533,49 @@ def test_ctrl_c_on_a_folder_keeps_every_finished_file_and_a_rerun_goes_on(clips,
     assert f"{12 - len(rows)} analysed, {len(rows)} already done, 0 failed" in again.stderr
 
 
+def test_a_url_is_downloaded_once_and_analysed_and_a_bad_one_fails_alone(clips, tmp_path, capsys):
+    """``avemo analyze https://...``: the file is fetched from a real HTTP server (started here) into
+    OUT/downloads, analysed like a local file and listed by its URL; a missing one (404), a refused connection and
+    a stream URL each fail alone with the reason; a rerun neither downloads nor analyses again."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(clips["cremad_hap"], site / "talk.flv")
+    served: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # noqa: ANN002 - quiet
+            served.append(self.path)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                            functools.partial(Handler, directory=str(site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        out = tmp_path / "out"
+        good, missing = f"{base}/talk.flv", f"{base}/missing.mp4"
+        args = ["analyze", good, missing, "http://127.0.0.1:1/x.mp4", "rtsp://camera/live", "--out", str(out)]
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert "1 analysed, 0 already done, 3 failed" in err and "HTTP 404" in err
+        rows = pd.read_csv(out / "results.csv").set_index("input")
+        assert rows.loc[good, "status"] == "done" and rows.loc[good, "dominant"] in EMOTIONS
+        assert "HTTP 404" in rows.loc[missing, "error"] and "refused" in rows.loc["http://127.0.0.1:1/x.mp4", "error"]
+        assert "avemo live --source rtsp://camera/live" in rows.loc["rtsp://camera/live", "error"]
+        (download,) = (out / "downloads").glob("talk-*.flv")
+        assert download.read_bytes() == clips["cremad_hap"].read_bytes()
+        assert (out / download.stem / "done.json").is_file()
+        n = served.count("/talk.flv")
+        assert main(["analyze", good, "--out", str(out)]) == 0
+        assert "0 analysed, 1 already done, 0 failed" in capsys.readouterr().err and served.count("/talk.flv") == n
+    finally:
+        httpd.shutdown()
+
+
 def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):
     assert main(["analyze", str(clips["cremad_sad"]), "--out", str(tmp_path), "--exact-faces"]) == 0
     meta = json.loads((tmp_path / "1001_DFA_SAD_XX" / "done.json").read_text())

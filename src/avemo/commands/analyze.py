@@ -10,7 +10,8 @@ HELP = "analyse videos, audio files or images: emotions of face, voice and both 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", help="files, folders (searched recursively) or glob patterns")
+    p.add_argument("inputs", nargs="+", help="files, folders (searched recursively), glob patterns or http(s) URLs "
+                                              "(downloaded into OUT/downloads first)")
     p.add_argument("--out", default="avemo-out", help="output folder (default: avemo-out)")
     p.add_argument("--window", type=float, default=3.0, help="window length in seconds (default 3)")
     p.add_argument("--hop", type=float, default=1.0, help="step between windows in seconds (default 1)")
@@ -53,11 +54,13 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from avemo.inference.analyzer import EXACT_FACES, Analyzer
-    from avemo.inference.batch import BatchInterrupted, analyze_to_folder, expand_inputs
+    from avemo.inference.batch import BatchInterrupted, analyze_to_folder, expand_inputs, result_row, write_results
+    from avemo.media.fetch import is_url
 
     console = Console(stderr=True)
-    inputs = expand_inputs(args.inputs)
-    if not inputs:
+    urls = [i for i in args.inputs if is_url(i)]
+    inputs = expand_inputs([i for i in args.inputs if not is_url(i)])
+    if not inputs and not urls:
         console.print("avemo analyze: no media files found in the given inputs")
         return 2
     if args.language and not args.text:
@@ -73,8 +76,10 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
     out = Path(args.out)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
-        task = progress.add_task("analysing", total=len(inputs))
         media = progress.add_task("", total=None, visible=False)  # seconds of the file under way
+        fetched, unfetched = _download(urls, out / "downloads", args.force, progress, media)
+        inputs = list(dict.fromkeys([*fetched, *inputs]))  # fetched: downloaded file -> its URL
+        task = progress.add_task("analysing", total=len(inputs))
 
         def step(path: Path, status: str, message: str) -> None:
             progress.update(task, advance=1, description=f"{status}: {path.name}")
@@ -92,15 +97,44 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
             interrupted = False
         except BatchInterrupted as stop:  # Ctrl-C: the finished files are kept and listed
             report, interrupted = stop.report, True
+    left = len(inputs) - len(report.rows)
+    for row in report.rows:  # a downloaded file is listed by its URL
+        row["input"] = fetched.get(Path(row["input"]), row["input"])
+    for url, message in unfetched.items():  # downloads that failed, each alone, listed with the rest
+        report.failed[url] = message
+        report.rows.append(result_row(url, "failed", out, message))
+    if urls:
+        write_results(report, out)
     _print_results(console, report.rows, out)
     console.print(f"{len(report.done)} analysed, {len(report.skipped)} already done, "
                   f"{len(report.failed)} failed -> {out} (one row per file: {out / 'results.csv'})", soft_wrap=True)
     if interrupted:
-        left = len(inputs) - len(report.rows)
         console.print(f"interrupted with {left} of {len(inputs)} file{'s' * (len(inputs) != 1)} not finished: "
                       "run the same command again to go on (finished files are skipped)", soft_wrap=True)
         return 130
     return 1 if report.failed else 0
+
+
+def _download(urls: list[str], folder: Path, force: bool, progress: Any, task: Any
+              ) -> tuple[dict[Path, str], dict[str, str]]:
+    """Each URL's file (downloaded into ``folder``, or found there from an earlier run) -> the URL, and the
+    failures (URL -> why)."""
+    from avemo.errors import MediaError
+    from avemo.media.fetch import fetch
+
+    done: dict[Path, str] = {}
+    failed: dict[str, str] = {}
+    for url in urls:
+        def shown(got: int, total: int | None, url: str = url) -> None:
+            progress.update(task, completed=got, total=total, visible=True,
+                            description=f"  downloading {url.rsplit('/', 1)[-1][:40]}: {got / 1e6:.1f} MB")
+        try:
+            done[fetch(url, folder, force=force, progress=shown)] = url
+        except MediaError as exc:
+            failed[url] = str(exc)
+            progress.console.print(f"[red]failed[/red] {exc}")
+        progress.update(task, visible=False)
+    return done, failed
 
 
 def _print_results(console: Any, rows: list[dict], out: Path, most: int = 20) -> None:

@@ -80,7 +80,7 @@ RESULT_COLUMNS = ("input", "status", "folder", "duration", "dominant", "face_dom
                   "uncertain_share", "error")
 
 
-def result_row(path: Path, status: str, folder: Path, error: str = "") -> dict[str, Any]:
+def result_row(path: Path | str, status: str, folder: Path, error: str = "") -> dict[str, Any]:
     """An input's row of ``results.csv`` (the summary's fields where it has outputs)."""
     row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
     row.update(input=str(path), status=status, error=error or None)

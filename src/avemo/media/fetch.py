@@ -1,0 +1,85 @@
+"""Media at an http(s) URL, downloaded once into a folder so that the analysis reads a local file (it opens a
+file several times: probe, pictures, sound).
+
+    fetch("https://example.org/talk.mp4", Path("results/downloads"))  # -> results/downloads/talk.mp4
+
+The file is written as ``<name>.part`` and renamed when complete, beside a ``<name>.url`` note of where it came
+from: a later call for the same URL reuses it (``force`` downloads again). Every failure is a
+:class:`~avemo.errors.MediaError` naming the URL and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from avemo.errors import MediaError
+
+URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+TIMEOUT_S = 30.0  #: seconds without a byte before a download is given up
+_CHUNK = 1 << 20
+
+
+def is_url(item: object) -> bool:
+    """Whether an input names a URL (``scheme://...``) rather than a file."""
+    return isinstance(item, str) and bool(URL.match(item))
+
+
+def local_name(url: str) -> str:
+    """The file name a URL's download gets: the last part of its path, with a short hash of the whole URL
+    (two URLs ending alike stay apart)."""
+    tail = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name or "download"
+    tail = re.sub(r"[^\w.-]+", "_", tail)[-120:]
+    digest = hashlib.sha1(url.encode()).hexdigest()[:6]
+    stem, dot, ext = tail.rpartition(".")
+    return f"{stem}-{digest}.{ext}" if dot and stem else f"{tail}-{digest}"
+
+
+def fetch(url: str, folder: Path, *, force: bool = False,
+          progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """Download ``url`` (http or https) into ``folder`` and return the file; ``progress(bytes, total or None)``
+    as it comes."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise MediaError(url, f"{scheme}:// is a stream, not a file to analyse: play it live with "
+                              f"avemo live --source {url}, or save it to a file first")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / local_name(url)
+    note = out.with_name(out.name + ".url")
+    if not force and out.is_file() and note.is_file() and note.read_text().strip() == url:
+        return out
+    part = out.with_name(out.name + ".part")
+    request = urllib.request.Request(url, headers={"User-Agent": "avemo"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, part.open("wb") as f:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            while chunk := response.read(_CHUNK):
+                f.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        if total is not None and done < total:
+            raise MediaError(url, f"the download stopped after {done} of {total} bytes")
+        if done == 0:
+            raise MediaError(url, "the server sent an empty file")
+    except urllib.error.HTTPError as exc:
+        part.unlink(missing_ok=True)
+        raise MediaError(url, f"cannot be downloaded: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        part.unlink(missing_ok=True)
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise MediaError(url, f"cannot be downloaded: {reason}") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    shutil.move(part, out)
+    note.write_text(url + "\n")
+    return out
