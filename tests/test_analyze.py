@@ -533,7 +533,7 @@ def test_ctrl_c_on_a_folder_keeps_every_finished_file_and_a_rerun_goes_on(clips,
     assert f"{12 - len(rows)} analysed, {len(rows)} already done, 0 failed" in again.stderr
 
 
-def test_a_url_is_downloaded_once_and_analysed_and_a_bad_one_fails_alone(clips, tmp_path, capsys):
+def test_a_url_is_downloaded_once_and_analysed_and_a_bad_one_fails_alone(clips, tmp_path, capsys, monkeypatch):
     """``avemo analyze https://...``: the file is fetched from a real HTTP server (started here) into
     OUT/downloads, analysed like a local file and listed by its URL; a missing one (404), a refused connection and
     a stream URL each fail alone with the reason; a rerun neither downloads nor analyses again."""
@@ -572,6 +572,15 @@ def test_a_url_is_downloaded_once_and_analysed_and_a_bad_one_fails_alone(clips, 
         n = served.count("/talk.flv")
         assert main(["analyze", good, "--out", str(out)]) == 0
         assert "0 analysed, 1 already done, 0 failed" in capsys.readouterr().err and served.count("/talk.flv") == n
+        # the Python API takes the URL too (downloaded into $AVEMO_CACHE/downloads)
+        import avemo
+
+        monkeypatch.setenv("AVEMO_CACHE", str(tmp_path / "cache"))
+        here = avemo.analyze(good)
+        assert len(list((tmp_path / "cache" / "downloads").glob("talk-*.flv"))) == 1
+        assert list(here["label"]) == list(pd.read_csv(out / download.stem / "timeline.csv")["label"])
+        with pytest.raises(avemo.errors.MediaError, match="HTTP 404"):
+            avemo.analyze(missing)
     finally:
         httpd.shutdown()
 

@@ -200,10 +200,16 @@ class Analyzer:
         by the ``track`` column). ``image``: whether the file is a still picture (default: by its extension).
 
         ``progress(seconds_done, duration)`` is called as the media is worked through (about every
-        second of video, or every audio chunk of an audio-only file), possibly from a worker thread.
+        second of video, or every audio chunk of an audio-only file), possibly from a worker thread. An http(s)
+        URL is downloaded first, once, into ``$AVEMO_CACHE/downloads`` (:func:`avemo.media.fetch.fetch`).
         """
         from avemo.media import is_image, probe
+        from avemo.media.fetch import fetch, is_url
 
+        if is_url(path):
+            from avemo.config import cache_root
+
+            path = fetch(str(path), cache_root() / "downloads")
         path = Path(path)
         times = StageTimes()
         self.last_times = times

@@ -227,7 +227,7 @@ function renderTracks(job) {
   state.track = null;
   if (tracks.length < 2 || isPhoto(job)) {  // one face (or a photo, whose figure shows every face)
     bar.hidden = true;
-    selectTrack(job, tracks.length ? tracks[0] : null);
+    selectTrack(job, null);
     return;
   }
   const faceShare = (t) => { const ws = state.all.filter((w) => w.track === t); return ws.filter((w) => w.face).length / ws.length; };
