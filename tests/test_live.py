@@ -333,3 +333,16 @@ def test_cli_text_settings_are_checked_before_anything_runs(capsys: pytest.Captu
     assert "--language applies to --text" in capsys.readouterr().err
     assert cli.main(["live", "--source", str(clips["cremad_hap"]), "--text", "--language", "xx"]) == 2
     assert "unknown language 'xx'" in capsys.readouterr().err
+
+
+def test_live_benchmark_runs_and_renders(tmp_path: Path) -> None:
+    """``avemo bench live`` on a short video, one round: both rows measured, the section written and stored."""
+    out, results = tmp_path / "BENCH.md", tmp_path / "results"
+    assert cli.main(["bench", "live", "--seconds", "4", "--repeat", "1", "--out", str(out),
+                     "--results", str(results)]) == 0
+    stored = json.loads((results / "speed" / "live.json").read_text())
+    plain, text = stored["rows"].values()
+    assert 0 < plain["median"] <= plain["p95"] <= plain["max"] <= plain["max_of_runs"]
+    assert plain["utterances"] is None and text["utterances"] >= 1 and text["stage_ms"]["text"] > 0
+    section = out.read_text()
+    assert "## Live: latency from frame to label" in section and "face + voice + text (--text)" in section

@@ -7,7 +7,9 @@
 - ``batch [--copies N]``: files per second of the folder mode, ``avemo batch`` locally and on Ray with 1 and 2
   workers, on the same files (:mod:`avemo.bench.batch`);
 - ``text``: the default analysis against ``--text`` (Whisper transcript + text bundle) on the speed video, side by
-  side (:mod:`avemo.bench.speed`).
+  side (:mod:`avemo.bench.speed`);
+- ``live``: ``avemo live``'s latency from frame to label on a talking-face video played in real time, without and
+  with ``--text`` (:mod:`avemo.bench.live`).
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ HELP = "benchmark sections of BENCHMARKS.md: accuracy and ablation tables from s
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["accuracy", "ablation", "speed", "startup", "batch", "text"],
+    p.add_argument("what", choices=["accuracy", "ablation", "speed", "startup", "batch", "text", "live"],
                    help="which benchmark to run")
     p.add_argument("--results", default="benchmarks/results", help="folder of stored results")
     p.add_argument("--out", default="BENCHMARKS.md", help="file whose section is (re)written")
     p.add_argument("--run", action="store_true", help="ablation: first train and evaluate what is missing")
     p.add_argument("--systems", help="ablation --run: comma-separated systems (default: all)")
-    p.add_argument("--repeat", type=int, default=3, help="speed, startup, batch, text: rounds (default 3)")
-    p.add_argument("--seconds", type=float, default=60.0, help="speed, text: length of the test video (default 60)")
+    p.add_argument("--repeat", type=int, default=3, help="speed, startup, batch, text, live: rounds (default 3)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="speed, text, live: length of the test video (default 60; live 12)")
     p.add_argument("--encodings", default=None,
                    help="speed: comma-separated test encodings (default: all of avemo.bench.encodings; 'none' skips)")
     p.add_argument("--against", action="append", default=[], metavar="NAME=SRC",
@@ -80,6 +83,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"{row['mode']}: {row['wall_s']:.1f} s, {row['files_per_s']:.2f} files/s "
                   f"(Ray start-up {row['startup_s']:.1f} s)")
         return 0
+    if args.what == "live":
+        from avemo.bench.live import run as run_live
+        from avemo.bench.live import write_section as write_live
+
+        result = run_live(args.seconds or 12.0, rounds=args.repeat)
+        _store(args, "live", result)
+        write_live(result, Path(args.out))
+        for name, row in result["rows"].items():
+            print(f"{name}: latency median {row['median']:.0f} ms, p95 {row['p95']:.0f} ms, max {row['max']:.0f} ms, "
+                  f"{row['dropped']} frames dropped")
+        return 0
+    args.seconds = args.seconds or 60.0
     if args.what == "text":
         from avemo.bench.speed import TEXT_VARIANTS, run_all, write_text_cost
 
