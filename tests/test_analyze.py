@@ -273,6 +273,35 @@ def test_a_folder_plots_each_file_while_the_next_is_analysed_and_loses_no_plot(a
                               matplotlib.image.imread(tmp_path / "here.png")), p.name
 
 
+def test_a_folder_run_draws_every_file_in_one_overview(analyzer, clips, tmp_path):
+    """Two files or more: ``overview.png`` beside ``results.csv``, a strip per analysed file (a failed one left
+    out) whose windows carry the colour of their fused label, paler where uncertain; one file: none."""
+    from matplotlib.colors import to_rgb
+
+    from avemo.inference.batch import analyze_to_folder
+    from avemo.inference.overview import Overview
+    from avemo.labels import emotion_color
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    inputs = [clips["cremad_hap"], bad, clips["cremad_sad"]]
+    out = tmp_path / "out"
+    report = analyze_to_folder(inputs, out, analyzer)
+    assert (out / "overview.png").read_bytes()[:4] == b"\x89PNG" and len(report.done) == 2
+    overview = Overview.from_folders([(p.name, out / p.stem) for p in (clips["cremad_hap"], clips["cremad_sad"])])
+    assert [s.name for s in overview.strips] == ["1001_DFA_HAP_XX.flv", "1001_DFA_SAD_XX.flv"]
+    fig = overview.plot()
+    bars = [b for b in fig.axes[0].patches]
+    expected = [(lab, unc) for s in overview.strips for lab, unc in zip(s.labels, s.uncertain) if lab is not None]
+    assert len(bars) == len(expected) >= 2
+    for bar, (label, uncertain) in zip(bars, expected):
+        assert bar.get_facecolor()[:3] == pytest.approx(to_rgb(emotion_color(label)))
+        assert bar.get_alpha() == (0.35 if uncertain else 0.95)
+    single = tmp_path / "single"
+    analyze_to_folder([clips["cremad_hap"]], single, analyzer)
+    assert not (single / "overview.png").exists()
+
+
 def test_alternate_views_mirror_every_other_frame_and_keep_the_windows(analyzer, clips, data):
     """The default face views: one per frame, the mirror on every other sampled frame. A mirrored view is the
     network on the mirrored crop; both views averaged are the flip setting; on a real clip a window pools both

@@ -153,7 +153,8 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
     analysed).
 
     ``on_progress(path, status, message)`` is called after each input (status done, skipped or failed), in
-    input order; ``on_media(path, seconds_done, duration)`` as each input's media is worked through.
+    input order; ``on_media(path, seconds_done, duration)`` as each input's media is worked through. With two
+    files or more, ``overview.png`` shows them all (:mod:`avemo.inference.overview`).
     """
     report = BatchReport()
     names = output_names(list(inputs))
@@ -222,7 +223,27 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
         raise BatchInterrupted(report) from exc
     settle()
     write_results(report, out_dir)
+    _overview(report, out_dir, plotter)
     return report
+
+
+def _overview(report: BatchReport, out_dir: Path, plotter: PlotWorker | None) -> None:
+    """``overview.png``: every analysed file's fused emotion over time in one picture (two files or more)."""
+    from avemo.inference.overview import Overview
+
+    named = [(Path(r["input"]).name, out_dir / r["folder"]) for r in report.rows
+             if r["status"] != "failed" and r.get("folder")]
+    if len(named) < 2:
+        return
+    try:
+        overview = Overview.from_folders(named)
+        if len(overview.strips) >= 2:
+            if plotter is not None:
+                plotter.plot(overview, out_dir / "overview.png")
+            else:
+                overview.plot(out_dir / "overview.png")
+    except Exception as exc:  # noqa: BLE001 - the files' own results stand; the overview is a convenience
+        log.warning("%s: no overview plot: %s", out_dir, exc)
 
 
 def write_results(report: BatchReport, out_dir: Path) -> Path:
