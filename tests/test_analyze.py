@@ -610,6 +610,7 @@ def test_a_url_is_downloaded_once_and_analysed_and_a_bad_one_fails_alone(clips, 
         try:
             here = avemo.analyze(good)
             assert kept.read_bytes() == download.read_bytes()
+            assert main(["inspect", good]) == 0 and "faces: found in" in capsys.readouterr().out
         finally:  # the port, so the name, is new on every run: leave nothing in the cache
             kept.unlink(missing_ok=True)
             kept.with_name(kept.name + ".url").unlink(missing_ok=True)

@@ -8,12 +8,19 @@ HELP = "show what the front ends find in a media file: streams, faces per frame,
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="a video, audio file or photo")
+    p.add_argument("path", help="a video, audio file or photo (or its http(s) URL)")
     p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
 
 
 def run(args: argparse.Namespace) -> int:
-    print(describe(args.path, fps=args.fps))
+    from avemo.media.fetch import fetch, is_url
+
+    path = args.path
+    if is_url(path):  # downloaded once, as avemo.analyze does
+        from avemo.config import cache_root
+
+        path = str(fetch(path, cache_root() / "downloads"))
+    print(describe(path, fps=args.fps))
     return 0
 
 
