@@ -19,20 +19,19 @@ Data flow (producers run in their own threads; the consumer runs in the caller's
   (as in the offline analyzer) and smoothed with an exponential moving average of time constant ``smooth`` s
   (media time).
 
-Latency (budget: 300 ms from a frame to its label). Measured on the 12 s 720p talking-face video of
-``avemo bench speed`` played in real time on the 2-core development machine (AMD EPYC), with the shipped
-bundles (``face.fervideo`` with flip views, ``voice.multi6`` on Whisper's encoder), two runs: median 27-28 ms,
-p95 52-60 ms, max 64-76 ms, no frame dropped; per call MediaPipe + alignment 16 ms, the face network 11 ms, VAD
-over 3 s 8 ms, the voice model 40-45 ms. One network thread (``threads=1``) matters: with two, the face network
-took 2-4x longer per frame on a loaded machine (see :class:`LiveAnalyzer`).
+Latency (budget: 300 ms from a frame to its label): ``avemo bench live`` (BENCHMARKS.md, *Live*) plays the speed
+benchmark's 12 s 720p talking-face video in real time with the shipped bundles. On the 2-core development
+machine (AMD EPYC), 3 rounds: median 27 ms, p95 54 ms, max 57 ms, no frame dropped; per call MediaPipe +
+alignment 15 ms, the face network 11 ms, VAD over 3 s 8 ms, the voice model 43 ms. One network thread
+(``threads=1``) matters: with two, the face network took 2-4x longer per frame on a loaded machine (see
+:class:`LiveAnalyzer`).
 
 With ``text`` each utterance (speech up to a pause of ``pause`` s, or ``max_utterance`` s at most) goes to a
 thread of its own that transcribes it (Whisper base, the offline ``--text`` model, without word times: the
 utterance is scored whole) and scores its words with the text bundle; the words then ride on the events of the
-next ``window`` s and join the fusion as offline (the text sits out unless its words state a feeling). On the
-same video: 0.8 s of transcription per utterance (about 3.5 s of speech) beside the frames, whose latency became
-median 28 ms, p95 69-76 ms, max 90-91 ms, no frame dropped; the words arrive about a second after the
-utterance ends.
+next ``window`` s and join the fusion as offline (the text sits out unless its words state a feeling). Same
+bench: 0.38 s of transcription per utterance (about 3.5 s of speech) beside the frames, whose latency became
+median 28 ms, p95 59 ms, max 85 ms (the worst event of three rounds 150 ms), no frame dropped.
 """
 
 from __future__ import annotations
