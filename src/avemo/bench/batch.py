@@ -115,8 +115,8 @@ def run(copies: int = 6, seconds: float = 20.0, modes: tuple[str, ...] = MODES, 
             "command": f"avemo bench batch --copies {copies} --repeat {rounds}"}
 
 
-_LABELS = {"folder": "`avemo analyze FOLDER` (folder mode: CSV, JSON, PNG per file; each plot drawn by a helper "
-                     "process while the next file is analysed)",
+_LABELS = {"folder": "`avemo analyze FOLDER` (folder mode: CSV, JSON, VTT, PNG per file and an overview PNG; "
+                     "each plot drawn by a helper process while the next file is analysed)",
            "local": "`avemo batch --engine local`", "ray-1": "`avemo batch --engine ray --workers 1`",
            "ray-2": "`avemo batch --engine ray --workers 2`"}
 
