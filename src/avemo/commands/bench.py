@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 HELP = "benchmark sections of BENCHMARKS.md: accuracy and ablation tables from stored results, speed and start-up"
 
@@ -47,6 +49,15 @@ def _store(args: argparse.Namespace, name: str, result: dict) -> Path:
     return stored
 
 
+def _publish(args: argparse.Namespace, name: str, result: dict, write_section: Any, lines: Iterable[str]) -> int:
+    """Store ``result``, (re)write its section of ``--out`` with ``write_section`` and print ``lines``."""
+    _store(args, name, result)
+    write_section(result, Path(args.out))
+    for line in lines:
+        print(line)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
@@ -66,45 +77,34 @@ def run(args: argparse.Namespace) -> int:
                 raise AvemoError(f"--against expects NAME=SRC with SRC a folder, got {item!r}")
             trees[name] = Path(src).resolve()
         result = run_startup(trees, rounds=args.repeat)
-        _store(args, "startup", result)
-        write_section(result, Path(args.out))
-        for name, row in result["rows"].items():
-            print(f"{name}: imports {row['imports_s']:.2f} s, models {row['models_s']:.2f} s, "
-                  f"CLI {row['cli_s']:.2f} s, torch imported: {row['torch_imported']}")
-        return 0
+        return _publish(args, "startup", result, write_section, (
+            f"{name}: imports {row['imports_s']:.2f} s, models {row['models_s']:.2f} s, CLI {row['cli_s']:.2f} s, "
+            f"torch imported: {row['torch_imported']}" for name, row in result["rows"].items()))
     if args.what == "batch":
         from avemo.bench.batch import run as run_batch_bench
         from avemo.bench.batch import write_section as write_batch
 
         result = run_batch_bench(copies=args.copies, rounds=args.repeat)
-        _store(args, "batch", result)
-        write_batch(result, Path(args.out))
-        for row in result["rows"]:
-            print(f"{row['mode']}: {row['wall_s']:.1f} s, {row['files_per_s']:.2f} files/s "
-                  f"(Ray start-up {row['startup_s']:.1f} s)")
-        return 0
+        return _publish(args, "batch", result, write_batch, (
+            f"{row['mode']}: {row['wall_s']:.1f} s, {row['files_per_s']:.2f} files/s (Ray start-up "
+            f"{row['startup_s']:.1f} s)" for row in result["rows"]))
     if args.what == "live":
         from avemo.bench.live import run as run_live
         from avemo.bench.live import write_section as write_live
 
         result = run_live(args.seconds or 12.0, rounds=args.repeat)
-        _store(args, "live", result)
-        write_live(result, Path(args.out))
-        for name, row in result["rows"].items():
-            print(f"{name}: latency median {row['median']:.0f} ms, p95 {row['p95']:.0f} ms, max {row['max']:.0f} ms, "
-                  f"{row['dropped']} frames dropped")
-        return 0
+        return _publish(args, "live", result, write_live, (
+            f"{name}: latency median {row['median']:.0f} ms, p95 {row['p95']:.0f} ms, max {row['max']:.0f} ms, "
+            f"{row['dropped']} frames dropped" for name, row in result["rows"].items()))
     args.seconds = args.seconds or 60.0
     if args.what == "text":
         from avemo.bench.speed import TEXT_VARIANTS, run_all, write_text_cost
 
         result = run_all(args.seconds, variants=TEXT_VARIANTS, repeat=args.repeat)
-        _store(args, "text_cost", result)
-        write_text_cost(result, Path(args.out))
-        for name, row in result["rows"].items():
-            print(f"{name}: {row['wall_s']:.2f} s, {row['realtime_factor']:.1f}x real time, "
-                  f"text stage {row['stages_s'].get('text', 0):.2f} s, {row['text_windows']} windows with words")
-        return 0
+        return _publish(args, "text_cost", result, write_text_cost, (
+            f"{name}: {row['wall_s']:.2f} s, {row['realtime_factor']:.1f}x real time, text stage "
+            f"{row['stages_s'].get('text', 0):.2f} s, {row['text_windows']} windows with words"
+            for name, row in result["rows"].items()))
     if args.what == "speed":
         from avemo.bench.speed import run_all, run_encodings, write_section
 
