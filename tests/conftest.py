@@ -52,3 +52,24 @@ def clips(data: Path) -> dict[str, Path]:
         "cremad_hap": c / "cremad" / "1001_DFA_HAP_XX.flv",
         "cremad_sad": c / "cremad" / "1001_DFA_SAD_XX.flv",
     }
+
+
+@pytest.fixture
+def http_site(tmp_path: Path):
+    """A real HTTP server on a free local port serving a fresh folder: ``(base URL, folder, paths requested)``."""
+    import functools
+    import http.server
+    import threading
+
+    site = tmp_path / "site"
+    site.mkdir()
+    requested: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # quiet; the requests are counted instead
+            requested.append(self.path)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", site, requested
+    httpd.shutdown()

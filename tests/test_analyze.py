@@ -562,63 +562,46 @@ def test_ctrl_c_on_a_folder_keeps_every_finished_file_and_a_rerun_goes_on(clips,
     assert f"{12 - len(rows)} analysed, {len(rows)} already done, 0 failed" in again.stderr
 
 
-def test_a_url_is_downloaded_once_and_analysed_and_a_bad_one_fails_alone(clips, tmp_path, capsys):
+def test_a_url_is_downloaded_once_and_analysed_and_a_bad_one_fails_alone(clips, tmp_path, capsys, http_site):
     """``avemo analyze https://...``: the file is fetched from a real HTTP server (started here) into
     OUT/downloads, analysed like a local file and listed by its URL; a missing one (404), a refused connection and
     a stream URL each fail alone with the reason; a rerun neither downloads nor analyses again."""
-    import functools
-    import http.server
     import shutil
-    import threading
 
-    site = tmp_path / "site"
-    site.mkdir()
+    base, site, served = http_site
     shutil.copy(clips["cremad_hap"], site / "talk.flv")
-    served: list[str] = []
+    out = tmp_path / "out"
+    good, missing = f"{base}/talk.flv", f"{base}/missing.mp4"
+    args = ["analyze", good, missing, "http://127.0.0.1:1/x.mp4", "rtsp://camera/live", "--out", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "1 analysed, 0 already done, 3 failed" in err and "HTTP 404" in err
+    rows = pd.read_csv(out / "results.csv").set_index("input")
+    assert rows.loc[good, "status"] == "done" and rows.loc[good, "dominant"] in EMOTIONS
+    assert "HTTP 404" in rows.loc[missing, "error"] and "refused" in rows.loc["http://127.0.0.1:1/x.mp4", "error"]
+    assert "avemo live --source rtsp://camera/live" in rows.loc["rtsp://camera/live", "error"]
+    (download,) = (out / "downloads").glob("talk-*.flv")
+    assert download.read_bytes() == clips["cremad_hap"].read_bytes()
+    assert (out / download.stem / "done.json").is_file()
+    n = served.count("/talk.flv")
+    assert main(["analyze", good, "--out", str(out)]) == 0
+    assert "0 analysed, 1 already done, 0 failed" in capsys.readouterr().err and served.count("/talk.flv") == n
+    # the Python API and avemo inspect take the URL too (downloaded into $AVEMO_CACHE/downloads)
+    import avemo
+    from avemo.config import cache_root
+    from avemo.media.fetch import local_name
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):  # noqa: ANN002 - quiet
-            served.append(self.path)
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                            functools.partial(Handler, directory=str(site)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    kept = cache_root() / "downloads" / local_name(good)
     try:
-        out = tmp_path / "out"
-        good, missing = f"{base}/talk.flv", f"{base}/missing.mp4"
-        args = ["analyze", good, missing, "http://127.0.0.1:1/x.mp4", "rtsp://camera/live", "--out", str(out)]
-        assert main(args) == 1
-        err = capsys.readouterr().err
-        assert "1 analysed, 0 already done, 3 failed" in err and "HTTP 404" in err
-        rows = pd.read_csv(out / "results.csv").set_index("input")
-        assert rows.loc[good, "status"] == "done" and rows.loc[good, "dominant"] in EMOTIONS
-        assert "HTTP 404" in rows.loc[missing, "error"] and "refused" in rows.loc["http://127.0.0.1:1/x.mp4", "error"]
-        assert "avemo live --source rtsp://camera/live" in rows.loc["rtsp://camera/live", "error"]
-        (download,) = (out / "downloads").glob("talk-*.flv")
-        assert download.read_bytes() == clips["cremad_hap"].read_bytes()
-        assert (out / download.stem / "done.json").is_file()
-        n = served.count("/talk.flv")
-        assert main(["analyze", good, "--out", str(out)]) == 0
-        assert "0 analysed, 1 already done, 0 failed" in capsys.readouterr().err and served.count("/talk.flv") == n
-        # the Python API takes the URL too (downloaded into $AVEMO_CACHE/downloads)
-        import avemo
-        from avemo.config import cache_root
-        from avemo.media.fetch import local_name
-
-        kept = cache_root() / "downloads" / local_name(good)
-        try:
-            here = avemo.analyze(good)
-            assert kept.read_bytes() == download.read_bytes()
-            assert main(["inspect", good]) == 0 and "faces: found in" in capsys.readouterr().out
-        finally:  # the port, so the name, is new on every run: leave nothing in the cache
-            kept.unlink(missing_ok=True)
-            kept.with_name(kept.name + ".url").unlink(missing_ok=True)
-        assert list(here["label"]) == list(pd.read_csv(out / download.stem / "timeline.csv")["label"])
-        with pytest.raises(avemo.errors.MediaError, match="HTTP 404"):
-            avemo.analyze(missing)
-    finally:
-        httpd.shutdown()
+        here = avemo.analyze(good)
+        assert kept.read_bytes() == download.read_bytes()
+        assert main(["inspect", good]) == 0 and "faces: found in" in capsys.readouterr().out
+    finally:  # the port, so the name, is new on every run: leave nothing in the cache
+        kept.unlink(missing_ok=True)
+        kept.with_name(kept.name + ".url").unlink(missing_ok=True)
+    assert list(here["label"]) == list(pd.read_csv(out / download.stem / "timeline.csv")["label"])
+    with pytest.raises(avemo.errors.MediaError, match="HTTP 404"):
+        avemo.analyze(missing)
 
 
 def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):

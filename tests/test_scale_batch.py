@@ -95,6 +95,24 @@ def test_cli_reads_a_manifest_and_records_a_missing_file(clips, tmp_path):
     assert status.loc["missing", "status"] == "failed" and "file not found" in status.loc["missing", "error"]
 
 
+def test_urls_in_a_manifest_are_downloaded_and_a_failed_download_fails_alone(clips, tmp_path, capsys, http_site):
+    """A manifest listing a file, a URL on a real local server and a missing URL: the URL's file is downloaded
+    into OUT/downloads and analysed; the missing one is reported, counted failed (exit 1), and the rest stand."""
+    import shutil
+
+    base, site, _ = http_site
+    shutil.copy(clips["cremad_sad"], site / "sad.flv")
+    manifest = tmp_path / "list.txt"
+    manifest.write_text(f"{clips['ravdess_wav']}\n{base}/sad.flv\n{base}/missing.flv  # not there\n")
+    out = tmp_path / "out"
+    assert main(["batch", str(manifest), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "2 analysed, 0 already done, 1 failed (1 not downloaded)" in err and "HTTP 404" in err
+    status = store.read_status(out).set_index("file")
+    (download,) = (out / "downloads").glob("sad-*.flv")
+    assert status.loc[download.stem, "status"] == "done" and status.loc["03-01-08-02-01-01-19", "status"] == "done"
+
+
 def test_text_runs_give_every_file_the_text_columns(clips, tmp_path, capsys):
     """``avemo batch --text``: the speech's words and their emotions, as ``avemo analyze --text``; a file without
     sound gets the same columns, empty, so the dataset has one schema; a bad --language fails before any file."""

@@ -118,23 +118,17 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
 def _download(urls: list[str], folder: Path, force: bool, progress: Any, task: Any
               ) -> tuple[dict[Path, str], dict[str, str]]:
     """Each URL's file (downloaded into ``folder``, or found there from an earlier run) -> the URL, and the
-    failures (URL -> why)."""
-    from avemo.errors import MediaError
-    from avemo.media.fetch import fetch
+    failures (URL -> why), shown on ``progress``'s ``task`` as they come."""
+    from avemo.media.fetch import fetch_all
 
-    done: dict[Path, str] = {}
-    failed: dict[str, str] = {}
-    for url in urls:
-        def shown(got: int, total: int | None, url: str = url) -> None:
-            progress.update(task, completed=got, total=total, visible=True,
-                            description=f"  downloading {url.rsplit('/', 1)[-1][:40]}: {got / 1e6:.1f} MB")
-        try:
-            done[fetch(url, folder, force=force, progress=shown)] = url
-        except MediaError as exc:
-            failed[url] = str(exc)
-            progress.console.print(f"[red]failed[/red] {exc}")
-        progress.update(task, visible=False)
-    return done, failed
+    def shown(url: str, got: int, total: int | None) -> None:
+        progress.update(task, completed=got, total=total, visible=True,
+                        description=f"  downloading {url.rsplit('/', 1)[-1][:40]}: {got / 1e6:.1f} MB")
+
+    out = fetch_all(urls, folder, force=force, progress=shown,
+                    on_error=lambda url, exc: progress.console.print(f"[red]failed[/red] {exc}"))
+    progress.update(task, visible=False)
+    return out
 
 
 def _print_results(console: Any, rows: list[dict], out: Path, most: int = 20) -> None:

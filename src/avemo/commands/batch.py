@@ -9,8 +9,8 @@ HELP = "analyse many files (a folder, globs or a manifest) into one Parquet data
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="FOLDER_OR_MANIFEST",
-                   help="folders (searched recursively), files, globs, or manifests (.csv with a 'path' column, "
-                        ".txt with one path per line)")
+                   help="folders (searched recursively), files, globs, http(s) URLs (downloaded into OUT/downloads "
+                        "first), or manifests (.csv with a 'path' column, .txt with one path or URL per line)")
     p.add_argument("--out", required=True, help="output folder: timelines/ (Parquet, by file) and status.parquet")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: one process, file after file (default); ray: Ray Data with a pool of workers")
@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
         raise AvemoError("--address, --workers and --object-store-mb go with --engine ray")
     if args.workers is not None and args.workers < 1:
         raise AvemoError(f"--workers must be at least 1, got {args.workers}")
-    inputs = collect_inputs(args.inputs)
-    if not inputs:
+    urls: list[str] = []
+    inputs = collect_inputs(args.inputs, urls)
+    if not inputs and not urls:
         console.print("avemo batch: no media files found in the given inputs")
         return 2
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
@@ -80,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
 
     ray_settings = RaySettings(address=args.address, workers=args.workers, num_cpus=args.workers,
                                object_store_mb=args.object_store_mb)
+    unfetched: dict[str, str] = {}
+    if urls:  # downloaded once into OUT/downloads, then analysed as files
+        from avemo.media.fetch import fetch_all
+
+        fetched, unfetched = fetch_all(urls, Path(args.out) / "downloads", force=args.force,
+                                       on_error=lambda url, exc: console.print(f"[red]failed[/red] {exc}"))
+        inputs = list(dict.fromkeys([*fetched, *inputs]))
     try:
         result = run_batch(inputs, Path(args.out), settings, engine=args.engine, ray_settings=ray_settings,
                            force=args.force, on_file=on_file)
@@ -88,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
                       f"{args.out}: run the same command again to go on (finished files are skipped)", soft_wrap=True)
         return 130
     done = sum(r["status"] == "done" for r in result.records)
-    console.print(f"{done} analysed, {len(result.skipped)} already done, {len(result.failed)} failed in "
-                  f"{result.seconds:.1f} s -> {args.out}/timelines (Parquet), {args.out}/status.parquet")
-    return 1 if result.failed else 0
+    failed = len(result.failed) + len(unfetched)
+    console.print(f"{done} analysed, {len(result.skipped)} already done, {failed} failed "
+                  + (f"({len(unfetched)} not downloaded) " if unfetched else "") +
+                  f"in {result.seconds:.1f} s -> {args.out}/timelines (Parquet), {args.out}/status.parquet")
+    return 1 if failed else 0

@@ -83,3 +83,21 @@ def fetch(url: str, folder: Path, *, force: bool = False,
     shutil.move(part, out)
     note.write_text(url + "\n")
     return out
+
+
+def fetch_all(urls: list[str], folder: Path, *, force: bool = False,
+              progress: Callable[[str, int, int | None], None] | None = None,
+              on_error: Callable[[str, MediaError], None] | None = None) -> tuple[dict[Path, str], dict[str, str]]:
+    """:func:`fetch` for each URL, one failing alone: the files (each -> its URL) and the failures (URL -> why).
+    ``progress(url, bytes, total or None)``; ``on_error(url, error)`` as each failure happens."""
+    done: dict[Path, str] = {}
+    failed: dict[str, str] = {}
+    for url in urls:
+        try:
+            done[fetch(url, folder, force=force, progress=None if progress is None else
+                       (lambda got, total, u=url: progress(u, got, total)))] = url
+        except MediaError as exc:
+            failed[url] = str(exc)
+            if on_error is not None:
+                on_error(url, exc)
+    return done, failed

@@ -34,10 +34,12 @@ ENGINES = ("local", "ray")
 MANIFEST_SUFFIXES = frozenset({".csv", ".txt", ".lst"})
 
 
-def read_manifest_paths(path: Path) -> list[Path]:
+def read_manifest_paths(path: Path) -> list[Path | str]:
     """The inputs a manifest lists: a CSV with a ``path`` column, or a text file with one path per line
-    (``#`` starts a comment). Relative paths are relative to the manifest's folder."""
+    (``#`` starts a comment). Relative paths are relative to the manifest's folder; http(s) URLs stay as they are."""
     import pandas as pd
+
+    from avemo.media.fetch import is_url
 
     try:
         if path.suffix.lower() == ".csv":
@@ -49,26 +51,36 @@ def read_manifest_paths(path: Path) -> list[Path]:
             items = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise AvemoError(f"{path}: cannot read the manifest: {exc}") from None
-    out = []
+    out: list[Path | str] = []
     for item in items:
-        if item:
+        if item and is_url(item):
+            out.append(item)
+        elif item:
             p = Path(item).expanduser()
             out.append(p if p.is_absolute() else path.parent / p)
     return out
 
 
-def collect_inputs(items: Iterable[str | Path]) -> list[Path]:
-    """Folders (searched recursively), files, globs and manifests (``.csv``, ``.txt``, ``.lst``) -> the inputs."""
+def collect_inputs(items: Iterable[str | Path], urls: list[str] | None = None) -> list[Path]:
+    """Folders (searched recursively), files, globs and manifests (``.csv``, ``.txt``, ``.lst``) -> the inputs.
+    The http(s) URLs given or listed are appended to ``urls`` (for :func:`avemo.media.fetch.fetch_all`); without
+    that list a URL is an error."""
     from avemo.inference.batch import expand_inputs
+    from avemo.media.fetch import is_url
 
     expanded: list[str | Path] = []
     for item in items:
         p = Path(item)
-        if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES:
+        if not is_url(item) and p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES:
             expanded += read_manifest_paths(p)
         else:
             expanded.append(item)
-    return expand_inputs(expanded)
+    found = list(dict.fromkeys(str(i) for i in expanded if is_url(i)))
+    if found and urls is None:
+        raise AvemoError(f"{found[0]}: a URL; download it first (avemo.media.fetch.fetch_all)")
+    if urls is not None:
+        urls.extend(found)
+    return expand_inputs([i for i in expanded if not is_url(i)])
 
 
 @dataclass
