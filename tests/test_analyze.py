@@ -604,6 +604,41 @@ def test_a_url_is_downloaded_once_and_analysed_and_a_bad_one_fails_alone(clips, 
         avemo.analyze(missing)
 
 
+def test_a_stretch_of_a_file_is_analysed_in_the_files_own_times(analyzer, clips, tmp_path, capsys):
+    """``start`` / ``end`` (``--start 0:01 --end 3.5``): windows, face frames and words keep the file's times; the
+    sound read is exactly that stretch of the track; a window's face answer matches the whole file's window at the
+    same place (the same frames, seen from a fresh tracker); a stretch past the end or a bad range is refused."""
+    from avemo.media import iter_audio, read_audio
+
+    exact = {"landmark_every": 1, "face_tta": "flip"}
+    whole = analyzer.with_settings(**exact).analyze(clips["ravdess_mp4"])
+    part = analyzer.with_settings(start=1.0, **exact).analyze(clips["ravdess_mp4"])
+    assert part["start"].iloc[0] == 1.0 and part["end"].iloc[-1] == pytest.approx(whole["end"].iloc[-1])
+    assert (part.boxes["time"] >= 0.99).all() and part.summary()["duration"] == pytest.approx(
+        whole["end"].iloc[-1] - 1.0)
+    same = whole.set_index("start").loc[part["start"]]
+    diff = np.abs(part.probabilities("face") - EmotionTimeline(same.reset_index()).probabilities("face"))
+    assert np.nanmean(diff) < 0.01, diff  # 0.002 here
+
+    full = read_audio(clips["ravdess_wav"], 16000)
+    cut = np.concatenate(list(iter_audio(clips["ravdess_wav"], 16000, chunk_seconds=0.7, start=0.5, end=2.25)))
+    assert np.array_equal(cut, full[8000:36000])
+    voice = analyzer.with_settings(start=0.5, end=3.5).analyze(clips["ravdess_wav"])
+    assert list(zip(voice["start"], voice["end"])) == [(0.5, 3.5)] and voice["speech"].all()
+
+    out = tmp_path / "out"
+    assert main(["analyze", str(clips["ravdess_mp4"]), "--start", "0:01", "--end", "3.5", "--out", str(out)]) == 0
+    rows = pd.read_csv(out / clips["ravdess_mp4"].stem / "timeline.csv")
+    assert rows["start"].iloc[0] == 1.0 and rows["end"].iloc[-1] == 3.5
+    with pytest.raises(MediaError, match="lies beyond"):
+        analyzer.with_settings(start=60.0).analyze(clips["ravdess_mp4"])
+    with pytest.raises(AvemoError, match="start < end"):
+        analyzer.with_settings(start=2.0, end=1.0)
+    with pytest.raises(SystemExit):
+        main(["analyze", str(clips["ravdess_mp4"]), "--start", "1:75", "--out", str(out)])
+    assert "is not a time" in capsys.readouterr().err
+
+
 def test_cli_exact_faces_runs_mediapipe_on_every_frame(clips, tmp_path):
     assert main(["analyze", str(clips["cremad_sad"]), "--out", str(tmp_path), "--exact-faces"]) == 0
     meta = json.loads((tmp_path / "1001_DFA_SAD_XX" / "done.json").read_text())

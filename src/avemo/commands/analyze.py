@@ -9,6 +9,17 @@ from typing import Any
 HELP = "analyse videos, audio files or images: emotions of face, voice and both over time"
 
 
+def clock_time(text: str) -> float:
+    """Seconds from ``SS``, ``MM:SS`` or ``HH:MM:SS`` (each part may have decimals)."""
+    try:
+        parts = [float(x) for x in text.split(":")]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or any(x < 0 for x in parts) or any(x >= 60 for x in parts[1:]):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time: give seconds, MM:SS or HH:MM:SS")
+    return sum(x * 60 ** k for k, x in enumerate(reversed(parts)))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="files, folders (searched recursively), glob patterns or http(s) URLs "
                                               "(downloaded into OUT/downloads first)")
@@ -16,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, default=3.0, help="window length in seconds (default 3)")
     p.add_argument("--hop", type=float, default=1.0, help="step between windows in seconds (default 1)")
     p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
+    p.add_argument("--start", type=clock_time, default=0.0, metavar="TIME",
+                   help="analyse from this point of each video or audio file: seconds, MM:SS or HH:MM:SS (default 0)")
+    p.add_argument("--end", type=clock_time, default=None, metavar="TIME",
+                   help="analyse up to this point (default: the end); times in the results stay the file's")
     p.add_argument("--all-faces", action="store_true",
                    help="one timeline per tracked face (a photo: one row per face, up to 4)")
     p.add_argument("--annotate", action="store_true",
@@ -69,8 +84,8 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
                                                  ("fusion", args.fusion_model)) if v}
     analyzer = Analyzer(models or "default", window=args.window, hop=args.hop, fps=args.fps,
-                        all_faces=args.all_faces, text=args.text, language=args.language,
-                        **(EXACT_FACES if args.exact_faces else {}))
+                        all_faces=args.all_faces, text=args.text, language=args.language, start=args.start,
+                        end=args.end, **(EXACT_FACES if args.exact_faces else {}))
     if args.text:
         analyzer.text_model  # noqa: B018  (loaded once, here: an unknown --language fails before any file)
     out = Path(args.out)

@@ -272,6 +272,8 @@ def iter_scan_video(
     landmark_every: int = 1,
     scanner: FaceScanner | None = None,
     seconds: dict[str, float] | None = None,
+    start: float = 0.0,
+    end: float | None = None,
 ) -> Iterator[FrameFaces]:
     """Stream :class:`FrameFaces` from a video file: decode at ``fps``, detect, track, align.
 
@@ -285,6 +287,7 @@ def iter_scan_video(
     A ``seconds`` dict receives the time spent decoding (``"decode"``, in the prefetch thread when there
     is one) and detecting, tracking and aligning (``"faces"``).
     A passed ``scanner`` is reset (new video) and left open; otherwise one is created and closed here.
+    ``start`` / ``end``: the stretch of the video scanned (seconds; frame times stay the file's).
     """
     from avemo.media import iter_frames
 
@@ -304,7 +307,7 @@ def iter_scan_video(
     if not own:
         sc.reset()
     source: Iterator[Any] = iter_frames(path, fps, max_side=decode_max_side, skip_nonref=skip_nonref,
-                                        skip_loop_filter=skip_loop_filter)
+                                        skip_loop_filter=skip_loop_filter, start=start, end=end)
     if seconds is not None:
         source = _timed(source, seconds, "decode")
     if prefetch > 0:

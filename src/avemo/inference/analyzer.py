@@ -70,6 +70,10 @@ class AnalyzerConfig:
     #: the speech's language for ``text`` (a Whisper code: "en", "de" ...); None: Whisper detects it on the first
     #: 10 s of speech, and short clips are often taken for another language (39 of SAVEE's 480 English clips)
     language: str | None = None
+    #: the stretch of a video or audio file analysed, seconds from its start (``end`` None: to the end; cut to the
+    #: file's length); windows and times stay the file's
+    start: float = 0.0
+    end: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("window", "hop", "fps", "audio_chunk"):
@@ -77,6 +81,10 @@ class AnalyzerConfig:
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise AvemoError(f"analysis setting {name} must be a positive number of seconds (or frames per "
                                  f"second), got {value!r}")
+        if not (math.isfinite(self.start) and self.start >= 0) or (
+                self.end is not None and not (math.isfinite(self.end) and self.end > self.start)):
+            raise AvemoError(f"analysis settings start and end must give 0 <= start < end seconds, got start "
+                             f"{self.start!r}, end {self.end!r}")
         if not 0 <= self.min_speech <= 1:
             raise AvemoError(f"analysis setting min_speech must be a share between 0 and 1, got {self.min_speech!r}")
         if self.landmark_every < 1 or self.max_faces < 1:
@@ -218,13 +226,18 @@ class Analyzer:
         info = probe(path)
         if not info.has_video and not info.has_audio:
             raise MediaError(path, "has neither a video nor an audio track")
-        duration = float(info.duration or 0.0)
-        if duration <= 0:
+        length = float(info.duration or 0.0)
+        if length <= 0:
             raise MediaError(path, "has no duration (empty stream?)")
+        t0, t1 = self.config.start, min(self.config.end or length, length)
+        if t1 - t0 < 0.05:
+            raise MediaError(path, f"the stretch asked for (from {t0:g} s) lies beyond its {length:.2f} s")
+        duration = t1 - t0
 
         from avemo.audio import make_windows
 
-        windows = make_windows(duration, self.config.window, self.config.hop)
+        rel = make_windows(duration, self.config.window, self.config.hop)  # from the stretch's start
+        windows = [type(w)(w.start + t0, w.end + t0) for w in rel]
         starts = np.array([w.start for w in windows])
         ends = np.array([w.end for w in windows])
         # models load (and export to ONNX on first use) here, not inside the two threads
@@ -243,9 +256,9 @@ class Analyzer:
         # benchmarks/results/speed/blas_one_thread.json). The networks keep the config's threads. Process-wide
         # while it lasts.
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
-            voice_job = (pool.submit(self._voice_windows, path, windows, times,
-                                     None if info.has_video else report) if info.has_audio else None)
-            tracks = self._face_frames(path, times, report) if info.has_video else {}
+            voice_job = (pool.submit(self._voice_windows, path, rel, times,
+                                     None if info.has_video else report, (t0, t1)) if info.has_audio else None)
+            tracks = self._face_frames(path, times, lambda t: report(t - t0), (t0, t1)) if info.has_video else {}
             voice, text = voice_job.result() if voice_job else (None, None)
         t0 = time.perf_counter()
         # main-face mode keeps one series (key 0, see _face_frames); --all-faces one per track
@@ -258,9 +271,10 @@ class Analyzer:
 
     # ---- the two paths -------------------------------------------------------------------------
     def _face_frames(self, path: Path, times: StageTimes, report: Callable[[float], None] | None = None,
-                     batch: int = 64) -> dict[int, FaceTrackFrames]:
-        """Per track: sampled-frame times, face probabilities and boxes. Crops are classified in batches
-        as they come and then dropped, so memory holds probabilities only (flat in video length)."""
+                     span: tuple[float, float | None] = (0.0, None), batch: int = 64) -> dict[int, FaceTrackFrames]:
+        """Per track: sampled-frame times, face probabilities and boxes, over ``span`` (seconds of the file). Crops
+        are classified in batches as they come and then dropped, so memory holds probabilities only (flat in video
+        length)."""
         from avemo.faces import iter_scan_video
 
         cfg = self.config
@@ -292,7 +306,7 @@ class Analyzer:
                                       size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
                                       decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref,
                                       skip_loop_filter=cfg.skip_loop_filter, landmark_every=cfg.landmark_every,
-                                      seconds=scan_s)):
+                                      seconds=scan_s, start=span[0], end=span[1])):
                 faces = ff.faces if cfg.all_faces else ([ff.main] if ff.main is not None else [])
                 for face in faces:
                     # main-face mode: one series of each frame's main face, whatever its track id (a face
@@ -303,7 +317,7 @@ class Analyzer:
                     boxes.setdefault(tid, []).append(tuple(face.box))
                 if len(pending) >= batch:
                     flush()
-                if report is not None and ff.time >= reported + 1.0:
+                if report is not None and ff.time >= max(reported, span[0]) + 1.0:
                     reported = ff.time
                     report(ff.time)
             for stage, sec in scan_s.items():
@@ -322,9 +336,11 @@ class Analyzer:
                 for tid in stamps}
 
     def _voice_windows(self, path: Path, windows: list, times: StageTimes,
-                       report: Callable[[float], None] | None = None) -> tuple[tuple[np.ndarray, np.ndarray], Any]:
+                       report: Callable[[float], None] | None = None, span: tuple[float, float | None] = (0.0, None)
+                       ) -> tuple[tuple[np.ndarray, np.ndarray], Any]:
         """Per window: speech fraction and voice probabilities (NaN rows where there is no speech); and with
-        ``text``, the transcript and the text columns.
+        ``text``, the transcript and the text columns. ``span``: the stretch of the file (seconds) whose audio is
+        read; ``windows`` are in seconds from its start.
 
         The audio streams in ``audio_chunk`` pieces; a window is scored once its audio and the VAD decision
         around it are in, and audio no window still needs is dropped, so memory is flat in length (with
@@ -378,7 +394,7 @@ class Analyzer:
 
         kept: list[np.ndarray] = []
         t0 = time.perf_counter()
-        for chunk in iter_audio(path, sr, chunk_seconds=cfg.audio_chunk):
+        for chunk in iter_audio(path, sr, chunk_seconds=cfg.audio_chunk, start=span[0], end=span[1]):
             times.add("audio decode", time.perf_counter() - t0)
             if cfg.text:
                 kept.append(chunk)
@@ -401,7 +417,8 @@ class Analyzer:
                 from avemo.audio import resample
 
                 wave = resample(wave, sr, 16000)
-            text = self.text_model(wave, [w.start for w in windows], [w.end for w in windows])
+            transcript, cols = self.text_model(wave, [w.start for w in windows], [w.end for w in windows])
+            text = (transcript.shifted(span[0]), cols)  # the file's times
             times.add("text", time.perf_counter() - t)
         return (fraction, out), text
 

@@ -143,7 +143,7 @@ class EmotionTimeline(pd.DataFrame):
         covered = self[self["source"] != "none"] if len(self) else self
         out: dict[str, Any] = {
             "source": self.attrs.get("source"),
-            "duration": float(self["end"].max()) if len(self) else 0.0,
+            "duration": float(self["end"].max() - self["start"].min()) if len(self) else 0.0,  # of the stretch
             "windows": int(len(self)),
             "face_coverage": float(self["face"].mean()) if len(self) else 0.0,
             "speech_coverage": float(self["speech"].mean()) if len(self) else 0.0,

@@ -32,7 +32,7 @@ import os
 import threading
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +108,16 @@ class Transcript:
     @property
     def text(self) -> str:
         return "".join(s.text for s in self.segments).strip()
+
+    def shifted(self, seconds: float) -> Transcript:
+        """The same transcript with every time ``seconds`` later (a wave cut from a longer file)."""
+        if not seconds:
+            return self
+        move = lambda t: round(t + seconds, 3)  # noqa: E731
+        return replace(self, segments=tuple(
+            replace(s, start=move(s.start), end=move(s.end),
+                    words=tuple(replace(w, start=move(w.start), end=move(w.end)) for w in s.words))
+            for s in self.segments))
 
     def to_dict(self) -> dict:
         """Plain JSON values."""
