@@ -306,6 +306,34 @@ def test_the_settings_go_with_the_upload_and_a_bad_one_is_said_before_it(browser
     assert "2 s windows, every 0.5 s, 2 face frames/s" in browser.find_element(By.ID, "summary").text
 
 
+def test_a_stretch_of_the_file_is_analysed_when_asked(browser, server: ServerProcess, clip: Path) -> None:
+    """*from* / *to* in the settings (seconds or mm:ss): the job analyses that stretch, its windows in the file's
+    times, and the summary says so; a time that is none is refused on the page, before any upload."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    browser.find_element(By.CSS_SELECTOR, "#settings summary").click()
+    before = len(requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"])
+    browser.find_element(By.ID, "opt-start").send_keys("1:99")
+    browser.find_element(By.ID, "file").send_keys(str(clip))
+    notice = browser.find_element(By.ID, "notice")
+    _wait(lambda: notice.is_displayed() and "is not a time" in notice.text, 30, "the refusal")
+    assert len(requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"]) == before
+
+    browser.get(server.url + "/")
+    browser.find_element(By.CSS_SELECTOR, "#settings summary").click()
+    browser.find_element(By.ID, "opt-start").send_keys("0:02")
+    browser.find_element(By.ID, "opt-end").send_keys("6.5")
+    browser.find_element(By.ID, "file").send_keys(str(clip))
+    result = browser.find_element(By.ID, "result")
+    _wait(lambda: result.get_attribute("data-state") == "done"
+          and "from 2.0 s to 6.5 s" in browser.find_element(By.ID, "summary").text, 180, "the stretch's job")
+    job = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["jobs"][0]
+    assert job["options"] == {"start": 2.0, "end": 6.5}
+    windows = requests.get(f"{server.url}/v1/jobs/{job['id']}", timeout=30).json()["result"]["windows"]
+    assert windows[0]["start"] == 2.0 and windows[-1]["end"] == 6.5
+
+
 def test_every_face_gets_its_timeline_and_its_box(browser, server: ServerProcess, clips: dict[str, Path],
                                                   tmp_path: Path) -> None:
     """*Every face* in the settings: a video of two people gives a button per face; the main face is chosen first,

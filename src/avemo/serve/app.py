@@ -24,6 +24,7 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -131,13 +132,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       fps: float | None = Query(None, description="face sampling rate, frames per second "
                                                                   "(default 5)"),
                       all_faces: bool = Query(False, description="a timeline for every face (up to 4; windows told "
-                                                                 "apart by their track) instead of the main face's")
+                                                                 "apart by their track) instead of the main face's"),
+                      start: float | None = Query(None, description="analyse from this second of the file (default 0)"),
+                      end: float | None = Query(None, description="analyse up to this second (default: the end)")
                       ) -> Response:
         if pool.queued >= settings.max_queued:
             raise ApiError(503, "busy", f"{pool.queued} jobs are waiting already; try again later")
         options = await run_in_threadpool(_options, text, language, {"window": window, "hop": hop, "fps": fps})
         if all_faces:
             options["all_faces"] = True
+        options.update(_stretch(start, end))
         received = await receive_upload(request, store.new_incoming(), settings.max_upload_bytes)
         try:
             media = await run_in_threadpool(engine.check_media, received.path, received.filename)
@@ -275,6 +279,15 @@ def _options(text: bool, language: str | None, numbers: dict[str, float | None])
             raise ApiError(422, "invalid_request", f"{name} must be within {low:g} to {high:g}, got {value:g}")
         out[name] = float(value)
     return out
+
+
+def _stretch(start: float | None, end: float | None) -> dict[str, float]:
+    """A job's ``start`` / ``end`` (seconds of the file), checked before its upload is read."""
+    if (start is not None and not (math.isfinite(start) and start >= 0)) or (
+            end is not None and not (math.isfinite(end) and end > (start or 0.0))):
+        raise ApiError(422, "invalid_request", f"start and end must give 0 <= start < end seconds, got start "
+                                               f"{start}, end {end}")
+    return {k: float(v) for k, v in (("start", start), ("end", end)) if v is not None}
 
 
 def _media_error(exc: MediaError) -> ApiError:

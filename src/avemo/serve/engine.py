@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: the result files of a job (API name -> file in the job folder); the plot is drawn when first asked for
 RESULT_FILES = {"csv": "timeline.csv", "json": "timeline.json", "png": "timeline.png", "vtt": "timeline.vtt"}
 #: the analysis settings a job may set (``POST /v1/analyze?...``), with the bounds the service accepts
-JOB_OPTIONS = ("text", "language", "window", "hop", "fps", "all_faces")
+JOB_OPTIONS = ("text", "language", "window", "hop", "fps", "all_faces", "start", "end")
 OPTION_BOUNDS = {"window": (0.5, 60.0), "hop": (0.1, 60.0), "fps": (0.5, 30.0)}
 _VARIANTS = 8
 
@@ -195,7 +195,8 @@ class JobEngine:
         """Analyse ``media`` into ``folder``; returns the summary and the result files (API name ->
         file name). ``name`` (the client's file name) replaces the server path in the outputs. ``options``: the
         job's analysis settings (:data:`JOB_OPTIONS`: ``text`` also transcribes the speech, ``language`` its
-        Whisper code; ``window``, ``hop``, ``fps``; ``all_faces``: a timeline for every face, by ``track``)."""
+        Whisper code; ``window``, ``hop``, ``fps``; ``all_faces``: a timeline for every face, by ``track``;
+        ``start`` / ``end``: the stretch analysed, seconds)."""
         share = 0.85 if info.get("has_video") and not info.get("playable") else 0.97
         photo = info.get("kind") == "image"
         analyzer = self.analyzer_for(**options)

@@ -84,16 +84,34 @@ function analyzeQuery() {
     if (value) q.set(name, value);
   }
   if ($("opt-all-faces").checked) q.set("all_faces", "true");
+  for (const name of ["start", "end"]) {
+    const value = $("opt-" + name).value.trim();
+    if (!value) continue;
+    const seconds = clockSeconds(value);
+    if (seconds == null) throw new Error(`"${value}" is not a time: give seconds, mm:ss or hh:mm:ss`);
+    q.set(name, String(seconds));
+  }
   const query = q.toString();
   return query ? "?" + query : "";
+}
+
+// seconds from "90", "1:30" or "0:01:30" (null when it is none of them)
+function clockSeconds(text) {
+  const parts = text.split(":").map(Number);
+  if (parts.length > 3 || parts.some((x) => !Number.isFinite(x) || x < 0) || parts.slice(1).some((x) => x >= 60)) {
+    return null;
+  }
+  return parts.reduce((acc, x) => acc * 60 + x, 0);
 }
 
 function upload(file) {
   showNotice("");
   const form = new FormData();
   form.append("file", file, file.name);
+  let query;
+  try { query = analyzeQuery(); } catch (e) { showNotice("Not analysed: " + e.message); return; }
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/v1/analyze" + analyzeQuery());
+  xhr.open("POST", "/v1/analyze" + query);
   xhr.responseType = "json";
   xhr.upload.onprogress = (e) => { if (e.lengthComputable) setProgress("uploading " + file.name, e.loaded / e.total); };
   xhr.onload = () => {
@@ -313,6 +331,7 @@ function settingsText(options) {
   if (o.fps != null) parts.push(`${o.fps} face frames/s`);
   if (o.language) parts.push(`speech taken as ${o.language}`);
   if (o.all_faces) parts.push("every face");
+  if (o.start != null || o.end != null) parts.push(`from ${fmtTime(o.start || 0)} to ${o.end != null ? fmtTime(o.end) : "the end"}`);
   return parts.length ? " · " + parts.join(", ") : "";
 }
 
@@ -335,8 +354,8 @@ function segments() {
   // each window drawn around its centre, between the midpoints to its neighbours
   const mids = state.windows.map((w) => (w.start + w.end) / 2);
   return state.windows.map((w, i) => ({
-    w, from: i === 0 ? 0 : (mids[i - 1] + mids[i]) / 2,
-    to: i === mids.length - 1 ? state.duration : (mids[i] + mids[i + 1]) / 2,
+    w, from: i === 0 ? w.start : (mids[i - 1] + mids[i]) / 2,  // a stretch of the file starts at its first window
+    to: i === mids.length - 1 ? w.end : (mids[i] + mids[i + 1]) / 2,
   }));
 }
 
