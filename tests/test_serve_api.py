@@ -214,7 +214,8 @@ def test_a_job_sets_its_own_windows_and_face_rate(server: ServerProcess, clips: 
     assert (plain["window"], plain["hop"], plain["fps"]) == (3.0, 1.0, 5.0)  # the next job has the defaults again
     before = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["counts"]
     for params, needle in (({"window": "0"}, "window must be within"), ({"fps": "100"}, "fps must be within"),
-                           ({"hop": "nan"}, "hop must be within")):
+                           ({"hop": "nan"}, "hop must be within"), ({"start": "5", "end": "2"}, "start < end"),
+                           ({"start": "-1"}, "start < end")):
         r = requests.post(f"{server.url}/v1/analyze", files={"file": (wav.name, wav.read_bytes())}, params=params,
                           timeout=60)
         assert needle in _error(r, 422, "invalid_request")
