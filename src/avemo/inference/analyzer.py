@@ -229,15 +229,15 @@ class Analyzer:
         length = float(info.duration or 0.0)
         if length <= 0:
             raise MediaError(path, "has no duration (empty stream?)")
-        t0, t1 = self.config.start, min(self.config.end or length, length)
-        if t1 - t0 < 0.05:
-            raise MediaError(path, f"the stretch asked for (from {t0:g} s) lies beyond its {length:.2f} s")
-        duration = t1 - t0
+        begin, stop = self.config.start, min(self.config.end or length, length)  # the stretch analysed
+        if stop - begin < 0.05:
+            raise MediaError(path, f"the stretch asked for (from {begin:g} s) lies beyond its {length:.2f} s")
+        duration = stop - begin
 
         from avemo.audio import make_windows
 
         rel = make_windows(duration, self.config.window, self.config.hop)  # from the stretch's start
-        windows = [type(w)(w.start + t0, w.end + t0) for w in rel]
+        windows = [type(w)(w.start + begin, w.end + begin) for w in rel]
         starts = np.array([w.start for w in windows])
         ends = np.array([w.end for w in windows])
         # models load (and export to ONNX on first use) here, not inside the two threads
@@ -257,8 +257,9 @@ class Analyzer:
         # while it lasts.
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
             voice_job = (pool.submit(self._voice_windows, path, rel, times,
-                                     None if info.has_video else report, (t0, t1)) if info.has_audio else None)
-            tracks = self._face_frames(path, times, lambda t: report(t - t0), (t0, t1)) if info.has_video else {}
+                                     None if info.has_video else report, (begin, stop)) if info.has_audio else None)
+            tracks = (self._face_frames(path, times, lambda t: report(t - begin), (begin, stop)) if info.has_video
+                      else {})
             voice, text = voice_job.result() if voice_job else (None, None)
         t0 = time.perf_counter()
         # main-face mode keeps one series (key 0, see _face_frames); --all-faces one per track
