@@ -233,6 +233,7 @@ class Analyzer:
         if stop - begin < 0.05:
             raise MediaError(path, f"the stretch asked for (from {begin:g} s) lies beyond its {length:.2f} s")
         duration = stop - begin
+        span = (begin, self.config.end)  # what the decoders read: to the end of each stream unless an end is given
 
         from avemo.audio import make_windows
 
@@ -257,8 +258,8 @@ class Analyzer:
         # while it lasts.
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
             voice_job = (pool.submit(self._voice_windows, path, rel, times,
-                                     None if info.has_video else report, (begin, stop)) if info.has_audio else None)
-            tracks = (self._face_frames(path, times, lambda t: report(t - begin), (begin, stop)) if info.has_video
+                                     None if info.has_video else report, span) if info.has_audio else None)
+            tracks = (self._face_frames(path, times, lambda t: report(t - begin), span) if info.has_video
                       else {})
             voice, text = voice_job.result() if voice_job else (None, None)
         t0 = time.perf_counter()
