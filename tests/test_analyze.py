@@ -559,12 +559,22 @@ def test_ctrl_c_on_a_folder_keeps_every_finished_file_and_a_rerun_goes_on(clips,
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "avemo", "analyze", str(src), "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # SIGABRT: every thread's stack
     deadline = time.monotonic() + 240
     while not (out / "clip00" / "done.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # say where it hangs: faulthandler prints every thread's stack on SIGABRT
+        os.kill(proc.pid, signal.SIGABRT)
+        try:
+            stdout, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"the interrupted command did not end within 120 s; its output ends:\n{stderr[-6000:]}")
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr + stdout and "run the same command again" in stderr, stderr[-2000:]
     rows = pd.read_csv(out / "results.csv")

@@ -70,12 +70,13 @@ def main(argv: list[str] | None = None) -> int:
 def exit_now(code: int) -> NoReturn:
     """End the process with ``code`` without the interpreter's teardown of every loaded module (about 0.2 s of a
     command-line run with the models loaded): the streams are flushed and the ``atexit`` handlers run (logging,
-    temporary folders, Ray), then the process exits. Where another thread still runs, a normal exit instead."""
+    temporary folders, Ray), then the process exits. Where another thread still runs, a normal exit instead (which
+    waits for it), but for an interrupted command (130): Ctrl-C means now, and what was finished is written."""
     import atexit
     import os
     import threading
 
-    if threading.active_count() > 1:
+    if threading.active_count() > 1 and code != 130:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
         try:
