@@ -546,3 +546,51 @@ def test_skip_loop_filter_takes_effect_on_h264_and_moves_pixels_by_little(tmp_pa
     plain = [f.image for f in iter_frames(long_gop, 2.0)]
     asked = [f.image for f in iter_frames(long_gop, 2.0, skip_loop_filter=True)]
     assert len(plain) >= 24 and all(np.array_equal(a, b) for a, b in zip(plain, asked))
+
+
+def test_a_download_that_is_a_web_page_or_too_large_is_refused_with_the_reason(http_site, tmp_path, monkeypatch):
+    """:func:`avemo.media.fetch.fetch` on a real HTTP server: a web page (a video site's watch page) and a file
+    over the limit (stated by Content-Length, or counted as it comes when no length is sent) are refused with the
+    URL and the reason, leaving no partial file; within the limit the bytes arrive whole."""
+    import http.server
+    import threading
+
+    from avemo.media.fetch import fetch, max_download_bytes
+
+    base, site, _ = http_site
+    (site / "watch.html").write_text("<html><body>a video page</body></html>")
+    payload = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    (site / "big.mp4").write_bytes(payload)
+    folder = tmp_path / "downloads"
+    with pytest.raises(MediaError, match=r"watch\.html.*is a web page \(text/html\), not a media file"):
+        fetch(f"{base}/watch.html", folder)
+    with pytest.raises(MediaError, match=r"big\.mp4.*is 300,000 bytes, more than the 100,000 bytes"):
+        fetch(f"{base}/big.mp4", folder, max_bytes=100_000)
+    assert fetch(f"{base}/big.mp4", folder, max_bytes=300_000).read_bytes() == payload
+
+    class NoLength(http.server.BaseHTTPRequestHandler):  # close-delimited body, no Content-Length
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoLength)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/stream.mp4"
+        with pytest.raises(MediaError, match="sent more than the 100,000 bytes"):
+            fetch(url, folder, max_bytes=100_000)
+        monkeypatch.setenv("AVEMO_MAX_DOWNLOAD_MB", "0.2")
+        assert max_download_bytes() == 200_000
+        with pytest.raises(MediaError, match=r"the 200,000 bytes a download may be \(AVEMO_MAX_DOWNLOAD_MB\)"):
+            fetch(url, folder)
+    finally:
+        httpd.shutdown()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [p.name for p in folder.glob("big-*.mp4*")])  # no .part left behind

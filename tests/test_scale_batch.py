@@ -113,6 +113,20 @@ def test_urls_in_a_manifest_are_downloaded_and_a_failed_download_fails_alone(cli
     assert status.loc[download.stem, "status"] == "done" and status.loc["03-01-08-02-01-01-19", "status"] == "done"
 
 
+def test_a_stretch_of_each_file_and_a_changed_stretch_is_analysed_again(clips, tmp_path, capsys):
+    """``avemo batch --start 1 --end 0:03``: each file's timeline covers that stretch in the file's own times; the
+    same command again skips it, another stretch analyses it again (the stretch is part of what is finished)."""
+    out = tmp_path / "out"
+    cmd = ["batch", str(clips["ravdess_mp4"]), "--out", str(out), "--start", "1", "--end", "0:03", "--window", "1"]
+    assert main(cmd) == 0
+    part = store.load_timeline(out, clips["ravdess_mp4"].stem)
+    assert part["start"].iloc[0] == 1.0 and part["end"].iloc[-1] <= 3.0 + 1e-6 and len(part) == 2
+    assert main(cmd) == 0 and "0 analysed, 1 already done" in capsys.readouterr().err
+    assert main([*cmd[:4], "--window", "1"]) == 0 and "1 analysed, 0 already done" in capsys.readouterr().err
+    whole = store.load_timeline(out, clips["ravdess_mp4"].stem)
+    assert whole["start"].iloc[0] == 0.0 and whole["end"].iloc[-1] > 3.0
+
+
 def test_text_runs_give_every_file_the_text_columns(clips, tmp_path, capsys):
     """``avemo batch --text``: the speech's words and their emotions, as ``avemo analyze --text``; a file without
     sound gets the same columns, empty, so the dataset has one schema; a bad --language fails before any file."""

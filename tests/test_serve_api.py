@@ -33,11 +33,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> ServerProces
 
 
 def _post(server: ServerProcess, path: Path | None = None, *, data: bytes | None = None, name: str | None = None,
-          wait: bool = False, **kwargs) -> requests.Response:
+          wait: bool = False, params: dict | None = None, **kwargs) -> requests.Response:
     content = path.read_bytes() if path is not None else data
     files = {"file": (name or (path.name if path else "upload.bin"), content)}
-    return requests.post(f"{server.url}/v1/analyze", files=files, params={"wait": "true"} if wait else {},
-                         timeout=120, **kwargs)
+    return requests.post(f"{server.url}/v1/analyze", files=files,
+                         params={**(params or {}), **({"wait": "true"} if wait else {})}, timeout=120, **kwargs)
 
 
 def _wait_done(server: ServerProcess, job_id: str, timeout: float = 120.0) -> dict:
@@ -311,7 +311,13 @@ def test_bad_uploads_answer_clear_4xx(server: ServerProcess, clips: dict[str, Pa
     assert "faststart.mp4" in _error(_post(server, data=cut[: len(cut) * 6 // 10], name="faststart.mp4"),
                                      422, "truncated")
     long_wav = _looped_wav(clips["ravdess_wav"], MAX_DURATION_S + 3, tmp_path / "long.wav")
-    assert "limit is 4.5 s" in _error(_post(server, long_wav), 422, "too_long")
+    assert "limit is 4.5 s (or analyse a stretch" in _error(_post(server, long_wav), 422, "too_long")
+    # the limit counts what is analysed: a stretch within it is taken, one that starts past the end is not
+    r = _post(server, long_wav, wait=True, params={"start": 1, "end": 4})
+    assert r.status_code == 200 and r.json()["status"] == "done", r.text
+    assert r.json()["result"]["windows"][0]["start"] == 1.0
+    requests.delete(f"{server.url}/v1/jobs/{r.json()['id']}", timeout=30)
+    assert "start 60 s lies beyond" in _error(_post(server, long_wav, params={"start": 60}), 422, "invalid_request")
     # a form without the file, a cut multipart body, a bad Content-Length
     r = requests.post(f"{server.url}/v1/analyze", files={"video": ("x.flv", flv)}, timeout=30)
     assert "'file'" in _error(r, 400, "bad_request")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from avemo.commands.analyze import clock_time
+
 HELP = "analyse many files (a folder, globs or a manifest) into one Parquet dataset, locally or on a Ray cluster"
 
 
@@ -22,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, default=3.0, help="window length in seconds (default 3)")
     p.add_argument("--hop", type=float, default=1.0, help="step between windows in seconds (default 1)")
     p.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
+    p.add_argument("--start", type=clock_time, default=0.0, metavar="TIME",
+                   help="analyse from this point of each file: seconds, MM:SS or HH:MM:SS (default 0)")
+    p.add_argument("--end", type=clock_time, default=None, metavar="TIME",
+                   help="analyse up to this point (default: the end); the timelines keep the files' own times")
     p.add_argument("--all-faces", action="store_true", help="rows for every tracked face (a track column)")
     p.add_argument("--exact-faces", action="store_true",
                    help="MediaPipe on every sampled frame, full-quality decoding and both face views on every "
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.language and not args.text:
         raise AvemoError("--language applies to --text (the transcript's language); add --text")
     config = {"window": args.window, "hop": args.hop, "fps": args.fps, "all_faces": args.all_faces,
+              **({"start": args.start} if args.start else {}), **({"end": args.end} if args.end is not None else {}),
               **({"text": True, "language": args.language} if args.text else {}),
               **(EXACT_FACES if args.exact_faces else {})}
     settings = BatchSettings(models, config)

@@ -5,12 +5,15 @@ file several times: probe, pictures, sound).
 
 The file is written as ``<name>.part`` and renamed when complete, beside a ``<name>.url`` note of where it came
 from: a later call for the same URL reuses it (``force`` downloads again). Every failure is a
-:class:`~avemo.errors.MediaError` naming the URL and the problem.
+:class:`~avemo.errors.MediaError` naming the URL and the problem: among them a web page where a file was meant (a
+video site's page is not its video), a download larger than ``AVEMO_MAX_DOWNLOAD_MB`` (default 16 GB), or one the
+disk has no room for.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import urllib.error
@@ -24,6 +27,22 @@ from avemo.errors import MediaError
 URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 TIMEOUT_S = 30.0  #: seconds without a byte before a download is given up
 _CHUNK = 1 << 20
+#: content types that are never media: a page (often a video site's watch page), or an API's answer
+_PAGES = ("text/html", "application/xhtml+xml", "application/json")
+
+
+def max_download_bytes() -> int:
+    """The largest download accepted: ``AVEMO_MAX_DOWNLOAD_MB`` megabytes (default 16384, 16 GB)."""
+    text = os.environ.get("AVEMO_MAX_DOWNLOAD_MB", "16384")
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = -1.0
+    if not mb > 0:
+        from avemo.errors import AvemoError
+
+        raise AvemoError(f"AVEMO_MAX_DOWNLOAD_MB must be a positive number of megabytes, got {text!r}")
+    return int(mb * 1e6)
 
 
 def is_url(item: object) -> bool:
@@ -41,10 +60,14 @@ def local_name(url: str) -> str:
     return f"{stem}-{digest}.{ext}" if dot and stem else f"{tail}-{digest}"
 
 
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n:,} bytes"
+
+
 def fetch(url: str, folder: Path, *, force: bool = False,
-          progress: Callable[[int, int | None], None] | None = None) -> Path:
+          progress: Callable[[int, int | None], None] | None = None, max_bytes: int | None = None) -> Path:
     """Download ``url`` (http or https) into ``folder`` and return the file; ``progress(bytes, total or None)``
-    as it comes."""
+    as it comes; more than ``max_bytes`` (default :func:`max_download_bytes`) is refused."""
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         raise MediaError(url, f"{scheme}:// is a stream, not a file to analyse: play it live with "
@@ -55,21 +78,38 @@ def fetch(url: str, folder: Path, *, force: bool = False,
     if not force and out.is_file() and note.is_file() and note.read_text().strip() == url:
         return out
     part = out.with_name(out.name + ".part")
+    limit = max_download_bytes() if max_bytes is None else max_bytes
     request = urllib.request.Request(url, headers={"User-Agent": "avemo"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, part.open("wb") as f:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
+            kind = response.headers.get_content_type()
+            if kind in _PAGES:
+                raise MediaError(url, f"is a web page ({kind}), not a media file: a video site's page is not its "
+                                      f"video; give the address of the file itself, or download it first")
+            if total is not None and total > limit:
+                raise MediaError(url, f"is {_mb(total)}, more than the {_mb(limit)} a download may be "
+                                      f"(AVEMO_MAX_DOWNLOAD_MB)")
+            free = shutil.disk_usage(folder).free
+            if total is not None and total > free:
+                raise MediaError(url, f"is {_mb(total)} and {folder} has only {_mb(free)} free")
             done = 0
             while chunk := response.read(_CHUNK):
                 f.write(chunk)
                 done += len(chunk)
+                if done > limit:
+                    raise MediaError(url, f"sent more than the {_mb(limit)} a download may be "
+                                          f"(AVEMO_MAX_DOWNLOAD_MB); stopped")
                 if progress is not None:
                     progress(done, total)
         if total is not None and done < total:
             raise MediaError(url, f"the download stopped after {done} of {total} bytes")
         if done == 0:
             raise MediaError(url, "the server sent an empty file")
+    except MediaError:
+        part.unlink(missing_ok=True)
+        raise
     except urllib.error.HTTPError as exc:
         part.unlink(missing_ok=True)
         raise MediaError(url, f"cannot be downloaded: HTTP {exc.code} {exc.reason}") from None

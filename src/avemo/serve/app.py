@@ -145,10 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         received = await receive_upload(request, store.new_incoming(), settings.max_upload_bytes)
         try:
             media = await run_in_threadpool(engine.check_media, received.path, received.filename)
-            if media["duration"] > settings.max_duration_s:
-                raise ApiError(422, "too_long", f"{received.filename}: {media['duration']:.1f} s of media; the "
-                                                f"limit is {settings.max_duration_s:g} s",
-                               limit_seconds=settings.max_duration_s)
+            _check_stretch(received.filename, media["duration"], options, settings.max_duration_s)
             job = await run_in_threadpool(store.create, received.path, filename=received.filename,
                                           size=received.size, media=media, options=options)
         except MediaError as exc:
@@ -288,6 +285,20 @@ def _stretch(start: float | None, end: float | None) -> dict[str, float]:
         raise ApiError(422, "invalid_request", f"start and end must give 0 <= start < end seconds, got start "
                                                f"{start}, end {end}")
     return {k: float(v) for k, v in (("start", start), ("end", end)) if v is not None}
+
+
+def _check_stretch(filename: str, duration: float, options: dict[str, Any], limit: float) -> None:
+    """The stretch a job analyses (``start`` / ``end`` of its options, else the whole file) lies within the file
+    and within the service's length limit."""
+    begin = options.get("start", 0.0)
+    if duration and begin > duration - 0.05:
+        raise ApiError(422, "invalid_request", f"{filename}: start {begin:g} s lies beyond its {duration:.2f} s")
+    length = min(options.get("end", duration), duration) - begin
+    if length > limit:
+        cut = " (or analyse a stretch of it with start and end)" if "start" not in options and "end" not in options \
+            else ""
+        raise ApiError(422, "too_long", f"{filename}: {length:.1f} s of media to analyse; the limit is {limit:g} s"
+                       + cut, limit_seconds=limit)
 
 
 def _media_error(exc: MediaError) -> ApiError:
