@@ -196,6 +196,49 @@ def test_voice_carries_on_when_the_video_stops(analyzer: LiveAnalyzer, clips: di
     assert any(e.source == "voice" for e in late)
 
 
+def test_all_faces_lists_every_face_by_track_and_keeps_the_main_face_fused(analyzer: LiveAnalyzer,
+                                                                           clips: dict[str, Path]) -> None:
+    """Two real faces side by side (the RAVDESS actor left, the CREMA-D one right) played live with
+    ``all_faces``: each event lists both, each on its own side under its own track for the whole clip, with a
+    label of its own; the event's face is the main face's; without ``all_faces`` there is no list."""
+    import cv2
+
+    from avemo.commands.live import event_line
+    from avemo.media import iter_frames
+
+    rav = [cv2.resize(f.image, (360, 360)) for f in iter_frames(clips["ravdess_mp4"], 10.0, end=2.0)]
+    cre = [cv2.resize(f.image, (480, 360)) for f in iter_frames(clips["cremad_hap"], 10.0, end=2.0)]
+    n = min(len(rav), len(cre))
+
+    def source() -> LiveSource:
+        frames = iter([("video", i / 10.0, np.concatenate([rav[i], cre[i]], axis=1)) for i in range(n)])
+        return LiveSource("two", [frames], has_video=True, has_audio=False, paced=True)
+
+    events: list[LiveEvent] = []
+    analyzer.run(source(), events.append, speed=2.0, all_faces=True)
+    _check_events(events)
+    listed = [e for e in events if e.faces]
+    assert len(listed) >= 0.8 * len(events) and all(len(e.faces) == 2 for e in listed)
+    sides: dict[int, set[str]] = {}
+    for e in listed:
+        assert sum(f["main"] for f in e.faces) == 1
+        for f in e.faces:
+            x0, y0, x1, y1 = f["box"]
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and f["label"] in EMOTIONS
+            _check_probs(f["face"])
+            if f["track"] not in sides:  # a track's first frame: its moving average is that frame
+                assert f["confidence"] == pytest.approx(max(f["face"].values()), abs=1e-4)
+                assert f["label"] == max(f["face"], key=f["face"].get)
+            sides.setdefault(f["track"], set()).add("left" if x1 <= 360 / 840 + 0.02 else "right")
+            if f["main"]:
+                assert e.face == f["face"]
+    assert len(sides) == 2 and sorted(map(sorted, sides.values())) == [["left"], ["right"]]
+    assert "faces: #" in event_line(listed[0]) and "*" in event_line(listed[0])
+    plain: list[LiveEvent] = []
+    analyzer.run(source(), plain.append, speed=2.0)
+    assert plain and all(e.faces is None for e in plain)
+
+
 def test_terminal_rendering(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> None:
     from rich.console import Console
 

@@ -465,6 +465,37 @@ def test_live_websocket_transcribes_with_text(server: ServerProcess, clips: dict
             assert msg["type"] == "error" and msg["code"] == "bad_message" and needle in msg["message"], msg
 
 
+def test_live_websocket_lists_every_face_with_all_faces(server: ServerProcess, clips: dict[str, Path]) -> None:
+    """``"all_faces": true``: two real faces side by side in the camera frames come back as two tracks, each with
+    its box on its own side of the frame and a label."""
+    import cv2
+    from websockets.sync.client import connect
+
+    from avemo.media import iter_frames
+
+    rav = [cv2.resize(f.image, (360, 360)) for f in iter_frames(clips["ravdess_mp4"], 5.0, end=2.0)]
+    cre = [cv2.resize(f.image, (480, 360)) for f in iter_frames(clips["cremad_hap"], 5.0, end=2.0)]
+    url = server.url.replace("http://", "ws://") + "/v1/live"
+    events: list[dict] = []
+    with connect(url, max_size=None, open_timeout=30) as ws:
+        ws.send(json.dumps({"type": "start", "video": True, "audio": False, "all_faces": True}))
+        while (msg := json.loads(ws.recv(timeout=120)))["type"] != "ready":
+            assert msg["type"] == "loading", msg
+        assert msg["all_faces"] is True
+        for i in range(min(len(rav), len(cre))):
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(np.concatenate([rav[i], cre[i]], axis=1), cv2.COLOR_RGB2BGR))
+            ws.send(_piece(1, i / 5.0, jpeg.tobytes()))
+            time.sleep(0.1)  # the feed keeps the freshest frame: give the analyzer time for each
+        ws.send(json.dumps({"type": "stop"}))
+        while (msg := json.loads(ws.recv(timeout=60)))["type"] != "summary":
+            events.append(msg)
+    listed = [e for e in events if e["faces"]]
+    assert listed and all(len(e["faces"]) == 2 and sum(f["main"] for f in e["faces"]) == 1 for e in listed)
+    left, right = sorted(listed[-1]["faces"], key=lambda f: f["box"][0])
+    assert left["box"][2] <= 360 / 840 + 0.02 < right["box"][0] + 0.04 and left["track"] != right["track"]
+    assert {left["label"], right["label"]} <= set(EMOTIONS)
+
+
 def test_live_websocket_refuses_bad_input(server: ServerProcess) -> None:
     from websockets.sync.client import connect
 

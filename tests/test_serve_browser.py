@@ -217,6 +217,29 @@ def test_live_tab_transcribes_when_asked(browser, server: ServerProcess) -> None
     _wait(lambda: status.text.startswith("stopped:"), 60, "the session summary")
 
 
+def test_live_tab_boxes_each_face_when_asked(browser, server: ServerProcess) -> None:
+    """The live tab's "all faces" option: the fake camera's face gets a box over the camera picture, in its
+    label's colour, with that label (the main face starred) above it."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    browser.find_element(By.ID, "tab-live").click()
+    browser.find_element(By.ID, "live-faces").click()
+    browser.find_element(By.ID, "live-start").click()
+    layer = browser.find_element(By.ID, "cam-faces")
+    _wait(lambda: layer.find_elements(By.CSS_SELECTOR, ".live-face"), 120, "a face box over the camera")
+    box = layer.find_element(By.CSS_SELECTOR, ".live-face")
+    label = box.get_attribute("data-label")
+    assert label in EMOTIONS and box.text.startswith(f"★ {label} ")
+    cam, rect = browser.find_element(By.ID, "cam").rect, box.rect
+    assert cam["x"] <= rect["x"] and rect["x"] + rect["width"] <= cam["x"] + cam["width"] + 1
+    assert cam["y"] <= rect["y"] and rect["y"] + rect["height"] <= cam["y"] + cam["height"] + 1
+    assert 0.1 * cam["height"] < rect["height"] < cam["height"]
+    browser.find_element(By.ID, "live-stop").click()
+    status = browser.find_element(By.ID, "live-status")
+    _wait(lambda: status.text.startswith("stopped:"), 60, "the session summary")
+
+
 def test_a_photo_shows_its_figure_not_a_timeline(browser, server: ServerProcess, clips: dict[str, Path],
                                                  tmp_path: Path) -> None:
     """A photo dropped on the page: the figure (the photo with its face box beside the probabilities) where a

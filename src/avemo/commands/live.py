@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "avemo analyze --text does (English text model; words count once the utterance ends)")
     p.add_argument("--language", default=None,
                    help="with --text: the speech's language as a Whisper code (en, de, ...); default detected")
+    p.add_argument("--all-faces", action="store_true",
+                   help="follow up to 4 faces: each event lists every face's track, box and label (the fused "
+                        "label stays the main face's with the voice)")
 
 
 def bars(probs: dict[str, float] | None) -> str:
@@ -47,11 +50,22 @@ def bars(probs: dict[str, float] | None) -> str:
     return " ".join(f"{name[:3]}{_BARS[min(8, round(p * 8))]}" for name, p in probs.items())
 
 
+def faces_text(ev: Any) -> str:
+    """``faces: #0 happy 0.81 | #1* neutral 0.55`` (``*``: the main face) with ``all_faces``, else ``""``."""
+    faces = getattr(ev, "faces", None)
+    if faces is None:
+        return ""
+    each = [f"#{f['track'] if f['track'] is not None else '?'}{'*' if f['main'] else ''} {f['label']} "
+            f"{f['confidence']:.2f}" for f in faces]
+    return "faces: " + (" | ".join(each) or "none")
+
+
 def event_line(ev: Any) -> str:
     """One terminal line for an event."""
     label = f"{ev.label:<9} {ev.confidence:.2f}" if ev.label else f"{'—':<9} {'':4}"
     words = f'  "{ev.transcript}"' if getattr(ev, "transcript", None) else ""
-    return f"{ev.time:7.2f}s  {label}  {ev.source:<5} {ev.latency_ms:6.0f} ms  {bars(ev.smoothed)}{words}"
+    faces = f"  {faces_text(ev)}" if getattr(ev, "faces", None) is not None else ""
+    return f"{ev.time:7.2f}s  {label}  {ev.source:<5} {ev.latency_ms:6.0f} ms  {bars(ev.smoothed)}{words}{faces}"
 
 
 def _panel(ev: Any):
@@ -71,9 +85,13 @@ def _panel(ev: Any):
             p = probs.get(name) if probs else None
             row.append("" if p is None else f"{'█' * round(p * 12):<12} {p:.2f}")
         table.add_row(*row)
+    captions = []
     if ev.transcript is not None:
         said = ev.transcript or "(no words)"
-        table.caption = f'said: "{said}"' + ("" if ev.text_emotion_words else " (no feeling stated: not fused)")
+        captions.append(f'said: "{said}"' + ("" if ev.text_emotion_words else " (no feeling stated: not fused)"))
+    if ev.faces is not None:
+        captions.append(faces_text(ev) + "  (* the main face, the one fused)")
+    table.caption = "\n".join(captions) or None
     return table
 
 
@@ -93,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                                 ("fusion", args.fusion_model)) if v}
     analyzer = LiveAnalyzer(models or "default", fps=args.fps, hop=args.hop, smooth=args.smooth,
                             window=args.window, threads=args.threads, face_tta=args.face_tta, text=args.text,
-                            language=args.language)
+                            language=args.language, all_faces=args.all_faces)
     out = None
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,10 @@ class LiveEvent:
     text: dict[str, float] | None = None  #: the emotions of the latest utterance's words (live ``text``)
     transcript: str | None = None  #: those words, while they count (``window`` s after the utterance)
     text_emotion_words: int | None = None  #: how many of them state a feeling (none: the text sits out)
+    #: live ``all_faces``: every face of the frame, by track: ``track``, ``main`` (the face of ``face``), ``box``
+    #: (x0, y0, x1, y1 as fractions of the frame's width and height), ``label`` and ``confidence`` (the track's
+    #: own moving average) and ``face`` (this frame's probabilities); ``[]`` when the event has no face
+    faces: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

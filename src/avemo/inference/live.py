@@ -54,6 +54,7 @@ from avemo.labels import EMOTIONS
 from avemo.media.live import Item, LiveSource, open_source, parse_source
 
 _EPS = 1e-6
+MAX_FACES = 4  #: faces followed with ``all_faces`` (as the offline analysis)
 
 
 # ---- hand-over between threads ---------------------------------------------------------------------
@@ -217,13 +218,17 @@ class LiveAnalyzer:
             after ``max_utterance`` s, and its words count for events up to ``window`` s after it (the default
             of :meth:`run`, which can turn it on or off per run).
         language: with ``text``, the speech's language (a Whisper code); None: detected per utterance.
+        all_faces: follow up to 4 faces: each event's ``faces`` lists every face in the frame (its track, box,
+            probabilities and smoothed label); the event's own face columns stay the main face's (the default
+            of :meth:`run`, which can turn it on or off per run).
     """
 
     def __init__(self, models: str | dict[str, str] = "default", *, fps: float = 5.0, hop: float = 1.0,
                  smooth: float = 1.0, window: float = 3.0, min_speech: float = 0.25,
                  detect_side: int = 320, decode_side: int = 720, threads: int | None = 1,
                  backend: str = "onnx", face_tta: str | None = None, text: bool = False,
-                 language: str | None = None, pause: float = 0.5, max_utterance: float = 10.0) -> None:
+                 language: str | None = None, pause: float = 0.5, max_utterance: float = 10.0,
+                 all_faces: bool = False) -> None:
         for name, value in (("fps", fps), ("hop", hop), ("window", window)):
             if not (value > 0 and math.isfinite(value)):
                 raise AvemoError(f"live setting {name} must be a positive number, got {value!r}")
@@ -241,7 +246,7 @@ class LiveAnalyzer:
         self.pause, self.max_utterance = float(pause), float(max_utterance)
         if language is not None and not text:
             raise AvemoError("live setting language applies to text (the transcript's language)")
-        self.text, self.language = text, language
+        self.text, self.language, self.all_faces = text, language, bool(all_faces)
         self._text_models: dict[str | None, Any] = {}
         self._text_lock = threading.Lock()
         self._text_warm = False
@@ -279,11 +284,12 @@ class LiveAnalyzer:
 
     def run(self, source: str | Path | LiveSource, on_event: Callable[[LiveEvent], None] | None = None,
             duration: float | None = None, *, mic: str | None = None, speed: float = 1.0,
-            text: bool | None = None, language: str | None = None) -> LiveSummary:
+            text: bool | None = None, language: str | None = None, all_faces: bool | None = None) -> LiveSummary:
         """Play ``source`` (see :func:`parse_source`, or a :class:`LiveSource`), call ``on_event`` for
         every label, and return a :class:`LiveSummary`. Stops at the end of the source, after
         ``duration`` s of media time, or on Ctrl-C (``interrupted``). ``speed`` > 1 plays files and
-        streams faster than real time. ``text`` / ``language``: this run's (default: the analyzer's)."""
+        streams faster than real time. ``text`` / ``language`` / ``all_faces``: this run's (default: the
+        analyzer's)."""
         if not (speed > 0 and math.isfinite(speed)):
             raise AvemoError(f"live setting speed must be a positive number, got {speed!r}")
         text = self.text if text is None else text
@@ -300,7 +306,8 @@ class LiveAnalyzer:
         session = None
         try:
             self._warm_up()
-            session = _Session(self, opened, on_event, text_model)
+            session = _Session(self, opened, on_event, text_model,
+                               self.all_faces if all_faces is None else bool(all_faces))
             session.warm_up()
             return session.play(duration, speed if opened.paced else None)
         finally:
@@ -312,13 +319,17 @@ class _Session:
     """The consumer's state during one run."""
 
     def __init__(self, owner: LiveAnalyzer, opened: LiveSource, on_event: Callable[[LiveEvent], None] | None,
-                 text_model: Any = None):
+                 text_model: Any = None, all_faces: bool = False):
         from avemo.audio import VoiceActivityDetector
         from avemo.faces import FaceScanner
 
         self.a, self.opened, self.on_event = owner, opened, on_event
+        self.all_faces = all_faces
         self.scanner = FaceScanner(mode="video", size=owner.face_model.crop_size, grey=True,
-                                   max_side=owner.detect_side) if opened.has_video else None
+                                   max_side=owner.detect_side, max_faces=MAX_FACES if all_faces else 1,
+                                   ) if opened.has_video else None
+        self.last_faces: list[dict[str, Any]] | None = None  # with all_faces: every face of the last frame
+        self.track_ema: dict[int, tuple[np.ndarray, float]] = {}  # track -> smoothed face probabilities, time
         self.vad = VoiceActivityDetector() if opened.has_audio else None
         self.period = 1.0 / owner.fps
         self.face_labels = owner.face_model.labels  # the fusion treats absent classes itself
@@ -508,13 +519,41 @@ class _Session:
         self._timed("faces", t0)
         self.processed += 1
         face = None
-        crop = ff.main_crop
-        if crop is not None:
+        if self.all_faces:
+            face = self._every_face(ff)
+        elif (crop := ff.main_crop) is not None:
             t0 = time.perf_counter()
             face = self.a.face_model.predict(crop[None], self.a.face_model.features([ff.main]))[0]
             self._timed("face model", t0)
         self.last_face = face
         self._emit(frame.time, face, frame.wall)
+
+    def _every_face(self, ff: Any) -> np.ndarray | None:
+        """All faces of a frame through the face network in one batch, into :attr:`last_faces` (each with its
+        own moving average, by track); returns the main face's probabilities."""
+        faces, main = list(ff.faces), ff.main
+        self.last_faces = []
+        if not faces:
+            return None
+        t0 = time.perf_counter()
+        probs = self.a.face_model.predict(np.stack(ff.crops), self.a.face_model.features(faces))
+        self._timed("face model", t0)
+        h, w = ff.size
+        for face, p in sorted(zip(faces, probs), key=lambda fp: (fp[0].track_id is None, fp[0].track_id or 0)):
+            smoothed = np.nan_to_num(p.astype(np.float64))
+            if face.track_id is not None:
+                before = self.track_ema.get(int(face.track_id))
+                if before is not None and self.a.smooth > 0:
+                    alpha = 1.0 - math.exp(-max(ff.time - before[1], 0.0) / self.a.smooth)
+                    smoothed = before[0] + alpha * (smoothed - before[0])
+                self.track_ema[int(face.track_id)] = (smoothed, ff.time)
+            k = int(smoothed.argmax())
+            x0, y0, x1, y1 = face.box
+            self.last_faces.append({
+                "track": None if face.track_id is None else int(face.track_id), "main": face is main,
+                "box": [round(min(max(v / d, 0.0), 1.0), 4) for v, d in ((x0, w), (y0, h), (x1, w), (y1, h))],
+                "label": EMOTIONS[k], "confidence": round(float(smoothed[k]), 5), "face": as_dict(p)})
+        return probs[faces.index(main)] if main is not None else None
 
     def _emit(self, t: float, face: np.ndarray | None, captured: float) -> None:
         nan = np.full((1, len(EMOTIONS)), np.nan, np.float32)
@@ -555,7 +594,8 @@ class _Session:
                           weights=weights,
                           uncertain=None if confidence is None else confidence < self.a.fusion.UNCERTAIN_BELOW,
                           text=as_dict(text), transcript=None if words is None else words.transcript,
-                          text_emotion_words=None if words is None else int(words.emotion_words))
+                          text_emotion_words=None if words is None else int(words.emotion_words),
+                          faces=((self.last_faces or []) if face is not None else []) if self.all_faces else None)
         self.latencies.append(latency)
         self.event_time = t
         self.events += 1

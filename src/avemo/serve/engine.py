@@ -302,12 +302,13 @@ class LiveFeed:
     per stream. ``on_event(dict)`` gets each :class:`~avemo.inference.live.LiveEvent` as a dict, from
     the feed's thread; ``on_end(summary | None, error | None)`` once at the end. Pieces that arrive
     while the analyzer is behind wait in a short queue; beyond it they are dropped (counted). ``text`` /
-    ``language``: transcribe each utterance too (:meth:`~avemo.inference.live.LiveAnalyzer.run`).
+    ``language``: transcribe each utterance too; ``all_faces``: list every face in each event
+    (:meth:`~avemo.inference.live.LiveAnalyzer.run`).
     """
 
     def __init__(self, analyzer: Any, *, video: bool, audio: bool, on_event: Callable[[dict[str, Any]], None],
                  on_end: Callable[[dict[str, Any] | None, str | None], None], max_seconds: float,
-                 text: bool = False, language: str | None = None) -> None:
+                 text: bool = False, language: str | None = None, all_faces: bool = False) -> None:
         from avemo.media.live import LiveSource
 
         if not (video or audio):
@@ -322,7 +323,7 @@ class LiveFeed:
         self.bad_frames = 0
         self._source = LiveSource("websocket", readers, has_video=video, has_audio=audio, paced=False)
         self._analyzer, self._on_event, self._on_end, self._max = analyzer, on_event, on_end, max_seconds
-        self._text, self._language = text, language
+        self._text, self._language, self._all_faces = text, language, all_faces
         self.sample_rate = int(analyzer.sample_rate)
         self._thread = threading.Thread(target=self._run, name="avemo-serve-live", daemon=True)
         self._closed = False
@@ -384,7 +385,8 @@ class LiveFeed:
     def _run(self) -> None:
         try:
             summary = self._analyzer.run(self._source, lambda ev: self._on_event(ev.to_dict()), self._max,
-                                         text=self._text, language=self._language if self._text else None)
+                                         text=self._text, language=self._language if self._text else None,
+                                         all_faces=self._all_faces)
         except Exception as exc:  # reported to the client; the server goes on
             log.exception("live session failed")
             self._closed = True

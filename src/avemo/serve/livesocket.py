@@ -5,8 +5,9 @@ Protocol (all times are the client's media clock, seconds from the session's sta
 
     client                                            server
     {"type": "start", "video": true, "audio": true,
-     "text": false, "language": null}              ─►  text: also transcribe each utterance (language: a
-                                                       Whisper code; default detected)
+     "text": false, "language": null,             ─►  text: also transcribe each utterance (language: a
+     "all_faces": false}                                Whisper code; default detected); all_faces: list
+                                                       every face (up to 4) in each event
                                                    ◄─ {"type": "loading"}  (first session: models load)
                                                    ◄─ {"type": "ready", "sample_rate": 16000, "fps": 5, ...}
     binary: 0x01 | float64 LE time | JPEG bytes    ─►  a camera frame captured at `time`
@@ -15,7 +16,9 @@ Protocol (all times are the client's media clock, seconds from the session's sta
                                                        "source", "face", "voice", "fused", "smoothed",
                                                        "latency_ms", "speech_fraction", "weights",
                                                        "uncertain"; with text: "text", "transcript",
-                                                       "text_emotion_words"}
+                                                       "text_emotion_words"; with all_faces: "faces", each
+                                                       {"track", "main", "box" (fractions of the frame),
+                                                       "label", "confidence", "face"}}
     {"type": "stop"}                               ─►
                                                    ◄─ {"type": "summary", ...}  then the socket closes
 
@@ -123,6 +126,7 @@ async def live_session(ws: WebSocket, settings: Settings, slots: asyncio.Semapho
                 raise ValueError
             video, audio = bool(start.get("video", True)), bool(start.get("audio", True))
             text, language = bool(start.get("text", False)), start.get("language")
+            all_faces = bool(start.get("all_faces", False))
             if language is not None and not isinstance(language, str):
                 raise ValueError
         except (TimeoutError, ValueError, TypeError, KeyError):
@@ -148,12 +152,13 @@ async def live_session(ws: WebSocket, settings: Settings, slots: asyncio.Semapho
         out: asyncio.Queue = asyncio.Queue()
         feed = engine.LiveFeed(
             analyzer, video=video, audio=audio, max_seconds=settings.live_max_s, text=text, language=language,
+            all_faces=all_faces and video,
             on_event=lambda ev: loop.call_soon_threadsafe(out.put_nowait, ("event", ev)),
             on_end=lambda summary, error: loop.call_soon_threadsafe(out.put_nowait, ("end", summary, error)))
         feed.start()
         await ws.send_json({"type": "ready", "sample_rate": feed.sample_rate, "fps": analyzer.fps,
                             "hop": analyzer.hop, "window": analyzer.window, "models": analyzer.model_names,
-                            "text": text and audio,
+                            "text": text and audio, "all_faces": all_faces and video,
                             "max_seconds": settings.live_max_s})
         sender = asyncio.create_task(_send_events(ws, out))
         receiver = asyncio.create_task(_receive_pieces(ws, feed, settings))

@@ -585,8 +585,10 @@ async function liveStart() {
   liveStatus("connecting");
   const hasAudio = live.stream.getAudioTracks().length > 0;
   const text = hasAudio && $("live-text").checked;
+  const allFaces = $("live-faces").checked;
   $("live-words").hidden = true;
-  ws.onopen = () => ws.send(JSON.stringify({ type: "start", video: true, audio: hasAudio, text }));
+  $("cam-faces").replaceChildren();
+  ws.onopen = () => ws.send(JSON.stringify({ type: "start", video: true, audio: hasAudio, text, all_faces: allFaces }));
   ws.onmessage = (msg) => onLiveMessage(JSON.parse(msg.data), hasAudio);
   ws.onclose = () => { if (!live.summary) liveStatus("stopped"); liveCleanup(); };
   ws.onerror = () => liveError("The connection to the server failed.");
@@ -700,6 +702,7 @@ function showLiveEvent(ev) {
       (fused ? ` (words weigh ${pct(ev.weights.text)})` : " (no feeling stated: not fused)");
     $("live-words").hidden = false;
   }
+  if (ev.faces) showLiveFaces(ev.faces);
   state.labels = state.labels.length ? state.labels : Object.keys(COLORS);
   $("live-bars").replaceChildren(...bars(ev.smoothed).childNodes);
   live.latencies.push(ev.latency_ms);
@@ -712,6 +715,25 @@ function showLiveEvent(ev) {
   const rtt = median(live.rtts);
   $("live-rtt").textContent = rtt == null ? "—" : `median ${Math.round(rtt)} ms`;
   $("live").dataset.medianRtt = rtt == null ? "" : String(Math.round(rtt));
+}
+
+// with "all faces": a box per face over the camera picture, in its own label's colour, the label above it
+function showLiveFaces(faces) {
+  const cam = $("cam");
+  if (!cam.videoWidth) return;
+  const ew = cam.clientWidth, eh = cam.clientHeight;  // the picture inside the element (letterboxed)
+  const k = Math.min(ew / cam.videoWidth, eh / cam.videoHeight);
+  const pw = cam.videoWidth * k, ph = cam.videoHeight * k, ox = (ew - pw) / 2, oy = (eh - ph) / 2;
+  $("cam-faces").replaceChildren(...faces.map((f) => {
+    const [x0, y0, x1, y1] = f.box;
+    const color = COLORS[f.label] || "#fff";
+    const box = el("div", { class: "facebox live-face", "data-track": String(f.track), "data-label": f.label },
+      el("span", { class: "tag" }, `${f.main ? "★ " : ""}${f.label} ${f.confidence.toFixed(2)}`));
+    Object.assign(box.style, { left: `${ox + x0 * pw}px`, top: `${oy + y0 * ph}px`, width: `${(x1 - x0) * pw}px`,
+                               height: `${(y1 - y0) * ph}px`, borderColor: color, backgroundColor: "transparent" });
+    box.querySelector(".tag").style.backgroundColor = color;
+    return box;
+  }));
 }
 
 function liveStop() {
