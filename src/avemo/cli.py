@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "live": "live",
     "analyze": "analyze",
     "batch": "batch",
+    "score": "score",
     "demo": "demo",
     "inspect": "inspect_media",
     "export": "export",

@@ -24,15 +24,18 @@ REQUIRED = ("path", "label", "speaker")
 
 
 def read_manifest(csv_path: str | Path, *, corpus: str = "manifest", label_corpus: str | None = None,
-                  check_files: bool = True) -> Corpus:
-    """Read a manifest CSV (``path,label,speaker[,corpus,modality,take,split,text]``)."""
+                  check_files: bool = True, require_speaker: bool = True) -> Corpus:
+    """Read a manifest CSV (``path,label,speaker[,corpus,modality,take,split,text]``); without
+    ``require_speaker`` the speaker column may be absent or empty (the speaker is then ``<corpus>:unknown``: fine
+    for scoring a model, never for splitting speakers)."""
     if label_corpus is not None:
         corpus_labels(label_corpus)  # KeyError naming the known corpora
     csv_path = require_file(csv_path, "a manifest CSV with columns path,label,speaker")
     table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    missing = [c for c in REQUIRED if c not in table.columns]
+    required = REQUIRED if require_speaker else ("path", "label")
+    missing = [c for c in required if c not in table.columns]
     if missing:
-        raise DatasetError(csv_path, f"missing columns {missing}; required: {', '.join(REQUIRED)}")
+        raise DatasetError(csv_path, f"missing columns {missing}; required: {', '.join(required)}")
     base = csv_path.parent
     out = Collector(corpus, csv_path)
     for row, rec in enumerate(table.to_dict("records")):
@@ -60,10 +63,11 @@ def read_manifest(csv_path: str | Path, *, corpus: str = "manifest", label_corpu
         if label is None:
             out.exclude(where, "unmapped_label", f"{raw} has no canonical class")
             continue
-        speaker = rec["speaker"].strip()
-        if not speaker:
+        speaker = rec.get("speaker", "").strip()
+        if not speaker and require_speaker:
             out.exclude(where, "bad_name", "empty speaker")
             continue
+        speaker = speaker or "unknown"
         if not speaker.startswith(f"{row_corpus}:"):
             speaker = f"{row_corpus}:{speaker}"
         modality = rec.get("modality", "").strip().lower() or modality_from_suffix(path)

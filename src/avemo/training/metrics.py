@@ -45,8 +45,9 @@ def summarize_folds(folds: Sequence[dict], keys: Sequence[str] = ("accuracy", "m
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path,
-                   title: str = "") -> Path:
-    """Write a row-normalised confusion matrix, with counts, as a PNG."""
+                   title: str = "", columns: Sequence[str] | None = None) -> Path:
+    """Write a row-normalised confusion matrix, with counts, as a PNG (rows ``labels``; columns ``columns``,
+    default the same)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,9 +55,10 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
 
     cm = np.asarray(confusion, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(labels), 0.8 + 0.7 * len(labels)))
+    columns = list(labels) if columns is None else list(columns)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(columns), 0.8 + 0.7 * len(labels)))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")

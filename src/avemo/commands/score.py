@@ -1,0 +1,151 @@
+"""``avemo score``: the shipped (or given) models on your labelled recordings: accuracy, macro-F1 and UAR per
+modality, every failure counted, one row per clip kept."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+HELP = ("score the models on labelled recordings (a corpus folder, a manifest CSV or a corpus name): accuracy, "
+        "macro-F1 and UAR of the face, the voice and the fused answer")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", metavar="DATA",
+                   help="a manifest CSV (columns path,label; speaker optional), a corpus folder (with --corpus), or "
+                        "a corpus name found under $AVEMO_DATA (ravdess, cremad, savee, ...)")
+    p.add_argument("--corpus", default=None,
+                   help="how the folder's files are labelled: ravdess, cremad, savee, enterface, mead, meld, "
+                        "baum1s, fer2013 (for a manifest: the corpus name its rows get)")
+    p.add_argument("--label-names", default=None, metavar="CORPUS",
+                   help="a manifest's labels are this corpus's own names (meld: joy, anger, ...) rather than "
+                        "avemo's (happy, angry, ...)")
+    p.add_argument("--kind", choices=("audio", "video", "av", "image"), default=None,
+                   help="score only the files of this kind (a corpus with audio-only, video-only and "
+                        "audio-visual copies of each take)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="score N clips, the classes as even as the data allows (a seeded draw)")
+    p.add_argument("--seed", type=int, default=0, help="the draw of --limit (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default: avemo-score/<data's name>)")
+    p.add_argument("--force", action="store_true", help="score every clip again (else finished clips are kept)")
+    p.add_argument("--text", action="store_true", help="also transcribe the speech and score the text's answer")
+    p.add_argument("--language", default=None, help="with --text: the speech's language (a Whisper code)")
+    p.add_argument("--face-model", default=None, help="face bundle name or folder")
+    p.add_argument("--voice-model", default=None, help="voice bundle name or folder")
+    p.add_argument("--fusion-model", default=None, help="fusion bundle name or folder")
+
+
+def load_data(data: str, corpus: str | None, label_names: str | None) -> Any:
+    """The labelled samples ``data`` names (see the command's help), as a :class:`~avemo.datasets.Corpus`."""
+    from avemo.datasets import DEFAULT_DIRS, READERS, read_corpus, read_manifest
+    from avemo.errors import AvemoError
+
+    known = [k for k in READERS if k not in ("manifest", "carer")]
+    path = Path(data).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise AvemoError(f"{path}: a manifest is a .csv file (columns path,label); for one media file use "
+                             "avemo analyze")
+        return read_manifest(path, corpus=corpus or "manifest", label_corpus=label_names, check_files=False,
+                             require_speaker=False)
+    if label_names:
+        raise AvemoError("--label-names applies to a manifest CSV (a corpus folder's reader knows its labels)")
+    if path.is_dir():
+        if corpus is None:
+            guess = [k for k in known if path.name.lower() in (k, DEFAULT_DIRS.get(k, k).lower())]
+            if not guess:
+                raise AvemoError(f"{path}: say how its files are labelled with --corpus ({', '.join(known)}), or "
+                                 "give a manifest CSV (columns path,label)")
+            corpus = guess[0]
+        return read_corpus(corpus, path)
+    if corpus is None and data.lower() in [*known, "crema-d", "fer"]:
+        return read_corpus(data)
+    raise AvemoError(f"{data}: not a manifest CSV, a folder or a corpus name ({', '.join(known)})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from avemo.datasets.base import TEXT_EXTS
+    from avemo.errors import AvemoError
+    from avemo.inference.analyzer import Analyzer
+    from avemo.inference.scoring import ScoreInterrupted, score, seen_corpora, select
+
+    console = Console(stderr=True)
+    if args.language and not args.text:
+        raise AvemoError("--language applies to --text (the transcript's language); add --text")
+    corpus = load_data(args.data, args.corpus, args.label_names)
+    samples = [s for s in corpus if args.kind is None or s.modality == args.kind]
+    tables = [s for s in samples if s.modality == "text" or s.path.suffix.lower() in TEXT_EXTS]
+    if tables:
+        raise AvemoError(f"{tables[0].path}: {len(tables)} of the samples are rows of a table, not media files; "
+                         "avemo score analyses recordings and photos (FER-2013: its image release)")
+    if not samples:
+        raise AvemoError(f"{args.data}: no labelled media files found" + (f" of kind {args.kind}" if args.kind else ""))
+    if corpus.excluded:  # counted by the reader's log line; the first says why
+        first = corpus.excluded[0]
+        console.print(f"left out while reading, for one: {first.path}: {first.reason}" +
+                      (" (--label-names CORPUS reads a corpus's own label names)" if first.kind == "bad_label" else ""),
+                      soft_wrap=True)
+    samples = select(samples, args.limit, args.seed)
+    models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
+                                ("fusion", args.fusion_model)) if v}
+    analyzer = Analyzer(models or "default", text=args.text, language=args.language)
+    if args.text:
+        analyzer.text_model  # noqa: B018  (an unknown --language fails here, before any file)
+    name = Path(args.data).stem if Path(args.data).is_file() else Path(args.data).name
+    out = Path(args.out) if args.out else Path("avemo-score") / (args.corpus or name)
+    for corpus_name, bundles in seen_corpora(samples, analyzer.model_names).items():
+        console.print(f"[yellow]note[/yellow]: {', '.join(bundles)} learnt from {corpus_name}: its scores on these "
+                      "clips are not held out (a model's own training data)", soft_wrap=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("scoring", total=len(samples))
+
+        def step(row: dict) -> None:
+            progress.update(task, advance=1, description=f"{row['status']}: {Path(row['path']).name}")
+            if row["status"] == "failed":
+                progress.console.print(f"[red]failed[/red] {row['error']}", soft_wrap=True)
+
+        try:
+            report = score(samples, analyzer, out, force=args.force, on_clip=step)
+            progress.update(task, completed=len(samples))
+        except ScoreInterrupted as stop:
+            report = stop.report
+    _print(console, report.metrics)
+    console.print(f"{report.scored} scored, {report.reused} kept from an earlier run, {len(report.failed)} failed "
+                  f"-> {out}: predictions.csv (one row per clip), metrics.json, confusion_*.png", soft_wrap=True)
+    if report.interrupted:
+        console.print(f"interrupted with {report.metrics['not_scored']} clips not scored: run the same command "
+                      "again to go on", soft_wrap=True)
+        return 130
+    return 1 if report.failed else 0
+
+
+def _print(console: Any, m: dict) -> None:
+    from rich.table import Table
+
+    if not m.get("classes"):
+        console.print("no clip was scored")
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in m["label_counts"].items())
+    table = Table(title=f"{m['clips']} clips, {len(m['classes'])} classes ({counts}); chance UAR "
+                        f"{100 * m['chance_uar']:.1f} %", title_justify="left")
+    for col in ("modality", "answered", "accuracy", "UAR", "macro-F1", "8-way accuracy", "8-way UAR"):
+        table.add_column(col, justify="left" if col == "modality" else "right")
+    never = [x for x in ("face", "voice", "text") if x in m and m[x]["within"]["answered"] == 0]
+    for modality in ("face", "voice", "text", "fused"):
+        if modality in m and modality not in never:
+            w, o = m[modality]["within"], m[modality]["open"]
+            table.add_row(modality, f"{100 * w['answered']:.0f} %", f"{100 * w['accuracy']:.1f}",
+                          f"{100 * w['uar']:.1f}", f"{100 * w['macro_f1']:.1f}", f"{100 * o['accuracy']:.1f}",
+                          f"{100 * o['uar']:.1f}")
+    table.caption = ("within the data's classes (the answer's argmax over them); 8-way: over all eight; a clip "
+                     "without a face or speech counts as wrong for that modality")
+    console.print(table)
+    if never:
+        what = {"face": "a face", "voice": "speech", "text": "words"}
+        console.print(f"no clip had {' or '.join(what[x] for x in never)} (audio-only or silent data?): not scored",
+                      soft_wrap=True)
