@@ -147,7 +147,7 @@ def test_a_corpus_the_models_learnt_from_is_named_as_not_held_out(tmp_path, caps
     out = tmp_path / "ravdess"
     assert main(["score", "ravdess", "--limit", "16", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "voice.multi6, fusion.reliability learnt from ravdess" in err and "not held out" in err
+    assert "voice.multi6, fusion.reliability learnt from ravdess" in err and "not held out" in err, err
     assert "no clip had a face" in err
     m = json.loads((out / "metrics.json").read_text())
     assert m["clips"] == 16 and set(m["label_counts"].values()) == {2} and "face" not in [

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=("audio", "video", "av", "image"), default=None,
                    help="score only the files of this kind (a corpus with audio-only, video-only and "
                         "audio-visual copies of each take)")
+    p.add_argument("--split", default=None,
+                   help="score only this predefined split of the corpus (fer2013: private_test or public_test; "
+                        "meld: test; a manifest: its split column)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="score N clips, the classes as even as the data allows (a seeded draw)")
     p.add_argument("--seed", type=int, default=0, help="the draw of --limit (default 0)")
@@ -77,13 +80,17 @@ def run(args: argparse.Namespace) -> int:
     if args.language and not args.text:
         raise AvemoError("--language applies to --text (the transcript's language); add --text")
     corpus = load_data(args.data, args.corpus, args.label_names)
-    samples = [s for s in corpus if args.kind is None or s.modality == args.kind]
+    samples = [s for s in corpus if (args.kind is None or s.modality == args.kind)
+               and (args.split is None or s.split == args.split)]
     tables = [s for s in samples if s.modality == "text" or s.path.suffix.lower() in TEXT_EXTS]
     if tables:
         raise AvemoError(f"{tables[0].path}: {len(tables)} of the samples are rows of a table, not media files; "
                          "avemo score analyses recordings and photos (FER-2013: its image release)")
     if not samples:
-        raise AvemoError(f"{args.data}: no labelled media files found" + (f" of kind {args.kind}" if args.kind else ""))
+        splits = sorted({str(s.split) for s in corpus if s.split})
+        raise AvemoError(f"{args.data}: no labelled media files found" + (f" of kind {args.kind}" if args.kind else "")
+                         + (f" in split {args.split!r} (its splits: {', '.join(splits) or 'none'})" if args.split
+                            else ""))
     if corpus.excluded:  # counted by the reader's log line; the first says why
         first = corpus.excluded[0]
         console.print(f"left out while reading, for one: {first.path}: {first.reason}" +
@@ -98,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     name = Path(args.data).stem if Path(args.data).is_file() else Path(args.data).name
     out = Path(args.out) if args.out else Path("avemo-score") / (args.corpus or name)
     for corpus_name, bundles in seen_corpora(samples, analyzer.model_names).items():
-        console.print(f"[yellow]note[/yellow]: {', '.join(bundles)} learnt from {corpus_name}: its scores on these "
-                      "clips are not held out (a model's own training data)", soft_wrap=True)
+        console.print(f"[yellow]note[/yellow]: {', '.join(bundles)} learnt from {corpus_name} (their cards say so): "
+                      "where these clips were among their training data, the scores are not held out", soft_wrap=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("scoring", total=len(samples))
@@ -147,5 +154,4 @@ def _print(console: Any, m: dict) -> None:
     console.print(table)
     if never:
         what = {"face": "a face", "voice": "speech", "text": "words"}
-        console.print(f"no clip had {' or '.join(what[x] for x in never)} (audio-only or silent data?): not scored",
-                      soft_wrap=True)
+        console.print(f"no clip had {' or '.join(what[x] for x in never)}: not scored", soft_wrap=True)
