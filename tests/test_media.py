@@ -594,3 +594,23 @@ def test_a_download_that_is_a_web_page_or_too_large_is_refused_with_the_reason(h
         httpd.shutdown()
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [p.name for p in folder.glob("big-*.mp4*")])  # no .part left behind
+
+
+def test_a_public_only_download_refuses_local_and_private_addresses(http_site, tmp_path):
+    """``public_only`` (what the service fetches with): the address each connection reached is judged, so a
+    loopback server (by address or by name) is refused before any request is sent (a redirect opens its own
+    connection, judged alike)."""
+    from avemo.media.fetch import fetch, is_public
+
+    base, site, requested = http_site
+    (site / "clip.mp4").write_bytes(b"\0" * 100)
+    port = base.rsplit(":", 1)[1]
+    for url in (f"{base}/clip.mp4", f"http://localhost:{port}/clip.mp4"):
+        with pytest.raises(MediaError, match=r"at (127\.0\.0\.1|::1), not a public address"):
+            fetch(url, tmp_path / "d", public_only=True)
+    assert not requested  # refused before a request was sent
+    assert fetch(f"{base}/clip.mp4", tmp_path / "d").stat().st_size == 100  # the default fetches anywhere
+    assert not any(is_public(a) for a in ("127.0.0.1", "10.1.2.3", "192.168.0.5", "172.16.0.1", "169.254.169.254",
+                                          "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
+                                          "224.0.0.1"))
+    assert all(is_public(a) for a in ("8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "::ffff:8.8.8.8"))

@@ -26,7 +26,8 @@ MAX_DURATION_S = 4.5
 def server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> ServerProcess:
     root = tmp_path_factory.mktemp("serve-api")
     srv = ServerProcess(root / "data", workers=1, env={"AVEMO_SERVE_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
-                                                        "AVEMO_SERVE_MAX_DURATION": str(MAX_DURATION_S)})
+                                                        "AVEMO_SERVE_MAX_DURATION": str(MAX_DURATION_S),
+                                                        "AVEMO_SERVE_URLS": "any"})  # the test site is local
     srv.start()
     yield srv
     srv.stop()
@@ -328,6 +329,38 @@ def test_bad_uploads_answer_clear_4xx(server: ServerProcess, clips: dict[str, Pa
                       headers={"Content-Type": "application/octet-stream"}, timeout=30)
     _error(r, 413, "too_large")
     # nothing was kept of any of them
+    assert requests.get(f"{server.url}/v1/jobs", timeout=30).json()["counts"] == before
+    assert not list((server.data_dir / "incoming").iterdir())
+
+
+def test_a_job_from_a_url(server: ServerProcess, clips: dict[str, Path], http_site) -> None:
+    """``?url=``: the server fetches the file (here from a real local site: this server allows private
+    addresses) and analyses it as an upload, named by the URL's file name; a missing file, a URL that is not
+    http(s), a body beside the url and a file over the upload limit are refused with the reason, leaving
+    nothing behind."""
+    import shutil
+
+    base, site, served = http_site
+    shutil.copy(clips["cremad_hap"], site / "happy clip.flv")
+    r = requests.post(f"{server.url}/v1/analyze", params={"url": f"{base}/happy%20clip.flv", "wait": "true"},
+                      timeout=120)
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["status"] == "done" and job["filename"] == "happy clip.flv" and served == ["/happy%20clip.flv"]
+    assert job["options"]["url"] == f"{base}/happy%20clip.flv"
+    direct = _post(server, clips["cremad_hap"], wait=True).json()
+    assert [w["label"] for w in job["result"]["windows"]] == [w["label"] for w in direct["result"]["windows"]]
+    before = requests.get(f"{server.url}/v1/jobs", timeout=30).json()["counts"]
+    (site / "big.flv").write_bytes(b"\0" * int(MAX_UPLOAD_MB * 1e6 + 10))
+    for params, status, code, needle in (
+            ({"url": f"{base}/missing.flv"}, 422, "download_failed", "HTTP 404"),
+            ({"url": "ftp://example.org/a.mp4"}, 422, "bad_url", "not an http(s) URL"),
+            ({"url": f"{base}/big.flv"}, 413, "too_large", f"limit of {MAX_UPLOAD_MB:g} MB")):
+        r = requests.post(f"{server.url}/v1/analyze", params=params, timeout=60)
+        assert needle in _error(r, status, code)
+    r = requests.post(f"{server.url}/v1/analyze", params={"url": f"{base}/happy%20clip.flv"}, data=b"abc",
+                      timeout=60)
+    assert "not both" in _error(r, 400, "bad_request")
     assert requests.get(f"{server.url}/v1/jobs", timeout=30).json()["counts"] == before
     assert not list((server.data_dir / "incoming").iterdir())
 

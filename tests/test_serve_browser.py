@@ -43,7 +43,8 @@ def _y4m(video: Path, out: Path, side: int = 480, fps: int = 15) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> ServerProcess:
-    srv = ServerProcess(tmp_path_factory.mktemp("serve-browser") / "data", workers=1).start()
+    srv = ServerProcess(tmp_path_factory.mktemp("serve-browser") / "data", workers=1,
+                        env={"AVEMO_SERVE_URLS": "any"}).start()  # the URL test's site is on this machine
     yield srv
     srv.stop()
 
@@ -238,6 +239,32 @@ def test_live_tab_boxes_each_face_when_asked(browser, server: ServerProcess) -> 
     browser.find_element(By.ID, "live-stop").click()
     status = browser.find_element(By.ID, "live-status")
     _wait(lambda: status.text.startswith("stopped:"), 60, "the session summary")
+
+
+def test_a_file_on_the_web_is_analysed_from_its_address(browser, server: ServerProcess, clips: dict[str, Path],
+                                                          http_site) -> None:
+    """The address field: the server fetches the file (a real local site; this server allows private addresses)
+    and the page shows its result under the file's name; a missing file is said in the notice."""
+    import shutil
+
+    from selenium.webdriver.common.by import By
+
+    base, site, served = http_site
+    shutil.copy(clips["cremad_sad"], site / "sad.flv")
+    browser.get(server.url + "/")
+    for url, expect in ((f"{base}/missing.flv", "HTTP 404"), (f"{base}/sad.flv", None)):
+        field = browser.find_element(By.ID, "url")
+        field.clear()
+        field.send_keys(url)
+        browser.find_element(By.ID, "url-go").click()
+        if expect:
+            notice = browser.find_element(By.ID, "notice")
+            _wait(lambda: notice.is_displayed() and expect in notice.text, 60, "the download's failure")
+            continue
+        result = browser.find_element(By.ID, "result")
+        _wait(lambda: result.get_attribute("data-state") == "done"
+              and browser.find_element(By.ID, "result-title").text == "sad.flv", 180, "the fetched file's result")
+    assert set(served) == {"/missing.flv", "/sad.flv"} and served.count("/sad.flv") == 1
 
 
 def test_a_photo_shows_its_figure_not_a_timeline(browser, server: ServerProcess, clips: dict[str, Path],

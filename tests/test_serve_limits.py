@@ -88,3 +88,17 @@ def test_job_timeout_stops_the_job_and_the_server_goes_on(server: ServerProcess,
         time.sleep(0.2)
     listed = requests.get(f"{server.url}/v1/jobs", headers=headers, timeout=10).json()
     assert listed["counts"]["failed"] >= 1 and listed["counts"]["running"] == 0
+
+
+def test_by_default_a_url_on_a_local_or_private_address_is_not_fetched(server: ServerProcess, http_site) -> None:
+    """The default ``urls=public``: a job's URL on this machine (a real local site, by address and by name) is
+    refused before any request reaches it, so the service cannot be made to read its own network."""
+    base, site, served = http_site
+    (site / "clip.flv").write_bytes(b"FLV" + b"\0" * 100)
+    port = base.rsplit(":", 1)[1]
+    headers = {"X-API-Key": KEY}
+    for url in (f"{base}/clip.flv", f"http://localhost:{port}/clip.flv", f"http://127.0.0.1:{server.port}/healthz"):
+        r = requests.post(f"{server.url}/v1/analyze", params={"url": url}, headers=headers, timeout=30)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "download_failed", r.text
+        assert "not a public address" in r.json()["error"]["message"]
+    assert not served

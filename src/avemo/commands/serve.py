@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-upload-mb", type=float, default=None, help="largest upload, MB (default 512)")
     p.add_argument("--max-duration", type=float, default=None, help="longest media, seconds (default 1800)")
     p.add_argument("--job-timeout", type=float, default=None, help="longest analysis, seconds (default 900)")
+    p.add_argument("--urls", choices=("public", "any", "off"), default=None,
+                   help="jobs from an http(s) URL: public (only from public addresses; the default, or "
+                        "AVEMO_SERVE_URLS), any (private addresses too: an intranet), off")
     p.add_argument("--cors", default=None, metavar="ORIGINS",
                    help="comma-separated origins allowed by CORS (default: none, CORS off)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_env().with_(
         host=args.host, port=args.port, data_dir=Path(args.dir).expanduser() if args.dir else None,
         workers=args.workers, max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
-        job_timeout_s=args.job_timeout,
+        job_timeout_s=args.job_timeout, urls=args.urls,
         cors_origins=tuple(o.strip() for o in args.cors.split(",") if o.strip()) if args.cors else None)
     app = create_app(settings)
     where = "all interfaces" if settings.host in ("0.0.0.0", "::") else settings.host

@@ -7,15 +7,20 @@ The file is written as ``<name>.part`` and renamed when complete, beside a ``<na
 from: a later call for the same URL reuses it (``force`` downloads again). Every failure is a
 :class:`~avemo.errors.MediaError` naming the URL and the problem: among them a web page where a file was meant (a
 video site's page is not its video), a download larger than ``AVEMO_MAX_DOWNLOAD_MB`` (default 16 GB), or one the
-disk has no room for.
+disk has no room for. A service fetching on others' behalf passes ``public_only``: every connection (redirects
+included) is checked against the address it actually reached, so a URL naming (or redirecting to, or resolving
+to) a loopback, private or link-local address is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import ipaddress
 import os
 import re
 import shutil
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -60,14 +65,67 @@ def local_name(url: str) -> str:
     return f"{stem}-{digest}.{ext}" if dot and stem else f"{tail}-{digest}"
 
 
+class NotPublicError(OSError):
+    """A connection reached an address that is not public (loopback, private, link-local, ...)."""
+
+
+def is_public(address: str) -> bool:
+    """Whether an IP address is globally routable (an IPv4-mapped IPv6 address is judged as its IPv4 one)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _public_connection(address: tuple[str, int], *args: object, **kwargs: object) -> socket.socket:
+    sock = socket.create_connection(address, *args, **kwargs)  # type: ignore[arg-type]
+    peer = sock.getpeername()[0]
+    if not is_public(peer):
+        sock.close()
+        raise NotPublicError(f"{address[0]} is at {peer}, not a public address; this server fetches only from "
+                             "public addresses")
+    return sock
+
+
+class _PublicHTTP(http.client.HTTPConnection):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._create_connection = _public_connection
+
+
+class _PublicHTTPS(http.client.HTTPSConnection):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._create_connection = _public_connection
+
+
+class _PublicHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_PublicHTTP, req)
+
+
+class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_PublicHTTPS, req, context=self._context)  # type: ignore[attr-defined]
+
+
+def _opener(public_only: bool) -> urllib.request.OpenerDirector:
+    if not public_only:
+        return urllib.request.build_opener()
+    # no proxy: the address reached must be the server's own to be judged
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _PublicHTTPHandler, _PublicHTTPSHandler)
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n:,} bytes"
 
 
 def fetch(url: str, folder: Path, *, force: bool = False,
-          progress: Callable[[int, int | None], None] | None = None, max_bytes: int | None = None) -> Path:
+          progress: Callable[[int, int | None], None] | None = None, max_bytes: int | None = None,
+          public_only: bool = False) -> Path:
     """Download ``url`` (http or https) into ``folder`` and return the file; ``progress(bytes, total or None)``
-    as it comes; more than ``max_bytes`` (default :func:`max_download_bytes`) is refused."""
+    as it comes; more than ``max_bytes`` (default :func:`max_download_bytes`) is refused; with ``public_only``
+    only public addresses are fetched from."""
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         raise MediaError(url, f"{scheme}:// is a stream, not a file to analyse: play it live with "
@@ -81,7 +139,7 @@ def fetch(url: str, folder: Path, *, force: bool = False,
     limit = max_download_bytes() if max_bytes is None else max_bytes
     request = urllib.request.Request(url, headers={"User-Agent": "avemo"})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, part.open("wb") as f:
+        with _opener(public_only).open(request, timeout=TIMEOUT_S) as response, part.open("wb") as f:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             kind = response.headers.get_content_type()

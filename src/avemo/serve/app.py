@@ -44,7 +44,7 @@ from avemo.serve.errors import ApiError, not_found
 from avemo.serve.livesocket import live_session
 from avemo.serve.settings import Settings, settings_from_env
 from avemo.serve.store import STATUSES, Job, JobStore
-from avemo.serve.uploads import receive_upload
+from avemo.serve.uploads import Received, display_name, receive_upload
 from avemo.serve.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       all_faces: bool = Query(False, description="a timeline for every face (up to 4; windows told "
                                                                  "apart by their track) instead of the main face's"),
                       start: float | None = Query(None, description="analyse from this second of the file (default 0)"),
-                      end: float | None = Query(None, description="analyse up to this second (default: the end)")
+                      end: float | None = Query(None, description="analyse up to this second (default: the end)"),
+                      url: str | None = Query(None, description="analyse the file at this http(s) URL instead of an "
+                                                                "upload (fetched by the server; only from public "
+                                                                "addresses unless the server allows more)")
                       ) -> Response:
         if pool.queued >= settings.max_queued:
             raise ApiError(503, "busy", f"{pool.queued} jobs are waiting already; try again later")
@@ -142,7 +145,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if all_faces:
             options["all_faces"] = True
         options.update(_stretch(start, end))
-        received = await receive_upload(request, store.new_incoming(), settings.max_upload_bytes)
+        if url is not None:
+            if int(request.headers.get("content-length") or 0) > 0:
+                raise ApiError(400, "bad_request", "give a url or upload a file, not both")
+            received = await run_in_threadpool(_fetch_url, url, store, settings)
+            options["url"] = url
+        else:
+            received = await receive_upload(request, store.new_incoming(), settings.max_upload_bytes)
         try:
             media = await run_in_threadpool(engine.check_media, received.path, received.filename)
             _check_stretch(received.filename, media["duration"], options, settings.max_duration_s)
@@ -285,6 +294,36 @@ def _stretch(start: float | None, end: float | None) -> dict[str, float]:
         raise ApiError(422, "invalid_request", f"start and end must give 0 <= start < end seconds, got start "
                                                f"{start}, end {end}")
     return {k: float(v) for k, v in (("start", start), ("end", end)) if v is not None}
+
+
+def _fetch_url(url: str, store: JobStore, settings: Settings) -> Received:
+    """The file at ``url``, fetched into the incoming folder as an upload would arrive (its size limit, and with
+    ``urls=public`` only from public addresses)."""
+    import shutil
+    import urllib.parse
+    import uuid
+
+    from avemo.media.fetch import fetch
+
+    if settings.urls == "off":
+        raise ApiError(403, "urls_off", "this server does not fetch URLs (AVEMO_SERVE_URLS=off): upload the file")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ApiError(422, "bad_url", f"{url[:200]!r} is not an http(s) URL")
+    folder = store.incoming / f"{uuid.uuid4().hex}.d"
+    try:
+        path = fetch(url, folder, max_bytes=settings.max_upload_bytes, public_only=settings.urls == "public")
+        dest = store.new_incoming()
+        shutil.move(path, dest)
+    except MediaError as exc:
+        if "a download may be" in exc.problem:
+            raise ApiError(413, "too_large", f"{url}: larger than the limit of {settings.max_upload_mb:g} MB",
+                           limit_bytes=settings.max_upload_bytes) from None
+        raise ApiError(422, "download_failed", str(exc)) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    name = display_name(urllib.parse.unquote(Path(parts.path).name) or parts.hostname)
+    return Received(dest, name, dest.stat().st_size)
 
 
 def _check_stretch(filename: str, duration: float, options: dict[str, Any], limit: float) -> None:

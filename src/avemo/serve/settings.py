@@ -27,6 +27,9 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
+URL_MODES = ("public", "any", "off")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the server can be told. Sizes in MB (10^6 bytes), times in seconds."""
@@ -45,6 +48,9 @@ class Settings:
     live_sessions: int = 2  #: concurrent ``/v1/live`` WebSocket sessions
     live_max_s: float = 1800.0  #: longest live session (media seconds)
     preview_side: int = 480  #: longer side of the browser preview made for videos a browser cannot play
+    #: jobs from an http(s) URL (``POST /v1/analyze?url=``): ``public`` (only from public addresses, the
+    #: default), ``any`` (private ones too: an intranet), ``off`` (``AVEMO_SERVE_URLS``)
+    urls: str = "public"
     analyzer: tuple[tuple[str, Any], ...] = ()  #: extra :class:`~avemo.inference.analyzer.Analyzer` settings
 
     @property
@@ -65,6 +71,8 @@ class Settings:
                 raise AvemoError(f"serve setting {name} must be a positive integer, got {value!r}")
         if not (isinstance(self.port, int) and 0 <= self.port < 65536):
             raise AvemoError(f"serve setting port must be 0-65535, got {self.port!r}")
+        if self.urls not in URL_MODES:
+            raise AvemoError(f"serve setting urls must be one of {', '.join(URL_MODES)}, got {self.urls!r}")
         if self.api_key is not None and len(self.api_key) < 8:
             raise AvemoError("AVEMO_API_KEY must be at least 8 characters long")
         return self
@@ -86,6 +94,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "AVEMO_SERVE_MAX_QUEUED": ("max_queued", int),
     "AVEMO_SERVE_LIVE_SESSIONS": ("live_sessions", int),
     "AVEMO_SERVE_LIVE_MAX": ("live_max_s", float),
+    "AVEMO_SERVE_URLS": ("urls", str),
 }
 
 

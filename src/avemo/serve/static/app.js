@@ -131,6 +131,35 @@ function upload(file) {
   xhr.send(form);
 }
 
+// a file on the web: the server fetches it (only from public addresses, unless it is told otherwise)
+$("url-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const url = $("url").value.trim();
+  if (url) fromUrl(url);
+});
+
+async function fromUrl(url) {
+  showNotice("");
+  let query;
+  try { query = analyzeQuery(); } catch (e) { showNotice("Not analysed: " + e.message); return; }
+  const q = new URLSearchParams(query.slice(1));
+  q.set("url", url);
+  setProgress("fetching " + url, null);
+  let r, body = null;
+  try {
+    r = await fetch("/v1/analyze?" + q.toString(), { method: "POST" });
+    body = await r.json().catch(() => null);
+  } catch (e) { $("progress").hidden = true; showNotice("The request failed (network error)."); return; }
+  if (!r.ok || !body || !body.id) {
+    $("progress").hidden = true;
+    showNotice("Not analysed: " + ((body && body.error && body.error.message) || r.statusText));
+    return;
+  }
+  setProgress("queued", 0);
+  openJob(body.id);
+  refreshJobs();
+}
+
 // ---- one job --------------------------------------------------------------------------------------------
 async function openJob(id) {
   clearTimeout(state.pollTimer);
