@@ -354,6 +354,28 @@ def test_text_transcribes_each_utterance_and_plain_words_sit_out(analyzer: LiveA
     assert all("text" not in (e.weights or {}) for e in plain)
 
 
+def test_speech_the_text_model_cannot_read_leaves_the_words_out_and_the_run_going(analyzer: LiveAnalyzer,
+                                                                                  data: Path) -> None:
+    """Italian speech (EMOVO; the text bundle reads English): each utterance is transcribed and shown, its
+    words carry no emotions and count no feeling (None), and the run goes on to its summary (it once crashed on
+    the NaN count of such an utterance)."""
+    import numpy as np
+
+    from avemo.media import read_audio
+
+    speech = read_audio(data / "speech-extra-16k" / "emovo" / "f1" / "dis-f1-b1.flac", 16000)
+    pause = np.zeros(16000, np.float32)
+    wave = np.concatenate([speech, pause, speech, pause])
+    audio = [("audio", (i + 800) / 16000, wave[i:i + 800]) for i in range(0, wave.size - 799, 800)]
+    source = LiveSource("italian", [iter(audio)], has_video=False, has_audio=True, paced=True)
+    events: list[LiveEvent] = []
+    s = analyzer.run(source, events.append, speed=4.0, text=True)
+    said = [e for e in events if e.transcript]
+    assert s.utterances >= 1 and said, s.format()
+    assert all(e.text is None and e.text_emotion_words is None for e in said)
+    assert all(e.weights is None or e.weights.get("text", 0.0) == 0.0 for e in said)
+
+
 def test_words_that_state_a_feeling_join_the_fusion(analyzer: LiveAnalyzer, talk: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The fusion side of live text: the transcription is replaced by a fixed English sentence stating a feeling

@@ -252,18 +252,20 @@ def test_a_file_on_the_web_is_analysed_from_its_address(browser, server: ServerP
     base, site, served = http_site
     shutil.copy(clips["cremad_sad"], site / "sad.flv")
     browser.get(server.url + "/")
-    for url, expect in ((f"{base}/missing.flv", "HTTP 404"), (f"{base}/sad.flv", None)):
+
+    def ask(url: str) -> None:
         field = browser.find_element(By.ID, "url")
         field.clear()
         field.send_keys(url)
         browser.find_element(By.ID, "url-go").click()
-        if expect:
-            notice = browser.find_element(By.ID, "notice")
-            _wait(lambda: notice.is_displayed() and expect in notice.text, 60, "the download's failure")
-            continue
-        result = browser.find_element(By.ID, "result")
-        _wait(lambda: result.get_attribute("data-state") == "done"
-              and browser.find_element(By.ID, "result-title").text == "sad.flv", 180, "the fetched file's result")
+
+    ask(f"{base}/missing.flv")
+    notice = browser.find_element(By.ID, "notice")
+    _wait(lambda: notice.is_displayed() and "HTTP 404" in notice.text, 60, "the download's failure")
+    ask(f"{base}/sad.flv")
+    result = browser.find_element(By.ID, "result")
+    _wait(lambda: result.get_attribute("data-state") == "done"
+          and browser.find_element(By.ID, "result-title").text == "sad.flv", 180, "the fetched file's result")
     assert set(served) == {"/missing.flv", "/sad.flv"} and served.count("/sad.flv") == 1
 
 

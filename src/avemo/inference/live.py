@@ -594,7 +594,8 @@ class _Session:
                           weights=weights,
                           uncertain=None if confidence is None else confidence < self.a.fusion.UNCERTAIN_BELOW,
                           text=as_dict(text), transcript=None if words is None else words.transcript,
-                          text_emotion_words=None if words is None else int(words.emotion_words),
+                          text_emotion_words=None if words is None or not math.isfinite(words.emotion_words)
+                          else int(words.emotion_words),  # NaN: the utterance had no words
                           faces=((self.last_faces or []) if face is not None else []) if self.all_faces else None)
         self.latencies.append(latency)
         self.event_time = t
