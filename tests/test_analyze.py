@@ -314,6 +314,30 @@ def test_a_folder_run_draws_every_file_in_one_overview(analyzer, clips, tmp_path
     single = tmp_path / "single"
     analyze_to_folder([clips["cremad_hap"]], single, analyzer)
     assert not (single / "overview.png").exists()
+    # report.html: the overview, a row per input (the failure with its reason), each file's figure; every link
+    # and picture is a file of the folder
+    from html.parser import HTMLParser
+    from urllib.parse import unquote
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.refs: list[str] = []
+            self.ids: set[str] = set()
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            a = dict(attrs)
+            self.ids.add(a.get("id") or "")
+            self.refs += [a[k] for k in ("href", "src") if k in a]
+
+    page = (out / "report.html").read_text()
+    links = Links()
+    links.feed(page)
+    assert "overview.png" in links.refs and "failed: " + str(bad) in page and "2 analysed, 1 failed" in page
+    for ref in links.refs:
+        assert ref[1:] in links.ids if ref.startswith("#") else (out / unquote(ref)).is_file(), ref
+    assert sum(r.endswith("/timeline.png") for r in links.refs) == 2
+    assert "overview.png" not in (single / "report.html").read_text()
 
 
 def test_alternate_views_mirror_every_other_frame_and_keep_the_windows(analyzer, clips, data):

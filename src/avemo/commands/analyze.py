@@ -122,7 +122,8 @@ def _run(args: argparse.Namespace, plotter: Any) -> int:
         write_results(report, out)
     _print_results(console, report.rows, out)
     console.print(f"{len(report.done)} analysed, {len(report.skipped)} already done, "
-                  f"{len(report.failed)} failed -> {out} (one row per file: {out / 'results.csv'})", soft_wrap=True)
+                  f"{len(report.failed)} failed -> {out} (one row per file: {out / 'results.csv'}; to browse: "
+                  f"{out / 'report.html'})", soft_wrap=True)
     if interrupted:
         console.print(f"interrupted with {left} of {len(inputs)} file{'s' * (len(inputs) != 1)} not finished: "
                       "run the same command again to go on (finished files are skipped)", soft_wrap=True)

@@ -64,6 +64,7 @@ class BatchReport:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    overview: bool = False  #: whether ``overview.png`` was drawn (two analysed files or more)
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -222,33 +223,40 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
         write_results(report, out_dir)
         raise BatchInterrupted(report) from exc
     settle()
+    report.overview = _overview(report, out_dir, plotter)
     write_results(report, out_dir)
-    _overview(report, out_dir, plotter)
     return report
 
 
-def _overview(report: BatchReport, out_dir: Path, plotter: PlotWorker | None) -> None:
-    """``overview.png``: every analysed file's fused emotion over time in one picture (two files or more)."""
+def _overview(report: BatchReport, out_dir: Path, plotter: PlotWorker | None) -> bool:
+    """``overview.png``: every analysed file's fused emotion over time in one picture (two files or more);
+    whether it is drawn."""
     from avemo.inference.overview import Overview
 
     named = [(Path(r["input"]).name, out_dir / r["folder"]) for r in report.rows
              if r["status"] != "failed" and r.get("folder")]
     if len(named) < 2:
-        return
+        return False
     try:
         overview = Overview.from_folders(named)
-        if len(overview.strips) >= 2:
-            if plotter is not None:
-                plotter.plot(overview, out_dir / "overview.png")
-            else:
-                overview.plot(out_dir / "overview.png")
+        if len(overview.strips) < 2:
+            return False
+        if plotter is not None:
+            plotter.plot(overview, out_dir / "overview.png")
+        else:
+            overview.plot(out_dir / "overview.png")
+        return True
     except Exception as exc:  # noqa: BLE001 - the files' own results stand; the overview is a convenience
         log.warning("%s: no overview plot: %s", out_dir, exc)
+        return False
 
 
 def write_results(report: BatchReport, out_dir: Path) -> Path:
-    """``out_dir/results.csv``: the batch's rows (every input of this run, failures with their reason)."""
+    """``out_dir/results.csv``: the batch's rows (every input of this run, failures with their reason), and the
+    same as a page, ``report.html`` (:mod:`avemo.inference.report_page`)."""
     import csv
+
+    from avemo.inference.report_page import write_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "results.csv"
@@ -256,4 +264,8 @@ def write_results(report: BatchReport, out_dir: Path) -> Path:
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
         writer.writeheader()
         writer.writerows(report.rows)
+    try:
+        write_report(report.rows, out_dir, overview=report.overview)
+    except OSError as exc:  # the table stands; the page is a convenience
+        log.warning("%s: no report.html: %s", out_dir, exc)
     return path
