@@ -401,13 +401,16 @@ def test_cli_text_settings_are_checked_before_anything_runs(capsys: pytest.Captu
 
 
 def test_live_benchmark_runs_and_renders(tmp_path: Path) -> None:
-    """``avemo bench live`` on a short video, one round: both rows measured, the section written and stored."""
+    """``avemo bench live`` on a short video, one round: every row measured (the two-person one with two faces a
+    frame), the section written and stored."""
     out, results = tmp_path / "BENCH.md", tmp_path / "results"
     assert cli.main(["bench", "live", "--seconds", "4", "--repeat", "1", "--out", str(out),
                      "--results", str(results)]) == 0
     stored = json.loads((results / "speed" / "live.json").read_text())
-    plain, text = stored["rows"].values()
+    plain, text, faces = stored["rows"].values()
     assert 0 < plain["median"] <= plain["p95"] <= plain["max"] <= plain["max_of_runs"]
+    assert faces["processed"] >= 1 and faces["stage_ms"]["face model"] > 0 and faces["faces_per_event"] > 1.5
     assert plain["utterances"] is None and text["utterances"] >= 1 and text["stage_ms"]["text"] > 0
     section = out.read_text()
     assert "## Live: latency from frame to label" in section and "face + voice + text (--text)" in section
+    assert "two people, every face (--all-faces)" in section

@@ -24,9 +24,10 @@ WAV = Path("clips/ravdess/03-01-08-02-01-01-19.wav")
 
 
 def build_test_video(seconds: float = 60.0, out: Path | None = None, *, width: int = 1280,
-                     height: int = 720) -> Path:
+                     height: int = 720, faces: int = 1) -> Path:
     """Loop the shared RAVDESS clip (centred on a ``width`` x ``height`` canvas) with its own audio to
-    ``seconds``; H.264 + AAC mp4, cached under ``$AVEMO_CACHE/bench``."""
+    ``seconds``; H.264 + AAC mp4, cached under ``$AVEMO_CACHE/bench``. ``faces=2``: two people side by side (the
+    clip at half the width, and its mirror image beside it)."""
     import av
 
     from avemo.media import iter_frames, probe, read_audio
@@ -35,12 +36,15 @@ def build_test_video(seconds: float = 60.0, out: Path | None = None, *, width: i
     for p in (src, wav):
         if not p.is_file():
             raise AvemoError(f"{p}: the speed benchmark needs the shared clips (set AVEMO_DATA)")
-    out = out or cache_root() / "bench" / f"talking_face_{int(seconds)}s_{height}p.mp4"
+    if faces not in (1, 2):
+        raise AvemoError(f"build_test_video: faces must be 1 or 2, got {faces}")
+    out = out or cache_root() / "bench" / (f"talking_face_{int(seconds)}s_{height}p"
+                                           + ("_2faces" if faces == 2 else "") + ".mp4")
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     fps = float(probe(src).fps or 30.0)
-    clip = [f.image for f in iter_frames(src, None, max_side=height)]
+    clip = [f.image for f in iter_frames(src, None, max_side=height if faces == 1 else width // 2)]
     audio = read_audio(wav, 48000)
     n_frames = int(round(seconds * fps))
     tmp = out.with_suffix(".part.mp4")
@@ -50,10 +54,13 @@ def build_test_video(seconds: float = 60.0, out: Path | None = None, *, width: i
         vs.options = {"preset": "veryfast", "crf": "23"}
         aus = c.add_stream("aac", rate=48000, layout="mono")
         canvas = np.full((height, width, 3), 40, np.uint8)
-        x0 = (width - clip[0].shape[1]) // 2
+        h, w = clip[0].shape[:2]
+        x0, y0 = ((width - w) // 2, 0) if faces == 1 else (0, (height - h) // 2)
         for i in range(n_frames):
             img = clip[i % len(clip)]
-            canvas[: img.shape[0], x0:x0 + img.shape[1]] = img
+            canvas[y0:y0 + h, x0:x0 + w] = img
+            if faces == 2:
+                canvas[y0:y0 + h, w:2 * w] = img[:, ::-1]
             for pkt in vs.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
                 c.mux(pkt)
         total = int(seconds * 48000)
