@@ -21,8 +21,8 @@ Data flow (producers run in their own threads; the consumer runs in the caller's
 
 Latency (budget: 300 ms from a frame to its label): ``avemo bench live`` (BENCHMARKS.md, *Live*) plays the speed
 benchmark's 12 s 720p talking-face video in real time with the shipped bundles. On the 2-core development
-machine (AMD EPYC), 3 rounds: median 27 ms, p95 54 ms, max 57 ms, no frame dropped; per call MediaPipe +
-alignment 15 ms, the face network 11 ms, VAD over 3 s 8 ms, the voice model 43 ms. One network thread
+machine (AMD EPYC), 3 rounds (stop 32, commit 8d814e1): median 17 ms, p95 44 ms, max 50 ms, no frame dropped; per
+call MediaPipe + alignment 10.6 ms, the face network 6.3 ms, VAD over 3 s 4.6 ms, the voice model 26.7 ms. One network thread
 (``threads=1``) matters: with two, the face network took 2-4x longer per frame on a loaded machine (see
 :class:`LiveAnalyzer`).
 
@@ -30,8 +30,13 @@ With ``text`` each utterance (speech up to a pause of ``pause`` s, or ``max_utte
 thread of its own that transcribes it (Whisper base, the offline ``--text`` model, without word times: the
 utterance is scored whole) and scores its words with the text bundle; the words then ride on the events of the
 next ``window`` s and join the fusion as offline (the text sits out unless its words state a feeling). Same
-bench: 0.38 s of transcription per utterance (about 3.5 s of speech) beside the frames, whose latency became
-median 28 ms, p95 59 ms, max 85 ms (the worst event of three rounds 150 ms), no frame dropped.
+bench: 0.19 s of transcription per utterance (about 3.5 s of speech) beside the frames, whose latency became
+median 17 ms, p95 49 ms, max 53 ms (the worst event of three rounds 87 ms), no frame dropped.
+
+With ``all_faces`` up to :data:`MAX_FACES` faces a frame go through the face network in one batch, each with its
+own moving average by track (the event's ``faces``); the fused answer stays the main face's with the voice. Same
+bench, two people side by side: median 30 ms, p95 59 ms, max 64 ms (MediaPipe 18.8 ms, the face network 11.0 ms
+for both faces), no frame dropped.
 """
 
 from __future__ import annotations
