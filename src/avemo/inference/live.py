@@ -22,8 +22,8 @@ Data flow (producers run in their own threads; the consumer runs in the caller's
 Latency (budget: 300 ms from a frame to its label): ``avemo bench live`` (BENCHMARKS.md, *Live*) plays the speed
 benchmark's 12 s 720p talking-face video in real time with the shipped bundles. On the 2-core development
 machine (AMD EPYC), 3 rounds (stop 32, commit 8d814e1): median 17 ms, p95 44 ms, max 50 ms, no frame dropped; per
-call MediaPipe + alignment 10.6 ms, the face network 6.3 ms, VAD over 3 s 4.6 ms, the voice model 26.7 ms. One network thread
-(``threads=1``) matters: with two, the face network took 2-4x longer per frame on a loaded machine (see
+call MediaPipe + alignment 10.6 ms, the face network 6.3 ms, VAD over 3 s 4.6 ms, the voice model 26.7 ms. One
+network thread (``threads=1``) matters: with two, the face network took 2-4x longer per frame on a loaded machine (see
 :class:`LiveAnalyzer`).
 
 With ``text`` each utterance (speech up to a pause of ``pause`` s, or ``max_utterance`` s at most) goes to a
