@@ -152,3 +152,16 @@ def test_a_corpus_the_models_learnt_from_is_named_as_not_held_out(tmp_path, caps
     m = json.loads((out / "metrics.json").read_text())
     assert m["clips"] == 16 and set(m["label_counts"].values()) == {2} and "face" not in [
         p.stem.removeprefix("confusion_") for p in out.glob("confusion_*.png")]
+
+
+def test_the_python_api_scores_as_the_command_does(labelled, tmp_path, capsys):
+    """``avemo.score(manifest, out)`` gives the metrics the command writes for the same clips."""
+    import avemo
+
+    report = avemo.score(labelled, tmp_path / "api")
+    assert report.scored == 4 and len(report.failed) == 2 and report.out_dir == tmp_path / "api"
+    assert main(["score", str(labelled), "--out", str(tmp_path / "cli")]) == 1
+    cli = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert {m: report.metrics[m] for m in ("face", "voice", "fused")} == {m: cli[m] for m in ("face", "voice", "fused")}
+    with pytest.raises(avemo.AvemoError, match="no labelled media files found of kind image"):
+        avemo.score(labelled, tmp_path / "none", kind="image")

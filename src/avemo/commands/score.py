@@ -39,71 +39,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fusion-model", default=None, help="fusion bundle name or folder")
 
 
-def load_data(data: str, corpus: str | None, label_names: str | None) -> Any:
-    """The labelled samples ``data`` names (see the command's help), as a :class:`~avemo.datasets.Corpus`."""
-    from avemo.datasets import DEFAULT_DIRS, READERS, read_corpus, read_manifest
-    from avemo.errors import AvemoError
-
-    known = [k for k in READERS if k not in ("manifest", "carer")]
-    path = Path(data).expanduser()
-    if path.is_file():
-        if path.suffix.lower() != ".csv":
-            raise AvemoError(f"{path}: a manifest is a .csv file (columns path,label); for one media file use "
-                             "avemo analyze")
-        return read_manifest(path, corpus=corpus or "manifest", label_corpus=label_names, check_files=False,
-                             require_speaker=False)
-    if label_names:
-        raise AvemoError("--label-names applies to a manifest CSV (a corpus folder's reader knows its labels)")
-    if path.is_dir():
-        if corpus is None:
-            guess = [k for k in known if path.name.lower() in (k, DEFAULT_DIRS.get(k, k).lower())]
-            if not guess:
-                raise AvemoError(f"{path}: say how its files are labelled with --corpus ({', '.join(known)}), or "
-                                 "give a manifest CSV (columns path,label)")
-            corpus = guess[0]
-        return read_corpus(corpus, path)
-    if corpus is None and data.lower() in [*known, "crema-d", "fer"]:
-        return read_corpus(data)
-    raise AvemoError(f"{data}: not a manifest CSV, a folder or a corpus name ({', '.join(known)})")
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from avemo.datasets.base import TEXT_EXTS
     from avemo.errors import AvemoError
     from avemo.inference.analyzer import Analyzer
-    from avemo.inference.scoring import ScoreInterrupted, score, seen_corpora, select
+    from avemo.inference.scoring import (
+        ScoreInterrupted,
+        default_out,
+        labelled_samples,
+        read_labelled,
+        score,
+        seen_corpora,
+    )
 
     console = Console(stderr=True)
     if args.language and not args.text:
         raise AvemoError("--language applies to --text (the transcript's language); add --text")
-    corpus = load_data(args.data, args.corpus, args.label_names)
-    samples = [s for s in corpus if (args.kind is None or s.modality == args.kind)
-               and (args.split is None or s.split == args.split)]
-    tables = [s for s in samples if s.modality == "text" or s.path.suffix.lower() in TEXT_EXTS]
-    if tables:
-        raise AvemoError(f"{tables[0].path}: {len(tables)} of the samples are rows of a table, not media files; "
-                         "avemo score analyses recordings and photos (FER-2013: its image release)")
-    if not samples:
-        splits = sorted({str(s.split) for s in corpus if s.split})
-        raise AvemoError(f"{args.data}: no labelled media files found" + (f" of kind {args.kind}" if args.kind else "")
-                         + (f" in split {args.split!r} (its splits: {', '.join(splits) or 'none'})" if args.split
-                            else ""))
+    corpus = read_labelled(args.data, args.corpus, args.label_names)
     if corpus.excluded:  # counted by the reader's log line; the first says why
         first = corpus.excluded[0]
         console.print(f"left out while reading, for one: {first.path}: {first.reason}" +
                       (" (--label-names CORPUS reads a corpus's own label names)" if first.kind == "bad_label" else ""),
                       soft_wrap=True)
-    samples = select(samples, args.limit, args.seed)
+    samples = labelled_samples(corpus, kind=args.kind, split=args.split, limit=args.limit, seed=args.seed)
     models = {k: v for k, v in (("face", args.face_model), ("voice", args.voice_model),
                                 ("fusion", args.fusion_model)) if v}
     analyzer = Analyzer(models or "default", text=args.text, language=args.language)
     if args.text:
         analyzer.text_model  # noqa: B018  (an unknown --language fails here, before any file)
-    name = Path(args.data).stem if Path(args.data).is_file() else Path(args.data).name
-    out = Path(args.out) if args.out else Path("avemo-score") / (args.corpus or name)
+    out = Path(args.out) if args.out else default_out(args.data, args.corpus)
     for corpus_name, bundles in seen_corpora(samples, analyzer.model_names).items():
         console.print(f"[yellow]note[/yellow]: {', '.join(bundles)} learnt from {corpus_name} (their cards say so): "
                       "where these clips were among their training data, the scores are not held out", soft_wrap=True)

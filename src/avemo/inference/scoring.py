@@ -61,6 +61,60 @@ def select(samples: Sequence[Sample], limit: int | None, seed: int = 0) -> list[
     return [s for _, _, s in sorted(keyed, key=lambda k: k[:2])[:limit]]
 
 
+def read_labelled(data: str | Path, corpus: str | None = None, label_names: str | None = None) -> Any:
+    """The labelled samples ``data`` names, as a :class:`~avemo.datasets.Corpus`: a manifest CSV (columns
+    ``path,label``, the speaker optional; ``label_names``: its labels are that corpus's own names), a corpus folder
+    in its own layout (``corpus`` names its reader; guessed from the folder's name where it can be), or a corpus
+    name found under ``$AVEMO_DATA``."""
+    from avemo.datasets import DEFAULT_DIRS, READERS, read_corpus, read_manifest
+
+    known = [k for k in READERS if k not in ("manifest", "carer")]
+    path = Path(data).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise AvemoError(f"{path}: a manifest is a .csv file (columns path,label); for one media file use "
+                             "avemo analyze")
+        return read_manifest(path, corpus=corpus or "manifest", label_corpus=label_names, check_files=False,
+                             require_speaker=False)
+    if label_names:
+        raise AvemoError("label names apply to a manifest CSV (a corpus folder's reader knows its labels)")
+    if path.is_dir():
+        if corpus is None:
+            guess = [k for k in known if path.name.lower() in (k, DEFAULT_DIRS.get(k, k).lower())]
+            if not guess:
+                raise AvemoError(f"{path}: say how its files are labelled with --corpus ({', '.join(known)}), or "
+                                 "give a manifest CSV (columns path,label)")
+            corpus = guess[0]
+        return read_corpus(corpus, path)
+    if corpus is None and str(data).lower() in [*known, "crema-d", "fer"]:
+        return read_corpus(str(data))
+    raise AvemoError(f"{data}: not a manifest CSV, a folder or a corpus name ({', '.join(known)})")
+
+
+def default_out(data: str | Path, corpus: str | None = None) -> Path:
+    """Where scores go unless told: ``avemo-score/<corpus, or the manifest's or folder's name>``."""
+    path = Path(data)
+    return Path("avemo-score") / (corpus or (path.stem if path.is_file() else path.name))
+
+
+def labelled_samples(corpus: Any, *, kind: str | None = None, split: str | None = None, limit: int | None = None,
+                     seed: int = 0) -> list[Sample]:
+    """The media samples of a corpus to score: of one ``kind`` (audio, video, av, image) and ``split`` if given,
+    at most ``limit`` of them (:func:`select`); rows of a table (text, FER-2013's CSV) are refused."""
+    from avemo.datasets.base import TEXT_EXTS
+
+    samples = [s for s in corpus if (kind is None or s.modality == kind) and (split is None or s.split == split)]
+    tables = [s for s in samples if s.modality == "text" or s.path.suffix.lower() in TEXT_EXTS]
+    if tables:
+        raise AvemoError(f"{tables[0].path}: {len(tables)} of the samples are rows of a table, not media files; "
+                         "scoring analyses recordings and photos (FER-2013: its image release)")
+    if not samples:
+        splits = sorted({str(s.split) for s in corpus if s.split})
+        raise AvemoError(f"{corpus.root}: no labelled media files found" + (f" of kind {kind}" if kind else "")
+                         + (f" in split {split!r} (its splits: {', '.join(splits) or 'none'})" if split else ""))
+    return select(samples, limit, seed)
+
+
 def trained_on(model_names: dict[str, str]) -> dict[str, set[str]]:
     """The corpora each model bundle learnt from or was fitted on, as its card's metadata names them."""
     from avemo.models.bundles import load
