@@ -114,6 +114,25 @@ def test_settings_from_env(tmp_path: Path) -> None:
         settings_from_env({"AVEMO_API_KEY": "short"})
     with pytest.raises(AvemoError, match="workers"):
         Settings(data_dir=tmp_path, workers=0).check()
+    assert default.urls == "public" and settings_from_env({"AVEMO_SERVE_URLS": "off"}).urls == "off"
+    with pytest.raises(AvemoError, match="urls must be one of public, any, off"):
+        settings_from_env({"AVEMO_SERVE_URLS": "all"})
+
+
+def test_a_server_told_not_to_fetch_refuses_a_url_before_any_request(tmp_path: Path, http_site) -> None:
+    from avemo.serve.app import _fetch_url
+    from avemo.serve.errors import ApiError
+
+    base, site, served = http_site
+    (site / "clip.flv").write_bytes(b"FLV")
+    store = JobStore(tmp_path / "data")
+    for urls, code in (("off", "urls_off"), ("public", "download_failed")):
+        with pytest.raises(ApiError) as err:
+            _fetch_url(f"{base}/clip.flv", store, Settings(data_dir=tmp_path, urls=urls))
+        assert err.value.code == code, err.value
+    assert not served and not list(store.incoming.iterdir())
+    got = _fetch_url(f"{base}/clip.flv", store, Settings(data_dir=tmp_path, urls="any"))
+    assert got.path.read_bytes() == b"FLV" and got.filename == "clip.flv" and got.size == 3
 
 
 def _jpeg(w: int, h: int) -> bytes:
