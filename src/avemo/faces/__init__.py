@@ -19,7 +19,7 @@ from avemo.faces.flow import follow_face
 from avemo.faces.haar import HaarFaceDetector
 from avemo.faces.keyframes import KeyFrames, select_key_frames
 from avemo.faces.landmarker import FaceLandmarker, landmarker_model_path
-from avemo.faces.scan import DEFAULT_MAX_SIDE, FaceScanner, detect_faces, iter_scan_video, scan_video
+from avemo.faces.scan import DEFAULT_MAX_SIDE, MAX_TRACKED_FACES, FaceScanner, detect_faces, iter_scan_video, scan_video
 from avemo.faces.tracking import FaceTracker, Track, box_iou
 from avemo.faces.types import BLENDSHAPE_NAMES, Face, FrameFaces, pose_from_matrix
 
@@ -32,6 +32,7 @@ __all__ = [
     "FaceLandmarker",
     "FaceScanner",
     "FaceTracker",
+    "MAX_TRACKED_FACES",
     "FrameFaces",
     "HaarFaceDetector",
     "KeyFrames",

@@ -39,6 +39,7 @@ from avemo.faces.tracking import FaceTracker
 from avemo.faces.types import Face, FrameFaces
 
 DEFAULT_MAX_SIDE = 640  # detection input and decoded frame size; see the module docstring
+MAX_TRACKED_FACES = 4  #: faces followed per frame (read per photo) when every face is asked for (``all_faces``)
 
 
 class FaceScanner:

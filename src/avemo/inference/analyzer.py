@@ -277,7 +277,7 @@ class Analyzer:
         """Per track: sampled-frame times, face probabilities and boxes, over ``span`` (seconds of the file). Crops
         are classified in batches as they come and then dropped, so memory holds probabilities only (flat in video
         length)."""
-        from avemo.faces import iter_scan_video
+        from avemo.faces import MAX_TRACKED_FACES, iter_scan_video
 
         cfg = self.config
         pending: list[tuple[int, np.ndarray, Any, bool]] = []
@@ -304,7 +304,8 @@ class Analyzer:
                 pending.clear()
 
             reported, scan_s = 0.0, {}
-            for k, ff in enumerate(iter_scan_video(path, cfg.fps, max_faces=4 if cfg.all_faces else cfg.max_faces,
+            for k, ff in enumerate(iter_scan_video(path, cfg.fps, max_faces=MAX_TRACKED_FACES if cfg.all_faces
+                                                   else cfg.max_faces,
                                       size=self.face_model.crop_size, grey=True, max_side=cfg.detect_side,
                                       decode_max_side=cfg.decode_side, skip_nonref=cfg.skip_nonref,
                                       skip_loop_filter=cfg.skip_loop_filter, landmark_every=cfg.landmark_every,
@@ -497,7 +498,7 @@ class Analyzer:
         }
 
     def _analyze_image(self, path: Path, times: StageTimes) -> EmotionTimeline:
-        from avemo.faces import FaceScanner
+        from avemo.faces import MAX_TRACKED_FACES, FaceScanner
         from avemo.media import read_image
 
         t0 = time.perf_counter()
@@ -506,7 +507,8 @@ class Analyzer:
             if self._image_scanner is None:
                 self._image_scanner = FaceScanner(mode="image", size=self.face_model.crop_size, grey=True,
                                                   track=False, max_side=self.config.detect_side,
-                                                  max_faces=4 if self.config.all_faces else self.config.max_faces)
+                                                  max_faces=MAX_TRACKED_FACES if self.config.all_faces
+                                                  else self.config.max_faces)
             ff = self._image_scanner.process(image, time=0.0, index=0)
         # the main face, or with all_faces every face, largest first (its ``track`` is its rank)
         faces = (sorted(ff.faces, key=lambda f: -f.area * f.score) if self.config.all_faces

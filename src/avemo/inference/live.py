@@ -33,10 +33,10 @@ next ``window`` s and join the fusion as offline (the text sits out unless its w
 bench: 0.19 s of transcription per utterance (about 3.5 s of speech) beside the frames, whose latency became
 median 17 ms, p95 49 ms, max 53 ms (the worst event of three rounds 87 ms), no frame dropped.
 
-With ``all_faces`` up to :data:`MAX_FACES` faces a frame go through the face network in one batch, each with its
-own moving average by track (the event's ``faces``); the fused answer stays the main face's with the voice. Same
-bench, two people side by side: median 30 ms, p95 59 ms, max 64 ms (MediaPipe 18.8 ms, the face network 11.0 ms
-for both faces), no frame dropped.
+With ``all_faces`` up to :data:`~avemo.faces.scan.MAX_TRACKED_FACES` faces a frame go through the face network in
+one batch, each with its own moving average by track (the event's ``faces``); the fused answer stays the main face's
+with the voice. Same bench, two people side by side: median 30 ms, p95 59 ms, max 64 ms (MediaPipe 18.8 ms, the
+face network 11.0 ms for both faces), no frame dropped.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from avemo.labels import EMOTIONS
 from avemo.media.live import Item, LiveSource, open_source, parse_source
 
 _EPS = 1e-6
-MAX_FACES = 4  #: faces followed with ``all_faces`` (as the offline analysis)
+_TRACK_MEMORY_S = 30.0  #: a face track unseen this long is forgotten (its moving average)
 
 
 # ---- hand-over between threads ---------------------------------------------------------------------
@@ -326,12 +326,12 @@ class _Session:
     def __init__(self, owner: LiveAnalyzer, opened: LiveSource, on_event: Callable[[LiveEvent], None] | None,
                  text_model: Any = None, all_faces: bool = False):
         from avemo.audio import VoiceActivityDetector
-        from avemo.faces import FaceScanner
+        from avemo.faces import MAX_TRACKED_FACES, FaceScanner
 
         self.a, self.opened, self.on_event = owner, opened, on_event
         self.all_faces = all_faces
         self.scanner = FaceScanner(mode="video", size=owner.face_model.crop_size, grey=True,
-                                   max_side=owner.detect_side, max_faces=MAX_FACES if all_faces else 1,
+                                   max_side=owner.detect_side, max_faces=MAX_TRACKED_FACES if all_faces else 1,
                                    ) if opened.has_video else None
         self.last_faces: list[dict[str, Any]] | None = None  # with all_faces: every face of the last frame
         self.track_ema: dict[int, tuple[np.ndarray, float]] = {}  # track -> smoothed face probabilities, time
@@ -558,6 +558,7 @@ class _Session:
                 "track": None if face.track_id is None else int(face.track_id), "main": face is main,
                 "box": [round(min(max(v / d, 0.0), 1.0), 4) for v, d in ((x0, w), (y0, h), (x1, w), (y1, h))],
                 "label": EMOTIONS[k], "confidence": round(float(smoothed[k]), 5), "face": as_dict(p)})
+        self.track_ema = {t: v for t, v in self.track_ema.items() if v[1] >= ff.time - _TRACK_MEMORY_S}
         return probs[faces.index(main)] if main is not None else None
 
     def _emit(self, t: float, face: np.ndarray | None, captured: float) -> None:
