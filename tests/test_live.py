@@ -258,10 +258,10 @@ def test_terminal_rendering(analyzer: LiveAnalyzer, clips: dict[str, Path]) -> N
 
 def test_cli_writes_events_and_reports_latency(models: dict[str, str], clips: dict[str, Path], tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "events.jsonl"
+    out, saved = tmp_path / "events.jsonl", tmp_path / "session"
     code = cli.main(["live", "--source", str(clips["cremad_hap"]), "--plain", "--out", str(out), "--speed", "2",
                      "--face-model", models["face"], "--voice-model", models["voice"],
-                     "--fusion-model", models["fusion"]])
+                     "--fusion-model", models["fusion"], "--save", str(saved)])
     assert code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     text = capsys.readouterr().out
@@ -272,6 +272,16 @@ def test_cli_writes_events_and_reports_latency(models: dict[str, str], clips: di
     assert all(r["label"] in EMOTIONS for r in lines if r["label"] is not None)
     assert "latency frame->label: median" in text and "p95" in text and "dropped" in text
     assert text.count("ms") >= len(lines)  # one plain line per event
+    # --save: the session written as avemo analyze writes a file, one row per event
+    import pandas as pd
+
+    timeline = pd.read_csv(saved / "timeline.csv")
+    assert list(timeline["start"]) == [r["time"] for r in lines]
+    assert list(timeline["label"].fillna("")) == [r["label"] or "" for r in lines]
+    for name in ("timeline.json", "summary.json", "timeline.vtt", "timeline.png"):
+        assert (saved / name).stat().st_size > 0, name
+    assert json.loads((saved / "live.json").read_text())["events"] == len(lines)
+    assert json.loads((saved / "summary.json").read_text())["dominant"] in EMOTIONS
 
 
 def test_cli_missing_source_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -348,6 +358,11 @@ def test_text_transcribes_each_utterance_and_plain_words_sit_out(analyzer: LiveA
     shown = console.export_text()
     assert f'said: "{said[0].transcript}"' in shown and "not fused" in shown and "text" in shown
     assert said[0].transcript in event_line(said[0])
+    from avemo.inference.result import EmotionTimeline
+
+    timeline = EmotionTimeline.from_events(events)  # what avemo live --save writes: the words kept
+    assert "text" in timeline.modalities and timeline["transcript"].str.contains("door", case=False).any()
+    assert (timeline["weight_text"] == 0).all() and timeline["text_emotion_words"].dropna().eq(0).all()
     plain: list[LiveEvent] = []
     s = analyzer.run(talk, plain.append, speed=4.0, duration=3.0)
     assert s.utterances is None and all(e.transcript is None and e.text is None for e in plain)

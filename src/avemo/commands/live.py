@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="playback speed of files and streams (default 1.0: real time)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds of media")
     p.add_argument("--out", default=None, metavar="EVENTS.jsonl", help="save every event as a JSON line")
+    p.add_argument("--save", default=None, metavar="FOLDER",
+                   help="at the end (Ctrl-C included) write the session as avemo analyze writes a file: "
+                        "timeline.csv / .json / .png / .vtt, summary.json, and live.json (latency, frames)")
     p.add_argument("--plain", action="store_true", help="one plain line per event instead of a live panel")
     p.add_argument("--face-model", default=None, help="face bundle name or folder (default face.fervideo)")
     p.add_argument("--voice-model", default=None, help="voice bundle name or folder (default voice.multi6)")
@@ -95,6 +98,21 @@ def _panel(ev: Any):
     return table
 
 
+def _save(events: list, summary: Any, folder: Any, source: str) -> Any:
+    """The session's events as a timeline, written as ``avemo analyze`` writes a file's, and the live summary."""
+    import json
+
+    from avemo.inference.batch import write_outputs
+    from avemo.inference.result import EmotionTimeline
+
+    timeline = EmotionTimeline.from_events(events, source=source)
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(timeline):
+        write_outputs(timeline, folder)
+    (folder / "live.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    return folder
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
@@ -124,7 +142,11 @@ def run(args: argparse.Namespace) -> int:
         live = Live(refresh_per_second=10, transient=False)
         live.start()
 
+    kept: list[Any] = []  # the events, for --save
+
     def on_event(ev: Any) -> None:
+        if args.save:
+            kept.append(ev)
         if out is not None:
             out.write(json.dumps(ev.to_dict()) + "\n")
         if live is not None:
@@ -142,4 +164,6 @@ def run(args: argparse.Namespace) -> int:
     print(summary.format())
     if args.out:
         print(f"events: {args.out}")
+    if args.save:
+        print(f"session: {_save(kept, summary, Path(args.save), args.source)}/ (timeline.csv, timeline.png, ...)")
     return 130 if summary.interrupted else 0

@@ -91,10 +91,12 @@ class EmotionTimeline(pd.DataFrame):
     @classmethod
     def from_events(cls, events: Sequence[Any], **attrs: Any) -> EmotionTimeline:
         """Live events (:class:`avemo.inference.events.LiveEvent` or their dicts) as a timeline: one row per
-        event at its media time (``start == end``), with the smoothed probabilities and latency besides."""
+        event at its media time (``start == end``), with the smoothed probabilities and latency besides; from a run
+        with text, the words' emotions (``text_*``), the transcript and the text's weight too."""
         rows = []
-        for event in events:
-            e = event if isinstance(event, dict) else event.to_dict()
+        dicts = [event if isinstance(event, dict) else event.to_dict() for event in events]
+        text = any(e.get("text_emotion_words") is not None or e.get("transcript") is not None for e in dicts)
+        for e in dicts:
             row = {"start": e["time"], "end": e["time"], "face": e["face"] is not None,
                    "speech": e["voice"] is not None, "speech_fraction": e.get("speech_fraction"),
                    "source": e["source"]}
@@ -104,8 +106,13 @@ class EmotionTimeline(pd.DataFrame):
             row.update({"label": e["label"], "confidence": e["confidence"], "latency_ms": e["latency_ms"],
                         "uncertain": bool(e.get("uncertain")),
                         **{f"weight_{m}": (e.get("weights") or {}).get(m, 0.0) for m in ("face", "voice")}})
+            if text:
+                probs = e.get("text") or {}
+                row.update({f"text_{name}": probs.get(name, np.nan) for name in EMOTIONS})
+                row.update(transcript=e.get("transcript"), text_emotion_words=e.get("text_emotion_words"),
+                           weight_text=(e.get("weights") or {}).get("text", 0.0))
             rows.append(row)
-        out = cls(pd.DataFrame.from_records(rows, columns=_event_columns()))
+        out = cls(pd.DataFrame.from_records(rows, columns=_event_columns(text)))
         out.attrs.update({"labels": list(EMOTIONS), **attrs})
         return out
 
@@ -410,10 +417,11 @@ def _plot_weights(ax: Any, rows: pd.DataFrame, x: np.ndarray, weights: list[str]
     ax.margins(x=0)
 
 
-def _event_columns() -> list[str]:
+def _event_columns(text: bool = False) -> list[str]:
     base = ["start", "end", "face", "speech", "speech_fraction", "source"]
     probs = [c for m in (*MODALITIES, "smoothed") for c in prob_columns(m)]
-    return base + probs + ["label", "confidence", "latency_ms", "uncertain", "weight_face", "weight_voice"]
+    words = [*prob_columns("text"), "transcript", "text_emotion_words", "weight_text"] if text else []
+    return base + probs + ["label", "confidence", "latency_ms", "uncertain", "weight_face", "weight_voice"] + words
 
 
 def _default(obj: Any) -> Any:
