@@ -87,6 +87,14 @@ def test_readings_of_an_answer_and_no_answer_counting_as_wrong():
     assert within["answered"] == open_["answered"] == 0.75
     assert within["confusion"] == [[1, 0, 1], [1, 1, 0]] and within["columns"] == ["happy", "sad", NO_ANSWER]
     assert within["by_speaker"]["c:h"] == {"n": 2, "accuracy": 0.5, "uar": 0.5}
+    # what the fusion did, clip by clip: fused right where the voice was wrong, and wrong where it was right
+    table["fused_happy"], table["fused_sad"] = [0.9, 0.6, 0.4, 0.2], [0.1, 0.4, 0.6, 0.8]
+    for e in EMOTIONS:
+        if e not in ("happy", "sad"):
+            table[f"fused_{e}"] = 0.0
+    effect = metrics(table, ["voice", "fused"])["fusion"]
+    assert effect["voice"] == {"fixed": 1, "broke": 1}  # clip 3: voice wrong, fused right; clip 2 the reverse
+    assert effect["none_right_fused_right"] == 1 and effect["some_right_fused_wrong"] == 1
 
 
 def test_a_limited_draw_is_balanced_and_the_same_every_time(tmp_path):

@@ -118,6 +118,12 @@ def _print(console: Any, m: dict) -> None:
     table.caption = ("within the data's classes (the answer's argmax over them); 8-way: over all eight; a clip "
                      "without a face or speech counts as wrong for that modality")
     console.print(table)
+    effect = m.get("fusion")
+    if effect:
+        said = [f"{x}: right where it was wrong on {effect[x]['fixed']}, wrong where it was right on "
+                f"{effect[x]['broke']}" for x in ("face", "voice", "text") if x in effect and x not in never]
+        if said:
+            console.print(f"the fused answer against each alone, clips: {'; '.join(said)}", soft_wrap=True)
     if never:
         what = {"face": "a face", "voice": "speech", "text": "words"}
         console.print(f"no clip had {' or '.join(what[x] for x in never)}: not scored", soft_wrap=True)

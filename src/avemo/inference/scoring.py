@@ -306,6 +306,26 @@ def metrics(table: pd.DataFrame, modalities: Sequence[str]) -> dict[str, Any]:
                             "uar": round(float(np.mean(recall_score(t, a, labels=present, average=None,
                                                                     zero_division=0))), 4)}
             out[m][mode] = entry
+    if "fused" in modalities:
+        out["fusion"] = _fusion_effect(rows, modalities, classes, truth)
+    return out
+
+
+def _fusion_effect(rows: pd.DataFrame, modalities: Sequence[str], classes: Sequence[str],
+                   truth: Sequence[str]) -> dict[str, Any]:
+    """What the fusion did to each single modality's answer, clip by clip (within the data's classes): how often the
+    fused answer is right where that modality was wrong (``fixed``) and wrong where it was right (``broke``)."""
+    right = {m: np.array([a == t for a, t in zip(_answers(rows, m, classes, "within"), truth)])
+             for m in modalities}
+    out: dict[str, Any] = {}
+    for m in modalities:
+        if m == "fused":
+            continue
+        out[m] = {"fixed": int((right["fused"] & ~right[m]).sum()), "broke": int((~right["fused"] & right[m]).sum())}
+    singles = [m for m in modalities if m != "fused"]
+    any_right = np.any([right[m] for m in singles], axis=0)
+    out["none_right_fused_right"] = int((right["fused"] & ~any_right).sum())
+    out["some_right_fused_wrong"] = int((~right["fused"] & any_right).sum())
     return out
 
 
