@@ -3,6 +3,7 @@ and one bad file is reported and skipped, never the end of the run."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -198,6 +199,10 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
             try:
                 timeline = analyzer.analyze(path, progress=None if on_media is None else
                                             (lambda done, total, p=path: on_media(p, done, total)))
+                settle()  # the previous input, whose plot was drawn meanwhile
+                folder.mkdir(parents=True, exist_ok=True)
+                if plotter is not None:  # drawn while the tables (and the annotated video) are written
+                    plot = plotter.submit(timeline, folder / "timeline.png")
                 _write_tables(timeline, folder)
                 if annotate and timeline["face"].any():
                     from avemo.inference.annotate import annotate_photo, annotate_video
@@ -206,13 +211,13 @@ def analyze_to_folder(inputs: Sequence[Path], out_dir: Path, analyzer: Analyzer,
                         annotate_photo(path, timeline, folder / "annotated.png")
                     else:
                         annotate_video(path, timeline, folder / "annotated.mp4")
-                settle()  # the previous input, whose plot was drawn meanwhile
-                if plotter is not None:
-                    plot = plotter.submit(timeline, folder / "timeline.png")
-                else:
+                if plot is None:
                     timeline.plot(folder / "timeline.png")
                     plot = lambda f=folder: f / "timeline.png"  # noqa: E731
             except Exception as exc:  # one bad file fails alone, whatever broke
+                if plot is not None:  # its answer read, so that one plot at a time is outstanding
+                    with contextlib.suppress(Exception):
+                        plot()
                 settle()
                 report.failed[str(path)] = failure_message(path, exc)
                 record(path, "failed", folder)
